@@ -1,0 +1,18 @@
+# The everyday commands; each is a thin wrapper over cargo (README gives the plain commands).
+
+# Replay a recorded company through the whole service
+demo:
+    cargo run --bin jmotto-zoom -- demo
+
+# Every test (unit + the integration binary), offline
+test:
+    cargo test --all-targets
+
+# Formatting and lints as CI checks them
+lint:
+    cargo fmt --check
+    cargo clippy --all-targets -- -D warnings
+
+# What CI runs
+ci:
+    bash .ci/run

@@ -1,0 +1,6 @@
+//! `jmotto-zoom`: demo, sync, run.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    jmotto_zoom::cli::main().await
+}

@@ -1,0 +1,37 @@
+//! `jmotto-zoom-server --config F`: the HTTP receiver.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::Parser;
+use jmotto_zoom::{cli, http::Application};
+
+#[derive(Parser)]
+#[command(
+    name = "jmotto-zoom-server",
+    version,
+    about = "The jmotto-zoom HTTP receiver"
+)]
+struct Args {
+    #[arg(long, default_value = "jmotto-zoom.toml")]
+    config: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    jmotto_zoom::telemetry::init("info");
+    let args = Args::parse();
+    let result = async {
+        let engine = cli::open(&args.config).await?;
+        let application = Application::build(engine)?;
+        tracing::info!(port = application.port(), "listening");
+        application.run_until_stopped(cli::shutdown_signal()).await
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! `jmotto-zoom-worker --config F`: runs the jobs; any number may share one database.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::Parser;
+use jmotto_zoom::{cli, jobs::worker::Worker};
+
+#[derive(Parser)]
+#[command(
+    name = "jmotto-zoom-worker",
+    version,
+    about = "The jmotto-zoom job worker"
+)]
+struct Args {
+    #[arg(long, default_value = "jmotto-zoom.toml")]
+    config: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    jmotto_zoom::telemetry::init("info");
+    let args = Args::parse();
+    let result = async {
+        let engine = cli::open(&args.config).await?;
+        Worker::build(engine)
+            .run_until_stopped(cli::shutdown_signal())
+            .await
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

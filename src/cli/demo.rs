@@ -1,0 +1,266 @@
+//! `jmotto-zoom demo`: the replay servers, a temporary database, the server and a worker in
+//! one process; one sync of the recorded company through the real HTTP trigger; then a table
+//! of the meetings created and of the entries skipped, with their reasons.
+
+use std::{process::ExitCode, sync::Arc, time::Duration};
+
+use anyhow::Context;
+
+use super::AdminClient;
+use crate::{
+    config::Settings,
+    http::Application,
+    jobs::{Engine, worker::Worker},
+    replay::{ReplayServer, company},
+    store::Store,
+};
+
+/// The admin token of the demo's throw-away server.
+pub const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
+
+/// The configuration of the replayed company, pointed at the replay servers: the same file
+/// shape an administrator writes (SPEC §4).
+pub fn demo_settings(
+    jmotto: &ReplayServer,
+    zoom: &ReplayServer,
+    database_url: &str,
+) -> anyhow::Result<Settings> {
+    let mut text = format!(
+        r#"
+[database]
+url = "{database_url}"
+
+[server]
+listen = "127.0.0.1:0"
+admin_token = "{DEMO_ADMIN_TOKEN}"
+
+[zoom]
+account_id = "{account}"
+client_id = "{client}"
+client_secret = "{secret}"
+oauth_url = "{zoom}/oauth/token"
+api_url = "{zoom}/v2"
+
+[groupware]
+base_url = "{jmotto}{base_path}"
+admin_login_id = "{login}"
+admin_password = "{password}"
+timezone = "{timezone}"
+requests_per_second = 50
+
+[sync]
+poll_interval_seconds = 0
+
+[worker]
+queue_poll_interval_ms = 50
+
+[clock]
+now = "{now}"
+"#,
+        account = company::ZOOM_ACCOUNT_ID,
+        client = company::ZOOM_CLIENT_ID,
+        secret = company::ZOOM_CLIENT_SECRET,
+        zoom = zoom.base_url(),
+        jmotto = jmotto.base_url(),
+        base_path = company::JMOTTO_BASE_PATH,
+        login = company::ADMIN_LOGIN_ID,
+        password = company::ADMIN_PASSWORD,
+        timezone = company::TIMEZONE,
+        now = company::RECORDED_AT,
+    );
+    for (id, email, enabled) in company::USERS {
+        text.push_str(&format!(
+            "\n[[users]]\ngroupware_id = \"{id}\"\nzoom_email = \"{email}\"\nenabled = {enabled}\n"
+        ));
+    }
+    Settings::from_toml_str(&text, std::iter::empty())
+}
+
+async fn start_stack(settings: Settings) -> anyhow::Result<(Arc<Engine>, Application, Worker)> {
+    let store = Store::connect(&settings.database.url).await?;
+    let engine = Engine::new(settings, store)?;
+    let application = Application::build(engine.clone())?;
+    let worker = Worker::build(engine.clone());
+    Ok((engine, application, worker))
+}
+
+/// Runs the demo.
+pub async fn run() -> anyhow::Result<ExitCode> {
+    crate::telemetry::init("error");
+    let jmotto = ReplayServer::start_jmotto()
+        .await
+        .context("cannot start the J-MOTTO replay")?;
+    let zoom = ReplayServer::start_zoom()
+        .await
+        .context("cannot start the Zoom replay")?;
+    let folder = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let database_url = format!("sqlite://{}", folder.path().join("demo.db").display());
+    let settings = demo_settings(&jmotto, &zoom, &database_url)?;
+    println!("jmotto-zoom demo: a recorded J-MOTTO company replayed on this machine (no network)");
+    println!(
+        "  J-MOTTO replay: {}{}",
+        jmotto.base_url(),
+        company::JMOTTO_BASE_PATH
+    );
+    println!("  Zoom replay:    {}/v2", zoom.base_url());
+    println!(
+        "  clock fixed at: {} (the fixtures' recording time)",
+        company::RECORDED_AT
+    );
+    println!("  database:       {database_url}");
+
+    let (engine, application, worker) = start_stack(settings).await?;
+    let port = application.port();
+    let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut stop_server = stop_tx.subscribe();
+    let mut stop_worker = stop_tx.subscribe();
+    let server = tokio::spawn(application.run_until_stopped(async move {
+        let _ = stop_server.recv().await;
+    }));
+    let worker = tokio::spawn(worker.run_until_stopped(async move {
+        let _ = stop_worker.recv().await;
+    }));
+
+    let client = AdminClient::new(
+        format!("http://127.0.0.1:{port}"),
+        DEMO_ADMIN_TOKEN.to_owned(),
+    )?;
+    println!("  server:         http://127.0.0.1:{port}");
+    let job_id = client.trigger_sync(None).await?;
+    println!("\nPOST /api/v1/sync -> job {job_id}; waiting for the worker…");
+    let started = std::time::Instant::now();
+    let status = client.wait_until_idle(Duration::from_secs(120)).await?;
+    let meetings = client.get("/api/v1/meetings").await?;
+    println!("done in {:.1} s\n", started.elapsed().as_secs_f64());
+    let mut failed = print_report(&meetings, &status);
+    if let Some(jobs) = status["queue"]["failed"].as_i64().filter(|n| *n > 0) {
+        println!("\n{jobs} job(s) failed: see the log above");
+        failed += usize::try_from(jobs).unwrap_or(1);
+    }
+
+    let unmatched: Vec<String> = jmotto
+        .unmatched()
+        .into_iter()
+        .chain(zoom.unmatched())
+        .collect();
+    let _ = stop_tx.send(());
+    server.await.context("server task")??;
+    worker.await.context("worker task")??;
+    engine.store.close().await;
+    jmotto.stop().await;
+    zoom.stop().await;
+    anyhow::ensure!(
+        unmatched.is_empty(),
+        "requests the fixtures do not cover: {unmatched:?}"
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn text<'a>(value: &'a serde_json::Value, key: &str) -> &'a str {
+    value[key].as_str().unwrap_or("")
+}
+
+fn clip(text: &str, chars: usize) -> String {
+    if text.chars().count() <= chars {
+        text.to_owned()
+    } else {
+        let mut cut: String = text.chars().take(chars.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// Prints the meetings by state and the users' errors; returns how many failed.
+pub fn print_report(meetings: &serde_json::Value, status: &serde_json::Value) -> usize {
+    let rows = meetings["meetings"].as_array().cloned().unwrap_or_default();
+    let by_state = |state: &str| -> Vec<&serde_json::Value> {
+        rows.iter().filter(|m| text(m, "state") == state).collect()
+    };
+    let created = by_state("created");
+    println!("Created Zoom meetings ({}):", created.len());
+    println!(
+        "  {:<24} {:<26} {:>5}  {:<14} topic",
+        "host", "start (local)", "min", "meeting id"
+    );
+    for m in &created {
+        println!(
+            "  {:<24} {:<26} {:>5}  {:<14} {}",
+            text(m, "host_email"),
+            text(m, "start"),
+            m["duration_minutes"],
+            m["zoom_meeting_id"],
+            clip(text(m, "topic"), 40)
+        );
+    }
+    for state in ["pending", "deferred", "superseded", "deleted"] {
+        let list = by_state(state);
+        if !list.is_empty() {
+            println!("\n{} {state}:", list.len());
+            for m in list {
+                println!(
+                    "  {} {} {} ({})",
+                    text(m, "schedule_id"),
+                    text(m, "occurrence"),
+                    text(m, "start"),
+                    text(m, "reason")
+                );
+            }
+        }
+    }
+    let skipped = by_state("skipped");
+    println!("\nSkipped entries ({}):", skipped.len());
+    for m in &skipped {
+        let entry = if text(m, "occurrence").is_empty() {
+            text(m, "schedule_id").to_owned()
+        } else {
+            format!("{}/{}", text(m, "schedule_id"), text(m, "occurrence"))
+        };
+        println!(
+            "  entry {:<18} {:<26} {:<16} {}",
+            entry,
+            text(m, "start"),
+            text(m, "reason"),
+            clip(text(m, "topic"), 30)
+        );
+    }
+    let failed = by_state("failed");
+    if !failed.is_empty() {
+        println!("\nFailed ({}):", failed.len());
+        for m in &failed {
+            println!(
+                "  entry {} {}: {}",
+                text(m, "schedule_id"),
+                text(m, "occurrence"),
+                text(m, "reason")
+            );
+        }
+    }
+    let users = status["users"].as_array().cloned().unwrap_or_default();
+    let troubled: Vec<_> = users
+        .iter()
+        .filter(|u| !u["last_error"].is_null())
+        .collect();
+    if !troubled.is_empty() {
+        println!("\nUsers not synced:");
+        for u in troubled {
+            println!(
+                "  {} ({}): {}",
+                text(u, "groupware_id"),
+                text(u, "zoom_email"),
+                text(u, "last_error")
+            );
+        }
+    }
+    let disabled: Vec<_> = users.iter().filter(|u| u["enabled"] == false).collect();
+    if !disabled.is_empty() {
+        println!("\nUsers not enabled (R-USERS, not read):");
+        for u in disabled {
+            println!("  {} ({})", text(u, "groupware_id"), text(u, "zoom_email"));
+        }
+    }
+    failed.len()
+}

@@ -1,0 +1,235 @@
+//! The `jmotto-zoom` command line (SPEC §4a): `demo`, `sync`, `run`.
+
+pub mod demo;
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+
+use crate::{
+    config::Settings,
+    http::Application,
+    jobs::{Engine, worker::Worker},
+    store::Store,
+};
+
+/// Command-line arguments of `jmotto-zoom`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "jmotto-zoom",
+    version,
+    about = "J-MOTTO schedule entries become Zoom meetings"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Replays a recorded company through the whole service and prints what it created.
+    Demo,
+    /// Triggers a sync through the server's API.
+    Sync {
+        #[arg(long, default_value = "jmotto-zoom.toml")]
+        config: PathBuf,
+        /// Only these groupware user ids (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        users: Option<Vec<String>>,
+        /// Wait until no job is pending or running, then print the outcome.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Server and worker in one process (the embedded single-machine default).
+    Run {
+        #[arg(long, default_value = "jmotto-zoom.toml")]
+        config: PathBuf,
+    },
+}
+
+/// Runs the command line; the exit code says whether it succeeded.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo => demo::run().await,
+        Command::Sync {
+            config,
+            users,
+            wait,
+        } => sync(&config, users, wait).await,
+        Command::Run { config } => run(&config).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+/// Opens the database and builds the shared engine from a configuration file.
+pub async fn open(config: &std::path::Path) -> anyhow::Result<std::sync::Arc<Engine>> {
+    let settings = Settings::load(config)?;
+    let store = Store::connect(&settings.database.url).await?;
+    Engine::new(settings, store)
+}
+
+async fn run(config: &std::path::Path) -> anyhow::Result<ExitCode> {
+    crate::telemetry::init("info");
+    let engine = open(config).await?;
+    let application = Application::build(engine.clone())?;
+    tracing::info!(port = application.port(), "listening");
+    let worker = Worker::build(engine);
+    let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let server_stop = wait_for(stop_tx.subscribe());
+    let worker_stop = wait_for(stop_tx.subscribe());
+    let signals = tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(());
+    });
+    let (server, worker) = tokio::join!(
+        application.run_until_stopped(server_stop),
+        worker.run_until_stopped(worker_stop)
+    );
+    signals.abort();
+    server?;
+    worker?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for(mut receiver: tokio::sync::broadcast::Receiver<()>) {
+    let _ = receiver.recv().await;
+}
+
+/// A client of a running server's admin API.
+pub struct AdminClient {
+    http: reqwest::Client,
+    base_url: String,
+    token: String,
+}
+
+impl AdminClient {
+    /// A client for `base_url` (e.g. `http://127.0.0.1:8080`) with the admin token.
+    pub fn new(base_url: String, token: String) -> anyhow::Result<AdminClient> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(AdminClient {
+            http,
+            base_url,
+            token,
+        })
+    }
+
+    /// `POST /api/v1/sync`; returns the job id.
+    pub async fn trigger_sync(&self, users: Option<Vec<String>>) -> anyhow::Result<String> {
+        let mut request = self
+            .http
+            .post(format!("{}/api/v1/sync", self.base_url))
+            .bearer_auth(&self.token);
+        if let Some(users) = users {
+            request = request.json(&serde_json::json!({ "users": users }));
+        }
+        let response = request.send().await.context("cannot reach the server")?;
+        let status = response.status();
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .context("the server's answer is not JSON")?;
+        anyhow::ensure!(
+            status.as_u16() == 202,
+            "the server refused the sync ({status}): {body}"
+        );
+        body["job_id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the server's answer has no job_id")
+    }
+
+    /// `GET path` as JSON.
+    pub async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let response = self
+            .http
+            .get(format!("{}{}", self.base_url, path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .context("cannot reach the server")?;
+        let status = response.status();
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .context("the server's answer is not JSON")?;
+        anyhow::ensure!(status.is_success(), "GET {path} answered {status}: {body}");
+        Ok(body)
+    }
+
+    /// Polls `status` until no job is pending or running (at most `limit`).
+    pub async fn wait_until_idle(&self, limit: Duration) -> anyhow::Result<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let status = self.get("/api/v1/status").await?;
+            let queue = &status["queue"];
+            if queue["pending"] == 0 && queue["running"] == 0 {
+                return Ok(status);
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "jobs still pending after {limit:?}: {queue}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+async fn sync(
+    config: &std::path::Path,
+    users: Option<Vec<String>>,
+    wait: bool,
+) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(config)?;
+    let client = AdminClient::new(
+        format!("http://{}", settings.server.listen),
+        settings.server.admin_token.expose_secret().to_owned(),
+    )?;
+    let job_id = client.trigger_sync(users).await?;
+    println!("sync queued: job {job_id}");
+    if !wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    client.wait_until_idle(Duration::from_secs(3600)).await?;
+    let meetings = client.get("/api/v1/meetings").await?;
+    let status = client.get("/api/v1/status").await?;
+    let failed = demo::print_report(&meetings, &status);
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,162 @@
+//! The J-MOTTO wire layer: every module name, action and field name of shared
+//! `api/jmotto.md` lives here and nowhere else, so it can be corrected in one place against a
+//! real tenant.
+
+use serde::{Deserialize, Deserializer};
+
+/// Module of `login`.
+pub const LOGIN_MODULE: &str = "dneo.cgi";
+/// Module of `list_users`.
+pub const USERS_MODULE: &str = "zrconst.cgi";
+/// Module of `list_places` and `list_events`.
+pub const SCHEDULE_MODULE: &str = "schedule.cgi";
+/// Header carrying the access key on every call but login.
+pub const AUTH_HEADER: &str = "X-Desknets-Auth";
+
+/// errorno: wrong login ID or password.
+pub const ERR_LOGIN_FAILED: i64 = 1001;
+/// errorno: access key invalid or expired.
+pub const ERR_ACCESS_KEY: i64 = 1002;
+/// errorno: no permission to view this user's schedule.
+pub const ERR_FORBIDDEN: i64 = 2001;
+/// errorno: no such user.
+pub const ERR_NO_SUCH_USER: i64 = 2002;
+/// errorno: internal error.
+pub const ERR_INTERNAL: i64 = 9000;
+
+/// The `status: ok | ng` envelope's failure half.
+#[derive(Debug, Deserialize)]
+pub struct Envelope {
+    pub status: String,
+    #[serde(default)]
+    pub errorno: Option<i64>,
+    #[serde(default)]
+    pub errormessage: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginResponse {
+    pub access_key: String,
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+    #[serde(default)]
+    pub user: Option<LoginUser>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginUser {
+    #[serde(deserialize_with = "string_or_number")]
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UsersResponse {
+    #[serde(default)]
+    pub users: Vec<WireUser>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WireUser {
+    #[serde(deserialize_with = "string_or_number")]
+    pub id: String,
+    #[serde(default)]
+    pub login_id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub organization: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PlacesResponse {
+    #[serde(default)]
+    pub places: Vec<WirePlace>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WirePlace {
+    #[serde(deserialize_with = "string_or_number")]
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EventsResponse {
+    #[serde(default)]
+    pub events: Vec<WireEvent>,
+    #[serde(default)]
+    pub next_page: Option<u32>,
+}
+
+/// One item of `list_events`: an entry, or one occurrence of a repeating entry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WireEvent {
+    #[serde(deserialize_with = "string_or_number")]
+    pub id: String,
+    #[serde(default)]
+    pub occurrence: Option<String>,
+    #[serde(default)]
+    pub repeat: Option<String>,
+    #[serde(default)]
+    pub event: Option<String>,
+    #[serde(default)]
+    pub detail: Option<String>,
+    #[serde(default)]
+    pub place: Option<String>,
+    #[serde(default)]
+    pub memo: Option<String>,
+    #[serde(default)]
+    pub allday: bool,
+    pub start: String,
+    pub end: String,
+    #[serde(deserialize_with = "string_or_number")]
+    pub owner: String,
+    #[serde(default, deserialize_with = "strings_or_numbers")]
+    pub members: Vec<String>,
+}
+
+/// Request fields of `list_events`.
+pub fn list_events_form(uid: &str, from: &str, to: &str, page: u32) -> Vec<(&'static str, String)> {
+    vec![
+        ("action", "list_events".to_owned()),
+        ("uid", uid.to_owned()),
+        ("from", from.to_owned()),
+        ("to", to.to_owned()),
+        ("page", page.to_string()),
+    ]
+}
+
+fn string_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(i64),
+    }
+    Ok(match Id::deserialize(deserializer)? {
+        Id::Text(s) => s,
+        Id::Number(n) => n.to_string(),
+    })
+}
+
+fn strings_or_numbers<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(i64),
+    }
+    Ok(Vec::<Id>::deserialize(deserializer)?
+        .into_iter()
+        .map(|id| match id {
+            Id::Text(s) => s,
+            Id::Number(n) => n.to_string(),
+        })
+        .collect())
+}

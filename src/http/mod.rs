@@ -1,0 +1,109 @@
+//! The HTTP receiver (SPEC §5): health, the manual trigger and the read APIs.
+//!
+//! Invariant: no handler calls J-MOTTO or Zoom. A trigger writes its state and enqueues its
+//! job in one transaction, and answers.
+
+pub mod errors;
+mod routes;
+
+use std::{future::Future, net::TcpListener, sync::Arc};
+
+use actix_web::{
+    App, HttpMessage, HttpServer,
+    dev::{Server, Service},
+    web,
+};
+use anyhow::Context;
+use tracing::Instrument;
+
+use crate::jobs::Engine;
+
+pub use errors::ApiError;
+
+/// The request id of one HTTP request (also carried into the jobs it enqueues).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// What handlers share. The engine's clients are there for the worker half of `run`;
+/// handlers use only its store, settings and clock.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+}
+
+/// A bound, not yet running HTTP server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds `server.listen` (port 0 picks a free port).
+    pub fn build(engine: Arc<Engine>) -> anyhow::Result<Application> {
+        let address = engine.settings.server.listen.clone();
+        let listener = TcpListener::bind(&address)
+            .with_context(|| format!("cannot listen on {address} (server.listen)"))?;
+        Application::build_with_listener(engine, listener)
+    }
+
+    /// Serves on an already bound listener.
+    pub fn build_with_listener(
+        engine: Arc<Engine>,
+        listener: TcpListener,
+    ) -> anyhow::Result<Application> {
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState { engine });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap_fn(|request, service| {
+                    let id = crate::jobs::new_job_id();
+                    let span = tracing::info_span!(
+                        "request",
+                        request.id = %id,
+                        method = %request.method(),
+                        path = %request.path()
+                    );
+                    request.extensions_mut().insert(RequestId(id.clone()));
+                    let response = service.call(request);
+                    async move {
+                        let mut response = response.await?;
+                        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&id) {
+                            response.headers_mut().insert(
+                                actix_web::http::header::HeaderName::from_static("x-request-id"),
+                                value,
+                            );
+                        }
+                        Ok(response)
+                    }
+                    .instrument(span)
+                })
+                .configure(routes::configure)
+        })
+        .workers(2)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        Ok(Application { port, server })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` resolves, then stops gracefully.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let stopper = tokio::spawn(async move {
+            shutdown.await;
+            handle.stop(true).await;
+        });
+        let result = self.server.await.context("the HTTP server failed");
+        stopper.abort();
+        result
+    }
+}

@@ -1,0 +1,101 @@
+//! What every job handler of a process shares: settings, the store, the two clients (with
+//! the process-wide limiters inside them) and the clock.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    config::Settings,
+    domain::{host::EnabledUsers, location::LocationMatcher},
+    groupware::GroupwareClient,
+    limits::Limiters,
+    store::Store,
+    zoom::{ZoomClient, ZoomCredentials},
+};
+
+/// "Now" for the sync rules (window, R-PAST). Job run times always use the system clock.
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    /// The system clock.
+    System,
+    /// A fixed instant (`[clock] now`): the demo and the tests replay fixtures recorded at one
+    /// instant.
+    Fixed(DateTime<Utc>),
+}
+
+impl Clock {
+    /// The current instant.
+    pub fn now(&self) -> DateTime<Utc> {
+        match self {
+            Clock::System => Utc::now(),
+            Clock::Fixed(at) => *at,
+        }
+    }
+}
+
+/// The shared context of job handlers.
+#[derive(Debug)]
+pub struct Engine {
+    pub settings: Settings,
+    pub store: Store,
+    pub groupware: GroupwareClient,
+    pub zoom: ZoomClient,
+    pub clock: Clock,
+    pub enabled_users: EnabledUsers,
+    pub location: LocationMatcher,
+}
+
+impl Engine {
+    /// Builds the clients (no network call yet) around an open store.
+    pub fn new(settings: Settings, store: Store) -> anyhow::Result<Arc<Engine>> {
+        let limiters = Limiters::new(
+            settings.zoom.create_per_second,
+            settings.zoom.requests_per_second,
+            settings.groupware.requests_per_second,
+        );
+        let groupware = GroupwareClient::new(
+            &settings.groupware.base_url,
+            &settings.groupware.admin_login_id,
+            settings.groupware.admin_password.clone(),
+            limiters.groupware.clone(),
+        )?;
+        let zoom = ZoomClient::new(
+            ZoomCredentials {
+                oauth_url: settings.zoom.oauth_url.clone(),
+                api_url: settings.zoom.api_url.trim_end_matches('/').to_owned(),
+                account_id: settings.zoom.account_id.clone(),
+                client_id: settings.zoom.client_id.clone(),
+                client_secret: settings.zoom.client_secret.clone(),
+            },
+            limiters.zoom_create.clone(),
+            limiters.zoom_light.clone(),
+        )?;
+        let clock = match settings.clock.now {
+            Some(at) => Clock::Fixed(at),
+            None => Clock::System,
+        };
+        Ok(Arc::new(Engine {
+            enabled_users: settings.enabled_users(),
+            location: LocationMatcher::new(&settings.sync.location),
+            groupware,
+            zoom,
+            clock,
+            store,
+            settings,
+        }))
+    }
+
+    /// Exponential backoff for the given attempt (1-based).
+    pub fn retry_delay(&self, attempt: u32) -> std::time::Duration {
+        super::backoff(
+            std::time::Duration::from_secs(self.settings.worker.retry_base_seconds),
+            attempt,
+        )
+    }
+
+    /// Attempts per job before `failed`.
+    pub fn max_attempts(&self) -> i64 {
+        i64::from(self.settings.worker.max_attempts)
+    }
+}

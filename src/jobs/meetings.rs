@@ -1,0 +1,443 @@
+//! `CreateMeeting`, `UpdateMeeting`, `DeleteMeeting`: the only code that writes to Zoom.
+//!
+//! R-ONCE: a create first claims its row (`pending|deferred|failed` → `creating`) in a
+//! committed transaction, and only then calls Zoom. A job that finds its row already
+//! `creating` is the retry of an attempt that may have reached Zoom (a crash, a timeout, a
+//! 5xx): it looks for the meeting by its agenda marker, start and duration among the host's
+//! upcoming meetings when the token may list them, and adopts it; without that scope it
+//! creates again and flags the row `possible_duplicate`.
+
+use anyhow::Context;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+
+use super::{CreateMeeting, DeleteMeeting, Engine, PushOptions, UpdateMeeting, push};
+use crate::{
+    store::{MeetingRow, MeetingState, meetings as rows, parse_utc},
+    zoom::{Invitee, MeetingRequest, MeetingSettings, QuotaKind, ZoomError},
+};
+
+/// Scope that lets a retried create look for its meeting (admin or user level).
+const LIST_SCOPES: [&str; 2] = [
+    "meeting:read:list_meetings:admin",
+    "meeting:read:list_meetings",
+];
+
+fn meeting_request(row: &MeetingRow) -> MeetingRequest {
+    let invitees = row.invitee_emails();
+    MeetingRequest {
+        topic: row.topic.clone(),
+        meeting_type: 2,
+        start_time: row.start_utc.clone(),
+        duration: u32::try_from(row.duration_minutes).unwrap_or(u32::MAX),
+        timezone: row.timezone.clone(),
+        agenda: row.agenda.clone(),
+        settings: (!invitees.is_empty()).then(|| MeetingSettings {
+            meeting_invitees: invitees
+                .into_iter()
+                .map(|email| Invitee { email })
+                .collect(),
+        }),
+    }
+}
+
+/// Next 00:00 UTC after `now` (Zoom's per-host daily quota resets then).
+pub fn next_utc_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
+    let tomorrow = now.date_naive().succ_opt().unwrap_or(now.date_naive());
+    tomorrow.and_time(chrono::NaiveTime::MIN).and_utc()
+}
+
+/// Runs one create.
+pub async fn run_create(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<()> {
+    let (row, retry_of_claim) = {
+        let mut tx = engine.store.begin_write().await?;
+        let claimed = rows::claim_for_create(&mut tx, job.meeting_id).await?;
+        let result = match claimed {
+            Some(row) => (row, false),
+            None => match rows::meeting_by_id(&mut tx, job.meeting_id).await? {
+                Some(row) if row.state() == MeetingState::Creating => (row, true),
+                // created, superseded, skipped…: nothing left to do (R-ONCE)
+                _ => return Ok(()),
+            },
+        };
+        tx.commit().await?;
+        result
+    };
+    let end = parse_utc(&row.end_utc)?;
+    if end <= engine.clock.now() {
+        // R-PAST: ended before its job ran.
+        let mut conn = engine.store.pool().acquire().await?;
+        return rows::set_state(&mut conn, row.id, MeetingState::Skipped, Some("ended")).await;
+    }
+    let Some(host_email) = row.host_email.clone() else {
+        let mut conn = engine.store.pool().acquire().await?;
+        return rows::set_state(
+            &mut conn,
+            row.id,
+            MeetingState::Skipped,
+            Some("no_enabled_host"),
+        )
+        .await;
+    };
+    let mut flag = None;
+    if retry_of_claim {
+        match find_existing(engine, &row, &host_email).await {
+            Ok(Some((zoom_id, join_url))) => {
+                tracing::info!(
+                    meeting.row = row.id,
+                    zoom.meeting_id = zoom_id,
+                    "adopted the meeting an earlier attempt created"
+                );
+                return record_created(
+                    engine,
+                    job,
+                    &row,
+                    zoom_id,
+                    join_url.as_deref(),
+                    Some("adopted"),
+                )
+                .await;
+            }
+            Ok(None) => {}
+            Err(ListUnavailable::NoScope) => flag = Some("possible_duplicate"),
+            Err(ListUnavailable::Failed(error)) => {
+                return schedule_retry(engine, job, &row, &error, MeetingState::Creating).await;
+            }
+        }
+    }
+    match engine
+        .zoom
+        .create_meeting(&host_email, &meeting_request(&row))
+        .await
+    {
+        Ok(created) => {
+            tracing::info!(
+                request.id = job.request_id.as_deref().unwrap_or(""),
+                schedule.id = %row.schedule_id,
+                occurrence = %row.occurrence,
+                zoom.meeting_id = created.id,
+                host = %host_email,
+                "created Zoom meeting"
+            );
+            record_created(
+                engine,
+                job,
+                &row,
+                created.id,
+                created.join_url.as_deref(),
+                flag,
+            )
+            .await
+        }
+        // Zoom answered before creating anything: the row can be claimed afresh.
+        Err(error @ ZoomError::Quota { .. }) | Err(error @ ZoomError::Auth(_)) => {
+            schedule_retry(engine, job, &row, &error, MeetingState::Pending).await
+        }
+        // The request may have reached Zoom: keep the claim so the retry looks first.
+        Err(error @ ZoomError::Retryable(_)) => {
+            schedule_retry(engine, job, &row, &error, MeetingState::Creating).await
+        }
+        Err(error @ ZoomError::Permanent { .. }) => {
+            let mut conn = engine.store.pool().acquire().await?;
+            tracing::warn!(meeting.row = row.id, error = %error, "Zoom refused a create");
+            rows::set_state(
+                &mut conn,
+                row.id,
+                MeetingState::Failed,
+                Some(&format!("zoom_rejected: {error}")),
+            )
+            .await?;
+            // failed rows are claimable by a later sync's re-arm only, not by this job
+            sqlx::query("UPDATE meetings SET attempts = ? WHERE id = ?")
+                .bind(engine.max_attempts())
+                .bind(row.id)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+enum ListUnavailable {
+    NoScope,
+    Failed(ZoomError),
+}
+
+async fn find_existing(
+    engine: &Engine,
+    row: &MeetingRow,
+    host_email: &str,
+) -> Result<Option<(i64, Option<String>)>, ListUnavailable> {
+    let scopes = engine
+        .zoom
+        .scopes()
+        .await
+        .map_err(ListUnavailable::Failed)?;
+    if !scopes.iter().any(|s| LIST_SCOPES.contains(&s.as_str())) {
+        return Err(ListUnavailable::NoScope);
+    }
+    let marker = row.entry_key().marker();
+    let meetings = engine
+        .zoom
+        .list_upcoming(host_email)
+        .await
+        .map_err(ListUnavailable::Failed)?;
+    let start = parse_utc(&row.start_utc).ok();
+    Ok(meetings
+        .into_iter()
+        .find(|m| {
+            let same_marker = m
+                .agenda
+                .as_deref()
+                .is_some_and(|a| a.lines().last().map(str::trim) == Some(marker.as_str()));
+            let same_start = m.start_time.as_deref().and_then(|s| parse_utc(s).ok()) == start;
+            let same_duration = m.duration.map(i64::from) == Some(row.duration_minutes);
+            same_marker && same_start && same_duration
+        })
+        .map(|m| (m.id, m.join_url)))
+}
+
+async fn record_created(
+    engine: &Engine,
+    job: &CreateMeeting,
+    row: &MeetingRow,
+    zoom_meeting_id: i64,
+    join_url: Option<&str>,
+    reason: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut tx = engine.store.begin_write().await?;
+    rows::mark_created(&mut tx, row.id, zoom_meeting_id, join_url, reason).await?;
+    if let Some(old) = row.replaces_meeting_id {
+        // R-RESCHEDULE `replace`: the new meeting exists, now the old one goes.
+        let delete = DeleteMeeting {
+            meeting_id: old,
+            reason: "replaced".to_owned(),
+            request_id: job.request_id.clone(),
+        };
+        push(&mut tx, &delete, PushOptions::default()).await?;
+    }
+    tx.commit().await.context("cannot record a created meeting")
+}
+
+/// Records a failed attempt: a durable retry (a new task with a future run time) while
+/// attempts remain, else `failed` with the reason.
+async fn schedule_retry(
+    engine: &Engine,
+    job: &CreateMeeting,
+    row: &MeetingRow,
+    error: &ZoomError,
+    state_while_waiting: MeetingState,
+) -> anyhow::Result<()> {
+    let now = Utc::now();
+    let (state, run_at, reason) = match error {
+        ZoomError::Quota {
+            kind: QuotaKind::HostDaily,
+            retry_after,
+            ..
+        } => (
+            MeetingState::Deferred,
+            retry_after.unwrap_or_else(|| next_utc_midnight(now)),
+            "host_daily_limit".to_owned(),
+        ),
+        ZoomError::Quota {
+            retry_after: Some(at),
+            kind,
+            ..
+        } => (
+            state_while_waiting,
+            (*at).max(now),
+            format!("rate_limited: {kind:?}"),
+        ),
+        other => {
+            let attempt = u32::try_from(row.attempts).unwrap_or(u32::MAX);
+            let delay = ChronoDuration::from_std(engine.retry_delay(attempt))
+                .unwrap_or(ChronoDuration::seconds(60));
+            (
+                state_while_waiting,
+                now + delay,
+                format!("retrying: {other}"),
+            )
+        }
+    };
+    let mut tx = engine.store.begin_write().await?;
+    if row.attempts >= engine.max_attempts() && state != MeetingState::Deferred {
+        tracing::warn!(meeting.row = row.id, error = %error, "create failed; attempts exhausted");
+        rows::set_state(
+            &mut tx,
+            row.id,
+            MeetingState::Failed,
+            Some(&format!("failed: {error}")),
+        )
+        .await?;
+    } else {
+        rows::mark_retry(
+            &mut tx,
+            row.id,
+            state,
+            &reason,
+            &crate::store::utc_text(run_at),
+        )
+        .await?;
+        push(
+            &mut tx,
+            job,
+            PushOptions {
+                run_at: Some(run_at),
+                ..PushOptions::default()
+            },
+        )
+        .await?;
+        tracing::info!(meeting.row = row.id, retry_at = %run_at, error = %error, "create will be retried");
+    }
+    tx.commit().await.context("cannot record a retry")
+}
+
+/// Runs one update (R-RESCHEDULE `update`, or a title/memo change under update/replace).
+pub async fn run_update(engine: &Engine, job: &UpdateMeeting) -> anyhow::Result<()> {
+    let mut conn = engine.store.pool().acquire().await?;
+    let Some(row) = rows::meeting_by_id(&mut conn, job.meeting_id).await? else {
+        return Ok(());
+    };
+    let (MeetingState::Created, Some(zoom_id)) = (row.state(), row.zoom_meeting_id) else {
+        return Ok(());
+    };
+    let attempts = rows::count_attempt(&mut conn, row.id).await?;
+    match engine
+        .zoom
+        .update_meeting(zoom_id, &meeting_request(&row))
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(zoom.meeting_id = zoom_id, schedule.id = %row.schedule_id, "updated Zoom meeting");
+            rows::set_state(&mut conn, row.id, MeetingState::Created, Some("updated")).await
+        }
+        Err(error) if error.is_not_found() => {
+            rows::set_state(
+                &mut conn,
+                row.id,
+                MeetingState::Deleted,
+                Some("missing_in_zoom"),
+            )
+            .await
+        }
+        Err(error @ ZoomError::Permanent { .. }) => {
+            rows::set_state(
+                &mut conn,
+                row.id,
+                MeetingState::Created,
+                Some(&format!("update_failed: {error}")),
+            )
+            .await
+        }
+        Err(error) => {
+            // The meeting stays `created` (it exists); only the change waits.
+            if attempts >= engine.max_attempts() {
+                return rows::set_state(
+                    &mut conn,
+                    row.id,
+                    MeetingState::Created,
+                    Some(&format!("update_failed: {error}")),
+                )
+                .await;
+            }
+            let run_at = retry_at(engine, &error, attempts);
+            let mut tx = engine.store.begin_write().await?;
+            push(
+                &mut tx,
+                job,
+                PushOptions {
+                    run_at: Some(run_at),
+                    ..PushOptions::default()
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+    }
+}
+
+/// Runs one delete (R-DELETE `delete`, R-RESCHEDULE `replace`). Zoom's 404 counts as done.
+pub async fn run_delete(engine: &Engine, job: &DeleteMeeting) -> anyhow::Result<()> {
+    let mut conn = engine.store.pool().acquire().await?;
+    let Some(row) = rows::meeting_by_id(&mut conn, job.meeting_id).await? else {
+        return Ok(());
+    };
+    if row.state() == MeetingState::Deleted {
+        return Ok(());
+    }
+    let Some(zoom_id) = row.zoom_meeting_id else {
+        return rows::set_state(&mut conn, row.id, MeetingState::Deleted, Some(&job.reason)).await;
+    };
+    let attempts = rows::count_attempt(&mut conn, row.id).await?;
+    match engine.zoom.delete_meeting(zoom_id).await {
+        Ok(_) => {
+            tracing::info!(zoom.meeting_id = zoom_id, reason = %job.reason, "deleted Zoom meeting");
+            rows::set_state(&mut conn, row.id, MeetingState::Deleted, Some(&job.reason)).await
+        }
+        Err(error @ ZoomError::Permanent { .. }) => {
+            // 3002 in progress, 3007 already ended: recorded, not retried.
+            rows::set_state(
+                &mut conn,
+                row.id,
+                row.state(),
+                Some(&format!("delete_failed: {error}")),
+            )
+            .await
+        }
+        Err(error) => {
+            if attempts >= engine.max_attempts() {
+                return rows::set_state(
+                    &mut conn,
+                    row.id,
+                    row.state(),
+                    Some(&format!("delete_failed: {error}")),
+                )
+                .await;
+            }
+            let run_at = retry_at(engine, &error, attempts);
+            let mut tx = engine.store.begin_write().await?;
+            push(
+                &mut tx,
+                job,
+                PushOptions {
+                    run_at: Some(run_at),
+                    ..PushOptions::default()
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+    }
+}
+
+fn retry_at(engine: &Engine, error: &ZoomError, attempts: i64) -> DateTime<Utc> {
+    let now = Utc::now();
+    if let ZoomError::Quota {
+        retry_after: Some(at),
+        ..
+    } = error
+    {
+        return (*at).max(now);
+    }
+    let delay = engine.retry_delay(u32::try_from(attempts).unwrap_or(u32::MAX));
+    now + ChronoDuration::from_std(delay).unwrap_or(ChronoDuration::seconds(60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_midnight_is_the_following_utc_day() {
+        let cases = [
+            ("2026-11-25T10:00:00Z", "2026-11-26T00:00:00Z"),
+            ("2026-12-31T23:59:59Z", "2027-01-01T00:00:00Z"),
+            ("2026-11-25T00:00:00Z", "2026-11-26T00:00:00Z"),
+        ];
+        for (now, expected) in cases {
+            let now = parse_utc(now).expect("valid");
+            assert_eq!(crate::store::utc_text(next_utc_midnight(now)), expected);
+        }
+    }
+}

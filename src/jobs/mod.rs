@@ -1,0 +1,204 @@
+//! Durable jobs on apalis-sqlite: `SyncWindow` → `FetchSlice` per (user, month) →
+//! `CreateMeeting` / `UpdateMeeting` / `DeleteMeeting`.
+//!
+//! Every job type has an explicit queue name (renaming a struct must not strand queued
+//! jobs), carries ids rather than payloads, and is pushed with [`push`] inside the same
+//! transaction as the state change that implies it. Waits that matter (a retry's backoff, a
+//! host's daily quota, J-MOTTO's busy period) are a new task with a future run time in the
+//! database, never an in-memory sleep: a restart honours them.
+
+pub mod engine;
+pub mod meetings;
+pub mod sync;
+pub mod worker;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use apalis::prelude::{TaskBuilder, TaskId};
+use chrono::{DateTime, Utc};
+use serde::{Serialize, de::DeserializeOwned};
+use sqlx::SqliteConnection;
+use ulid::Ulid;
+
+pub use engine::{Clock, Engine};
+
+/// A job type: its queue name is part of the database contract.
+pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
+    /// The `job_type` column of apalis's `Jobs` table.
+    const QUEUE: &'static str;
+}
+
+/// Computes the window and fans out one [`FetchSlice`] per (user, month).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct SyncWindow {
+    /// The sync run's id (this job's own id).
+    pub sync_id: String,
+    /// Groupware ids to sync; `None` = every enabled user.
+    pub users: Option<Vec<String>>,
+    /// The HTTP request that caused it, for the logs.
+    #[serde(default)]
+    pub request_id: Option<String>,
+}
+
+impl Job for SyncWindow {
+    const QUEUE: &'static str = "jmz.sync_window";
+}
+
+/// Lists one user's entries for one month and decides per entry.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct FetchSlice {
+    pub sync_id: String,
+    pub user_id: String,
+    /// `YYYY-MM`.
+    pub month: String,
+    #[serde(default)]
+    pub request_id: Option<String>,
+}
+
+impl Job for FetchSlice {
+    const QUEUE: &'static str = "jmz.fetch_slice";
+}
+
+/// Creates the Zoom meeting of one `meetings` row (R-ONCE: claims the row first).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct CreateMeeting {
+    pub meeting_id: i64,
+    #[serde(default)]
+    pub request_id: Option<String>,
+}
+
+impl Job for CreateMeeting {
+    const QUEUE: &'static str = "jmz.create_meeting";
+}
+
+/// PATCHes the Zoom meeting of one row with the row's content.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct UpdateMeeting {
+    pub meeting_id: i64,
+    #[serde(default)]
+    pub request_id: Option<String>,
+}
+
+impl Job for UpdateMeeting {
+    const QUEUE: &'static str = "jmz.update_meeting";
+}
+
+/// Deletes the Zoom meeting of one row.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct DeleteMeeting {
+    pub meeting_id: i64,
+    /// Why: `entry_deleted`, `location_removed`, `replaced`.
+    pub reason: String,
+    #[serde(default)]
+    pub request_id: Option<String>,
+}
+
+impl Job for DeleteMeeting {
+    const QUEUE: &'static str = "jmz.delete_meeting";
+}
+
+/// Every queue this product owns.
+pub const QUEUES: [&str; 5] = [
+    SyncWindow::QUEUE,
+    FetchSlice::QUEUE,
+    CreateMeeting::QUEUE,
+    UpdateMeeting::QUEUE,
+    DeleteMeeting::QUEUE,
+];
+
+/// apalis's own attempts per task: our handlers return `Ok` after recording any expected
+/// failure (and pushing a durable retry), so these only cover a crashed or erroring
+/// handler (e.g. the database went away).
+pub const TASK_MAX_ATTEMPTS: usize = 5;
+
+/// A fresh job id (apalis-sqlite ids must be ULIDs; `push_tasks` returns none).
+pub fn new_job_id() -> String {
+    Ulid::generate().to_string()
+}
+
+/// Options of [`push`].
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    /// The id to give the task (default: a fresh ULID).
+    pub id: Option<String>,
+    /// Run no earlier than this.
+    pub run_at: Option<DateTime<Utc>>,
+    /// Unique per queue, forever: a second push with the same key inserts nothing.
+    pub idempotency_key: Option<String>,
+}
+
+/// Pushes `job` on `conn` (usually a transaction), returning the task id. With an
+/// idempotency key that already exists, nothing is inserted and the existing id is returned.
+pub async fn push<J: Job>(
+    conn: &mut SqliteConnection,
+    job: &J,
+    options: PushOptions,
+) -> anyhow::Result<String> {
+    let id = match &options.id {
+        Some(id) => id.clone(),
+        None => new_job_id(),
+    };
+    let ulid = Ulid::from_string(&id).context("job ids are ULIDs")?;
+    let args = serde_json::to_vec(job).context("cannot encode a job")?;
+    let mut builder = TaskBuilder::new(args)
+        .task_id(TaskId::from_ulid(ulid))
+        .max_attempts(TASK_MAX_ATTEMPTS);
+    if let Some(run_at) = options.run_at {
+        builder = builder.run_at_timestamp(u64::try_from(run_at.timestamp()).unwrap_or(0));
+    }
+    if let Some(key) = &options.idempotency_key {
+        builder = builder.idempotency_key(key);
+    }
+    let task = builder.build();
+    apalis_sqlite::queries::push_tasks(&mut *conn, J::QUEUE, &[task])
+        .await
+        .with_context(|| format!("cannot enqueue a {} job", J::QUEUE))?;
+    if let Some(key) = &options.idempotency_key {
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT id FROM Jobs WHERE job_type = ? AND idempotency_key = ?")
+                .bind(J::QUEUE)
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await
+                .context("cannot read back an idempotent job")?;
+        if let Some(existing) = existing {
+            return Ok(existing);
+        }
+    }
+    Ok(id)
+}
+
+/// Exponential backoff with up to 20 % jitter: base × 2^(attempt−1), at most one hour.
+pub fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(16);
+    let delay = base
+        .saturating_mul(1u32 << exponent)
+        .min(Duration::from_secs(3600));
+    let jitter = rand::random::<f64>() * 0.2;
+    delay.mul_f64(1.0 + jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        let base = Duration::from_secs(2);
+        for (attempt, low) in [(1, 2), (2, 4), (3, 8), (10, 1024)] {
+            let d = backoff(base, attempt);
+            assert!(d >= Duration::from_secs(low) && d <= Duration::from_secs(low).mul_f64(1.2));
+        }
+        assert!(backoff(base, 40) <= Duration::from_secs(3600).mul_f64(1.2));
+    }
+
+    #[test]
+    fn queue_names_are_explicit_and_distinct() {
+        let mut names = QUEUES.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), QUEUES.len());
+        assert!(QUEUES.iter().all(|q| q.starts_with("jmz.")));
+    }
+}

@@ -1,0 +1,250 @@
+//! The worker: one apalis worker per queue in one `Monitor`, plus the periodic sync tick.
+//!
+//! DESIGN.md's measured pitfalls, handled here: each backend is wrapped in
+//! `poll_with_interval` (a worker otherwise notices another process's jobs only on its 30 s
+//! heartbeat); worker names are unique per process (re-registering a name within the
+//! heartbeat fails silently); the heartbeat is short so a dead worker's jobs run again within
+//! `2 × heartbeat_seconds`; a worker that stops on its own is an error, not a clean exit.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use apalis::prelude::{
+    BackendExt, BoxDynError, Data, IntervalStrategy, Monitor, PollWith, WorkerBuilder,
+    WorkerBuilderExt,
+};
+use apalis_sqlite::{Config, SqliteStorage};
+use tracing::Instrument;
+
+use super::{
+    CreateMeeting, DeleteMeeting, Engine, FetchSlice, Job, PushOptions, SyncWindow, UpdateMeeting,
+    meetings, new_job_id, push, sync,
+};
+use crate::store::sync_state;
+
+/// A built worker process (or the worker half of `run`).
+pub struct Worker {
+    engine: Arc<Engine>,
+    name: String,
+}
+
+impl Worker {
+    /// Prepares a worker around a shared engine; nothing runs until [`Worker::run_until_stopped`].
+    pub fn build(engine: Arc<Engine>) -> Worker {
+        let name = format!("jmz-{}-{}", std::process::id(), new_job_id().to_lowercase());
+        Worker { engine, name }
+    }
+
+    /// This process's unique worker name prefix.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs every queue's worker and the periodic sync until `shutdown` resolves; running
+    /// jobs finish first (up to 30 s).
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let engine = self.engine.clone();
+        let ticker = tokio::spawn(periodic_sync(engine.clone()));
+        let monitor = Monitor::new()
+            .shutdown_timeout(Duration::from_secs(30))
+            .register({
+                let (engine, name) = (engine.clone(), self.name.clone());
+                move |_| {
+                    WorkerBuilder::new(format!("{name}-sync-window"))
+                        .backend(backend::<SyncWindow>(&engine))
+                        .data(engine.clone())
+                        .concurrency(1)
+                        .build(handle_sync_window)
+                }
+            })
+            .register({
+                let (engine, name) = (engine.clone(), self.name.clone());
+                move |_| {
+                    WorkerBuilder::new(format!("{name}-fetch-slice"))
+                        .backend(backend::<FetchSlice>(&engine))
+                        .data(engine.clone())
+                        .concurrency(engine.settings.worker.concurrency)
+                        .build(handle_fetch_slice)
+                }
+            })
+            .register({
+                let (engine, name) = (engine.clone(), self.name.clone());
+                move |_| {
+                    WorkerBuilder::new(format!("{name}-create-meeting"))
+                        .backend(backend::<CreateMeeting>(&engine))
+                        .data(engine.clone())
+                        .concurrency(engine.settings.worker.concurrency)
+                        .build(handle_create_meeting)
+                }
+            })
+            .register({
+                let (engine, name) = (engine.clone(), self.name.clone());
+                move |_| {
+                    WorkerBuilder::new(format!("{name}-update-meeting"))
+                        .backend(backend::<UpdateMeeting>(&engine))
+                        .data(engine.clone())
+                        .concurrency(engine.settings.worker.concurrency)
+                        .build(handle_update_meeting)
+                }
+            })
+            .register({
+                let (engine, name) = (engine.clone(), self.name.clone());
+                move |_| {
+                    WorkerBuilder::new(format!("{name}-delete-meeting"))
+                        .backend(backend::<DeleteMeeting>(&engine))
+                        .data(engine.clone())
+                        .concurrency(engine.settings.worker.concurrency)
+                        .build(handle_delete_meeting)
+                }
+            });
+        tracing::info!(worker = %self.name, "worker started");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            let _ = stop_tx.send(());
+            Ok(())
+        };
+        let result = monitor.run_with_signal(signal).await;
+        ticker.abort();
+        let stopped_on_request = stop_rx.await.is_ok();
+        result.context("a worker failed")?;
+        anyhow::ensure!(stopped_on_request, "the workers stopped on their own");
+        tracing::info!(worker = %self.name, "worker stopped");
+        Ok(())
+    }
+}
+
+fn backend<J: Job>(engine: &Engine) -> PollWith<SqliteStorage<J>, IntervalStrategy> {
+    let worker = &engine.settings.worker;
+    let config = Config::default()
+        .queue(J::QUEUE)
+        .heartbeat_interval(Duration::from_secs(worker.heartbeat_seconds.max(1)))
+        .missed_heartbeats(2)
+        .batch_size(worker.concurrency.max(1));
+    SqliteStorage::<J>::new(engine.store.pool())
+        .with_config(config)
+        .poll_with_interval(Duration::from_millis(worker.queue_poll_interval_ms.max(10)))
+}
+
+/// Enqueues a `SyncWindow` at start-up and every `sync.poll_interval_seconds` (0 = never).
+/// Each tick's idempotency key is the tick's time slot, so several worker processes still
+/// make one sync per tick.
+async fn periodic_sync(engine: Arc<Engine>) {
+    let seconds = engine.settings.sync.poll_interval_seconds;
+    if seconds == 0 {
+        return;
+    }
+    let mut interval = tokio::time::interval(Duration::from_secs(seconds));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let slot = chrono::Utc::now().timestamp() / i64::try_from(seconds).unwrap_or(i64::MAX);
+        if let Err(error) =
+            enqueue_sync(&engine, "poll", None, None, Some(format!("poll:{slot}"))).await
+        {
+            tracing::warn!(error = %format!("{error:#}"), "periodic sync could not be enqueued");
+        }
+    }
+}
+
+/// Records a sync run and pushes its `SyncWindow` in one transaction; returns the job id.
+pub async fn enqueue_sync(
+    engine: &Engine,
+    trigger: &str,
+    users: Option<Vec<String>>,
+    request_id: Option<String>,
+    idempotency_key: Option<String>,
+) -> anyhow::Result<String> {
+    let mut tx = engine.store.begin_write().await?;
+    let id = new_job_id();
+    let job = SyncWindow {
+        sync_id: id.clone(),
+        users: users.clone(),
+        request_id: request_id.clone(),
+    };
+    let pushed = push(
+        &mut tx,
+        &job,
+        PushOptions {
+            id: Some(id.clone()),
+            idempotency_key,
+            ..PushOptions::default()
+        },
+    )
+    .await?;
+    if pushed == id {
+        sync_state::insert_sync_run(
+            &mut tx,
+            &id,
+            trigger,
+            users.as_deref(),
+            request_id.as_deref(),
+        )
+        .await?;
+    }
+    tx.commit().await.context("cannot commit the sync job")?;
+    Ok(pushed)
+}
+
+fn span(queue: &str, request_id: Option<&str>) -> tracing::Span {
+    tracing::info_span!("job", queue = queue, request.id = request_id.unwrap_or(""))
+}
+
+fn report(queue: &str, result: anyhow::Result<()>) -> Result<(), BoxDynError> {
+    result.map_err(|error| {
+        tracing::error!(queue = queue, error = %format!("{error:#}"), "job failed");
+        BoxDynError::from(format!("{error:#}"))
+    })
+}
+
+async fn handle_sync_window(job: SyncWindow, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
+    let span = span(SyncWindow::QUEUE, job.request_id.as_deref());
+    report(
+        SyncWindow::QUEUE,
+        sync::run_sync_window(&engine, &job).instrument(span).await,
+    )
+}
+
+async fn handle_fetch_slice(job: FetchSlice, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
+    let span = span(FetchSlice::QUEUE, job.request_id.as_deref());
+    report(
+        FetchSlice::QUEUE,
+        sync::run_fetch_slice(&engine, &job).instrument(span).await,
+    )
+}
+
+async fn handle_create_meeting(
+    job: CreateMeeting,
+    engine: Data<Arc<Engine>>,
+) -> Result<(), BoxDynError> {
+    let span = span(CreateMeeting::QUEUE, job.request_id.as_deref());
+    report(
+        CreateMeeting::QUEUE,
+        meetings::run_create(&engine, &job).instrument(span).await,
+    )
+}
+
+async fn handle_update_meeting(
+    job: UpdateMeeting,
+    engine: Data<Arc<Engine>>,
+) -> Result<(), BoxDynError> {
+    let span = span(UpdateMeeting::QUEUE, job.request_id.as_deref());
+    report(
+        UpdateMeeting::QUEUE,
+        meetings::run_update(&engine, &job).instrument(span).await,
+    )
+}
+
+async fn handle_delete_meeting(
+    job: DeleteMeeting,
+    engine: Data<Arc<Engine>>,
+) -> Result<(), BoxDynError> {
+    let span = span(DeleteMeeting::QUEUE, job.request_id.as_deref());
+    report(
+        DeleteMeeting::QUEUE,
+        meetings::run_delete(&engine, &job).instrument(span).await,
+    )
+}

@@ -1,0 +1,15 @@
+//! jmotto-zoom: J-MOTTO Groupware schedule entries become Zoom meetings.
+//!
+//! See ARCHITECTURE.md for the map; SPEC.md (shared) for the rules each module cites.
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod groupware;
+pub mod http;
+pub mod jobs;
+pub mod limits;
+pub mod replay;
+pub mod store;
+pub mod telemetry;
+pub mod zoom;

@@ -1,0 +1,592 @@
+//! The `entries` and `meetings` tables.
+//!
+//! Invariant (R-ONCE): a `meetings` row exists at most once per (schedule id, occurrence,
+//! start, end) — the table's UNIQUE key — and only the job that moved a row from a
+//! claimable state to `creating` may call Zoom to create its meeting.
+
+use anyhow::Context;
+use serde::Serialize;
+use sqlx::SqliteConnection;
+
+use crate::domain::ids::EntryKey;
+
+/// A meeting row's state. `creating` is internal (the row is claimed and the Zoom call may
+/// be in flight) and shows as `pending` in the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeetingState {
+    Pending,
+    Creating,
+    Created,
+    Deferred,
+    Failed,
+    Skipped,
+    Superseded,
+    Deleted,
+}
+
+impl MeetingState {
+    /// The text stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeetingState::Pending => "pending",
+            MeetingState::Creating => "creating",
+            MeetingState::Created => "created",
+            MeetingState::Deferred => "deferred",
+            MeetingState::Failed => "failed",
+            MeetingState::Skipped => "skipped",
+            MeetingState::Superseded => "superseded",
+            MeetingState::Deleted => "deleted",
+        }
+    }
+
+    /// The state SPEC §5 shows (`creating` is still `pending` to the outside).
+    pub fn api_str(self) -> &'static str {
+        match self {
+            MeetingState::Creating => "pending",
+            other => other.as_str(),
+        }
+    }
+
+    /// Parses stored text.
+    pub fn parse(text: &str) -> anyhow::Result<MeetingState> {
+        Ok(match text {
+            "pending" => MeetingState::Pending,
+            "creating" => MeetingState::Creating,
+            "created" => MeetingState::Created,
+            "deferred" => MeetingState::Deferred,
+            "failed" => MeetingState::Failed,
+            "skipped" => MeetingState::Skipped,
+            "superseded" => MeetingState::Superseded,
+            "deleted" => MeetingState::Deleted,
+            other => anyhow::bail!("unknown meeting state {other:?} in the database"),
+        })
+    }
+
+    /// The API states, in the order `status` lists them.
+    pub const API_STATES: [&'static str; 7] = [
+        "created",
+        "pending",
+        "deferred",
+        "failed",
+        "skipped",
+        "superseded",
+        "deleted",
+    ];
+
+    /// May a create job claim a row in this state?
+    pub fn is_claimable(self) -> bool {
+        matches!(
+            self,
+            MeetingState::Pending | MeetingState::Deferred | MeetingState::Failed
+        )
+    }
+
+    /// Does (or may) a Zoom meeting exist for a row in this state?
+    pub fn may_exist_in_zoom(self) -> bool {
+        matches!(self, MeetingState::Creating | MeetingState::Created)
+    }
+}
+
+/// One `meetings` row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MeetingRow {
+    pub id: i64,
+    pub schedule_id: String,
+    pub occurrence: String,
+    pub start_utc: String,
+    pub end_utc: String,
+    pub host_user_id: Option<String>,
+    pub host_email: Option<String>,
+    pub topic: String,
+    pub agenda: String,
+    pub duration_minutes: i64,
+    pub timezone: String,
+    pub invitees: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub zoom_meeting_id: Option<i64>,
+    pub join_url: Option<String>,
+    pub replaces_meeting_id: Option<i64>,
+    pub attempts: i64,
+    pub next_attempt_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl MeetingRow {
+    /// The row's state (a row with an unknown state cannot be written: CHECK constraint).
+    pub fn state(&self) -> MeetingState {
+        MeetingState::parse(&self.state).unwrap_or(MeetingState::Failed)
+    }
+
+    /// The entry this row belongs to.
+    pub fn entry_key(&self) -> EntryKey {
+        EntryKey {
+            schedule_id: self.schedule_id.clone(),
+            occurrence: self.occurrence.clone(),
+        }
+    }
+
+    /// The invitee e-mails (R-ATTENDEES).
+    pub fn invitee_emails(&self) -> Vec<String> {
+        serde_json::from_str(&self.invitees).unwrap_or_default()
+    }
+}
+
+/// What a new row holds; everything Zoom will be sent.
+#[derive(Debug, Clone)]
+pub struct NewMeeting<'a> {
+    pub key: &'a EntryKey,
+    pub start_utc: String,
+    pub end_utc: String,
+    pub host_user_id: Option<&'a str>,
+    pub host_email: Option<&'a str>,
+    pub topic: &'a str,
+    pub agenda: &'a str,
+    pub duration_minutes: i64,
+    pub timezone: &'a str,
+    pub invitees: &'a [String],
+    pub state: MeetingState,
+    pub reason: Option<&'a str>,
+    pub replaces_meeting_id: Option<i64>,
+}
+
+const COLUMNS: &str = "id, schedule_id, occurrence, start_utc, end_utc, host_user_id, host_email, topic, agenda, duration_minutes, timezone, invitees, state, reason, zoom_meeting_id, join_url, replaces_meeting_id, attempts, next_attempt_at, created_at, updated_at";
+
+fn now_text() -> String {
+    super::utc_text(chrono::Utc::now())
+}
+
+/// Inserts a row unless its R-ONCE key exists; returns the new id, or `None` on conflict.
+pub async fn insert_meeting(
+    conn: &mut SqliteConnection,
+    new: &NewMeeting<'_>,
+) -> anyhow::Result<Option<i64>> {
+    let now = now_text();
+    let invitees = serde_json::to_string(new.invitees)?;
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO meetings (schedule_id, occurrence, start_utc, end_utc, host_user_id, host_email, \
+         topic, agenda, duration_minutes, timezone, invitees, state, reason, replaces_meeting_id, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (schedule_id, occurrence, start_utc, end_utc) DO NOTHING RETURNING id",
+    )
+    .bind(&new.key.schedule_id)
+    .bind(&new.key.occurrence)
+    .bind(&new.start_utc)
+    .bind(&new.end_utc)
+    .bind(new.host_user_id)
+    .bind(new.host_email)
+    .bind(new.topic)
+    .bind(new.agenda)
+    .bind(new.duration_minutes)
+    .bind(new.timezone)
+    .bind(invitees)
+    .bind(new.state.as_str())
+    .bind(new.reason)
+    .bind(new.replaces_meeting_id)
+    .bind(&now)
+    .bind(&now)
+    .fetch_optional(&mut *conn)
+    .await
+    .context("cannot insert a meeting row")?;
+    Ok(id)
+}
+
+/// The row of one R-ONCE key.
+pub async fn meeting_by_key(
+    conn: &mut SqliteConnection,
+    key: &EntryKey,
+    start_utc: &str,
+    end_utc: &str,
+) -> anyhow::Result<Option<MeetingRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM meetings WHERE schedule_id = ? AND occurrence = ? AND start_utc = ? AND end_utc = ?"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(&key.schedule_id)
+        .bind(&key.occurrence)
+        .bind(start_utc)
+        .bind(end_utc)
+        .fetch_optional(&mut *conn)
+        .await
+        .context("cannot read a meeting row")
+}
+
+/// One row by id.
+pub async fn meeting_by_id(
+    conn: &mut SqliteConnection,
+    id: i64,
+) -> anyhow::Result<Option<MeetingRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM meetings WHERE id = ?");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .context("cannot read a meeting row")
+}
+
+/// Sets state and reason.
+pub async fn set_state(
+    conn: &mut SqliteConnection,
+    id: i64,
+    state: MeetingState,
+    reason: Option<&str>,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE meetings SET state = ?, reason = ?, updated_at = ? WHERE id = ?")
+        .bind(state.as_str())
+        .bind(reason)
+        .bind(now_text())
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .context("cannot update a meeting row")?;
+    Ok(())
+}
+
+/// Re-arms a row that never reached Zoom (skipped, failed, deleted) with fresh content.
+pub async fn rearm(
+    conn: &mut SqliteConnection,
+    id: i64,
+    new: &NewMeeting<'_>,
+) -> anyhow::Result<()> {
+    let invitees = serde_json::to_string(new.invitees)?;
+    sqlx::query(
+        "UPDATE meetings SET host_user_id = ?, host_email = ?, topic = ?, agenda = ?, duration_minutes = ?, \
+         timezone = ?, invitees = ?, state = ?, reason = ?, zoom_meeting_id = NULL, join_url = NULL, \
+         attempts = 0, next_attempt_at = NULL, updated_at = ? WHERE id = ?",
+    )
+    .bind(new.host_user_id)
+    .bind(new.host_email)
+    .bind(new.topic)
+    .bind(new.agenda)
+    .bind(new.duration_minutes)
+    .bind(new.timezone)
+    .bind(invitees)
+    .bind(new.state.as_str())
+    .bind(new.reason)
+    .bind(now_text())
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .context("cannot re-arm a meeting row")?;
+    Ok(())
+}
+
+/// Replaces what Zoom should hold for an existing row (topic, agenda, time); used by the
+/// `update` and `replace` policies before an UpdateMeeting job PATCHes it.
+pub async fn set_content(
+    conn: &mut SqliteConnection,
+    id: i64,
+    new: &NewMeeting<'_>,
+) -> anyhow::Result<()> {
+    let invitees = serde_json::to_string(new.invitees)?;
+    sqlx::query(
+        "UPDATE meetings SET start_utc = ?, end_utc = ?, topic = ?, agenda = ?, duration_minutes = ?, \
+         timezone = ?, invitees = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(&new.start_utc)
+    .bind(&new.end_utc)
+    .bind(new.topic)
+    .bind(new.agenda)
+    .bind(new.duration_minutes)
+    .bind(new.timezone)
+    .bind(invitees)
+    .bind(now_text())
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .context("cannot update a meeting row's content")?;
+    Ok(())
+}
+
+/// Claims a row for its create call: only one caller can move it to `creating`.
+/// Returns the claimed row, or `None` when it is not claimable (already claimed, created,
+/// superseded…).
+pub async fn claim_for_create(
+    conn: &mut SqliteConnection,
+    id: i64,
+) -> anyhow::Result<Option<MeetingRow>> {
+    let sql = format!(
+        "UPDATE meetings SET state = 'creating', attempts = attempts + 1, next_attempt_at = NULL, updated_at = ? \
+         WHERE id = ? AND state IN ('pending', 'deferred', 'failed') RETURNING {COLUMNS}"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(now_text())
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .context("cannot claim a meeting row")
+}
+
+/// Records Zoom's answer to a create.
+pub async fn mark_created(
+    conn: &mut SqliteConnection,
+    id: i64,
+    zoom_meeting_id: i64,
+    join_url: Option<&str>,
+    reason: Option<&str>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE meetings SET state = 'created', zoom_meeting_id = ?, join_url = ?, reason = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(zoom_meeting_id)
+    .bind(join_url)
+    .bind(reason)
+    .bind(now_text())
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .context("cannot record a created meeting")?;
+    Ok(())
+}
+
+/// Records a retry for later: the row goes back to a claimable state with its reason.
+pub async fn mark_retry(
+    conn: &mut SqliteConnection,
+    id: i64,
+    state: MeetingState,
+    reason: &str,
+    next_attempt_at: &str,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE meetings SET state = ?, reason = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(state.as_str())
+    .bind(reason)
+    .bind(next_attempt_at)
+    .bind(now_text())
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .context("cannot record a retry")?;
+    Ok(())
+}
+
+/// Counts a non-create attempt (update/delete) and returns the new count.
+pub async fn count_attempt(conn: &mut SqliteConnection, id: i64) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "UPDATE meetings SET attempts = attempts + 1 WHERE id = ? RETURNING attempts",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await
+    .context("cannot count an attempt")
+}
+
+/// Filters of `GET /api/v1/meetings`.
+#[derive(Debug, Clone, Default)]
+pub struct MeetingFilter {
+    /// Host groupware id.
+    pub user: Option<String>,
+    /// Stored states to include (already mapped from the API state).
+    pub states: Option<Vec<&'static str>>,
+    /// start >= from (UTC text).
+    pub from: Option<String>,
+    /// start < to (UTC text).
+    pub to: Option<String>,
+}
+
+/// Rows matching `filter`, by start time.
+pub async fn list_meetings(
+    pool: &sqlx::SqlitePool,
+    filter: &MeetingFilter,
+) -> anyhow::Result<Vec<MeetingRow>> {
+    let states_json = filter
+        .states
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM meetings WHERE (?1 IS NULL OR host_user_id = ?1) \
+         AND (?2 IS NULL OR state IN (SELECT value FROM json_each(?2))) \
+         AND (?3 IS NULL OR start_utc >= ?3) AND (?4 IS NULL OR start_utc < ?4) \
+         ORDER BY start_utc, schedule_id, occurrence, id"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(&filter.user)
+        .bind(states_json)
+        .bind(&filter.from)
+        .bind(&filter.to)
+        .fetch_all(pool)
+        .await
+        .context("cannot list meetings")
+}
+
+/// Rows per API state.
+pub async fn count_by_state(
+    pool: &sqlx::SqlitePool,
+) -> anyhow::Result<std::collections::BTreeMap<String, i64>> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, count(*) FROM meetings GROUP BY state")
+            .fetch_all(pool)
+            .await
+            .context("cannot count meetings")?;
+    let mut counts: std::collections::BTreeMap<String, i64> = MeetingState::API_STATES
+        .iter()
+        .map(|s| ((*s).to_owned(), 0))
+        .collect();
+    for (state, count) in rows {
+        let api = MeetingState::parse(&state)?.api_str();
+        *counts.entry(api.to_owned()).or_default() += count;
+    }
+    Ok(counts)
+}
+
+/// One `entries` row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EntryRow {
+    pub schedule_id: String,
+    pub occurrence: String,
+    pub owner: String,
+    pub members: String,
+    pub start_utc: String,
+    pub end_utc: String,
+    pub host_user_id: Option<String>,
+    pub current_meeting_id: Option<i64>,
+    pub last_seen_sync: String,
+    pub gone_at: Option<String>,
+}
+
+const ENTRY_COLUMNS: &str = "schedule_id, occurrence, owner, members, start_utc, end_utc, host_user_id, current_meeting_id, last_seen_sync, gone_at";
+
+/// The stored observation of one entry.
+pub async fn entry(
+    conn: &mut SqliteConnection,
+    key: &EntryKey,
+) -> anyhow::Result<Option<EntryRow>> {
+    let sql =
+        format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE schedule_id = ? AND occurrence = ?");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(&key.schedule_id)
+        .bind(&key.occurrence)
+        .fetch_optional(&mut *conn)
+        .await
+        .context("cannot read an entry")
+}
+
+/// What a listing says of one entry.
+#[derive(Debug, Clone)]
+pub struct ObservedEntry<'a> {
+    pub key: &'a EntryKey,
+    pub owner: &'a str,
+    pub members: &'a [String],
+    pub start_utc: String,
+    pub end_utc: String,
+    pub host_user_id: Option<&'a str>,
+    pub sync_id: &'a str,
+}
+
+/// Stores the latest observation; clears `gone_at` (the entry is listed again).
+pub async fn upsert_entry(
+    conn: &mut SqliteConnection,
+    observed: &ObservedEntry<'_>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO entries (schedule_id, occurrence, owner, members, start_utc, end_utc, host_user_id, last_seen_sync, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (schedule_id, occurrence) DO UPDATE SET owner = excluded.owner, members = excluded.members, \
+         start_utc = excluded.start_utc, end_utc = excluded.end_utc, host_user_id = excluded.host_user_id, \
+         last_seen_sync = excluded.last_seen_sync, gone_at = NULL, gone_reason = NULL, updated_at = excluded.updated_at",
+    )
+    .bind(&observed.key.schedule_id)
+    .bind(&observed.key.occurrence)
+    .bind(observed.owner)
+    .bind(serde_json::to_string(observed.members)?)
+    .bind(&observed.start_utc)
+    .bind(&observed.end_utc)
+    .bind(observed.host_user_id)
+    .bind(observed.sync_id)
+    .bind(now_text())
+    .execute(&mut *conn)
+    .await
+    .context("cannot store an entry")?;
+    Ok(())
+}
+
+/// Points the entry at its live meeting row.
+pub async fn set_current_meeting(
+    conn: &mut SqliteConnection,
+    key: &EntryKey,
+    meeting_id: Option<i64>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE entries SET current_meeting_id = ? WHERE schedule_id = ? AND occurrence = ?",
+    )
+    .bind(meeting_id)
+    .bind(&key.schedule_id)
+    .bind(&key.occurrence)
+    .execute(&mut *conn)
+    .await
+    .context("cannot update an entry")?;
+    Ok(())
+}
+
+/// Records that a complete listing no longer holds the entry, or that it lost the location.
+pub async fn mark_gone(
+    conn: &mut SqliteConnection,
+    key: &EntryKey,
+    reason: &str,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE entries SET gone_at = ?, gone_reason = ? WHERE schedule_id = ? AND occurrence = ? AND gone_at IS NULL",
+    )
+    .bind(now_text())
+    .bind(reason)
+    .bind(&key.schedule_id)
+    .bind(&key.occurrence)
+    .execute(&mut *conn)
+    .await
+    .context("cannot mark an entry gone")?;
+    Ok(())
+}
+
+/// Records that `user`'s listing in sync `sync_id` held the entry.
+pub async fn record_sighting(
+    conn: &mut SqliteConnection,
+    sync_id: &str,
+    user: &str,
+    key: &EntryKey,
+) -> anyhow::Result<()> {
+    sqlx::query("INSERT INTO slice_sightings (sync_id, user_id, schedule_id, occurrence) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+        .bind(sync_id)
+        .bind(user)
+        .bind(&key.schedule_id)
+        .bind(&key.occurrence)
+        .execute(&mut *conn)
+        .await
+        .context("cannot record a sighting")?;
+    Ok(())
+}
+
+/// Entries hosted by `user` that start in `[from, to)`, not gone yet, that `user`'s listings
+/// in sync `sync_id` did not hold. Call only once every slice of that user's window listed
+/// successfully: then these are gone (R-DELETE). Forgets the run's sightings of `user`.
+pub async fn take_unseen_entries(
+    conn: &mut SqliteConnection,
+    user: &str,
+    from: &str,
+    to: &str,
+    sync_id: &str,
+) -> anyhow::Result<Vec<EntryRow>> {
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM entries e WHERE host_user_id = ?1 AND start_utc >= ?2 AND start_utc < ?3 \
+         AND gone_at IS NULL AND NOT EXISTS (SELECT 1 FROM slice_sightings s WHERE s.sync_id = ?4 AND s.user_id = ?1 \
+         AND s.schedule_id = e.schedule_id AND s.occurrence = e.occurrence) ORDER BY start_utc"
+    );
+    let unseen = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(user)
+        .bind(from)
+        .bind(to)
+        .bind(sync_id)
+        .fetch_all(&mut *conn)
+        .await
+        .context("cannot list unseen entries")?;
+    sqlx::query("DELETE FROM slice_sightings WHERE sync_id = ? AND user_id = ?")
+        .bind(sync_id)
+        .bind(user)
+        .execute(&mut *conn)
+        .await
+        .context("cannot forget sightings")?;
+    Ok(unseen)
+}

@@ -1,0 +1,125 @@
+//! The one SQLite file that holds both the app tables and apalis's job queue, so that a
+//! state change and the job it implies commit together (or not at all).
+//!
+//! Every pragma is on the [`SqliteConnectOptions`], so each pooled connection gets it (never
+//! `SqliteStorage::setup()`, which turns `synchronous` OFF on one connection). apalis's
+//! migrations keep `_sqlx_migrations`; ours keep `_app_migrations`.
+
+pub mod meetings;
+pub mod sync_state;
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::{
+    Sqlite, SqlitePool, Transaction,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+pub use meetings::{MeetingRow, MeetingState};
+
+/// A write transaction that took SQLite's write lock at `BEGIN` (so no read-then-write
+/// upgrade can fail with `SQLITE_BUSY` half-way).
+pub type WriteTx = Transaction<'static, Sqlite>;
+
+/// Handle on the database: cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating file and folder when missing) and migrates the database at `url`.
+    pub async fn connect(url: &str) -> anyhow::Result<Store> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("database.url {url:?} is not a SQLite URL"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode: a commit is durable against a process crash; the last
+            // commits may be lost only on power loss. Measured in BENCHMARKS.md.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("temp_store", "MEMORY")
+            .pragma("cache_size", "-16000");
+        if let Some(parent) = options.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).with_context(|| {
+                format!("cannot create the database folder {}", parent.display())
+            })?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open the database {url}"))?;
+        let store = Store { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Runs apalis-sqlite's migrations, then ours.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        apalis_sqlite::SqliteStorage::migrations()
+            .run(&self.pool)
+            .await
+            .context("cannot migrate the job queue tables")?;
+        let mut ours = sqlx::migrate!("./migrations");
+        ours.dangerous_set_table_name("_app_migrations");
+        ours.run(&self.pool)
+            .await
+            .context("cannot migrate the app tables")?;
+        Ok(())
+    }
+
+    /// True when the database answers and both migration sets are applied.
+    pub async fn is_ready(&self) -> anyhow::Result<()> {
+        let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _app_migrations")
+            .fetch_one(&self.pool)
+            .await
+            .context("the database does not answer")?;
+        anyhow::ensure!(applied > 0, "the app tables are not migrated");
+        Ok(())
+    }
+
+    /// The pool (shared with the apalis backends).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Begins a write transaction holding the write lock from the start.
+    pub async fn begin_write(&self) -> anyhow::Result<WriteTx> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .context("cannot begin a database transaction")
+    }
+
+    /// Closes every connection (after this, the file may be removed).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Instants are stored as `YYYY-MM-DDTHH:MM:SSZ`: sortable as text, and exactly what Zoom
+/// is sent.
+pub fn utc_text(instant: DateTime<Utc>) -> String {
+    instant.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Reads an instant written by [`utc_text`] (or any RFC 3339 text).
+pub fn parse_utc(text: &str) -> anyhow::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .with_context(|| format!("stored instant {text:?} is not RFC 3339"))
+}
+
+/// Where a SQLite URL points, for messages (`sqlite://data/x.db` → `data/x.db`).
+pub fn sqlite_path(url: &str) -> Option<&Path> {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .map(|p| p.split('?').next().unwrap_or(p))
+        .map(Path::new)
+}

@@ -1,0 +1,249 @@
+//! Sync runs, their per-(user, month) slices, each user's last sync and last error, and
+//! read-only views of apalis's `Jobs` table for `status` and `jobs/{id}`.
+
+use anyhow::Context;
+use serde::Serialize;
+use sqlx::SqliteConnection;
+
+use super::utc_text;
+
+fn now_text() -> String {
+    utc_text(chrono::Utc::now())
+}
+
+/// Records a sync run (the SyncWindow job's id) in the transaction that enqueues it.
+pub async fn insert_sync_run(
+    conn: &mut SqliteConnection,
+    id: &str,
+    trigger: &str,
+    users: Option<&[String]>,
+    request_id: Option<&str>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO sync_runs (id, trigger, users, request_id, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(trigger)
+    .bind(users.map(serde_json::to_string).transpose()?)
+    .bind(request_id)
+    .bind(now_text())
+    .execute(&mut *conn)
+    .await
+    .context("cannot record a sync run")?;
+    Ok(())
+}
+
+/// Stores the window a sync run computed (R-WINDOW: at the time the job runs).
+pub async fn set_sync_window(
+    conn: &mut SqliteConnection,
+    id: &str,
+    from: &str,
+    to: &str,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE sync_runs SET window_from = ?, window_to = ? WHERE id = ?")
+        .bind(from)
+        .bind(to)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .context("cannot record a sync window")?;
+    Ok(())
+}
+
+/// Registers a slice as pending (idempotent: a re-run SyncWindow resets nothing done).
+pub async fn insert_slice(
+    conn: &mut SqliteConnection,
+    sync_id: &str,
+    user: &str,
+    month: &str,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO slice_runs (sync_id, user_id, month, state) VALUES (?, ?, ?, 'pending') ON CONFLICT DO NOTHING",
+    )
+    .bind(sync_id)
+    .bind(user)
+    .bind(month)
+    .execute(&mut *conn)
+    .await
+    .context("cannot record a slice")?;
+    Ok(())
+}
+
+/// Marks a slice done or failed; returns true when every slice of (sync, user) is done.
+pub async fn finish_slice(
+    conn: &mut SqliteConnection,
+    sync_id: &str,
+    user: &str,
+    month: &str,
+    error: Option<&str>,
+) -> anyhow::Result<bool> {
+    sqlx::query(
+        "UPDATE slice_runs SET state = ?, error = ?, attempts = attempts + 1 WHERE sync_id = ? AND user_id = ? AND month = ?",
+    )
+    .bind(if error.is_some() { "failed" } else { "done" })
+    .bind(error)
+    .bind(sync_id)
+    .bind(user)
+    .bind(month)
+    .execute(&mut *conn)
+    .await
+    .context("cannot finish a slice")?;
+    let not_done: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM slice_runs WHERE sync_id = ? AND user_id = ? AND state != 'done'",
+    )
+    .bind(sync_id)
+    .bind(user)
+    .fetch_one(&mut *conn)
+    .await
+    .context("cannot count slices")?;
+    Ok(not_done == 0)
+}
+
+/// Counts an attempt at a slice without finishing it (a retry was scheduled).
+pub async fn count_slice_attempt(
+    conn: &mut SqliteConnection,
+    sync_id: &str,
+    user: &str,
+    month: &str,
+    error: &str,
+) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "UPDATE slice_runs SET attempts = attempts + 1, error = ? WHERE sync_id = ? AND user_id = ? AND month = ? RETURNING attempts",
+    )
+    .bind(error)
+    .bind(sync_id)
+    .bind(user)
+    .bind(month)
+    .fetch_optional(&mut *conn)
+    .await
+    .context("cannot count a slice attempt")
+    .map(|n| n.unwrap_or(1))
+}
+
+/// The window of a sync run, once its SyncWindow job ran.
+pub async fn sync_window(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> anyhow::Result<Option<(String, String)>> {
+    let row: Option<(Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT window_from, window_to FROM sync_runs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+            .context("cannot read a sync run")?;
+    Ok(row.and_then(|(from, to)| from.zip(to)))
+}
+
+/// Records a user's successful listing (clears the last error when `error` is None).
+pub async fn record_user_sync(
+    conn: &mut SqliteConnection,
+    user: &str,
+    error: Option<&str>,
+) -> anyhow::Result<()> {
+    let now = now_text();
+    if let Some(error) = error {
+        sqlx::query(
+            "INSERT INTO user_sync_state (groupware_id, last_error, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (groupware_id) DO UPDATE SET last_error = excluded.last_error, updated_at = excluded.updated_at",
+        )
+        .bind(user)
+        .bind(error)
+        .bind(&now)
+        .execute(&mut *conn)
+        .await
+    } else {
+        sqlx::query(
+            "INSERT INTO user_sync_state (groupware_id, last_sync_at, last_error, updated_at) VALUES (?, ?, NULL, ?) \
+             ON CONFLICT (groupware_id) DO UPDATE SET last_sync_at = excluded.last_sync_at, last_error = NULL, updated_at = excluded.updated_at",
+        )
+        .bind(user)
+        .bind(&now)
+        .bind(&now)
+        .execute(&mut *conn)
+        .await
+    }
+    .context("cannot record a user's sync")?;
+    Ok(())
+}
+
+/// One user's row of `status`.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct UserSyncState {
+    pub groupware_id: String,
+    pub last_sync_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// Every user's last sync and last error.
+pub async fn user_sync_states(pool: &sqlx::SqlitePool) -> anyhow::Result<Vec<UserSyncState>> {
+    sqlx::query_as("SELECT groupware_id, last_sync_at, last_error FROM user_sync_state")
+        .fetch_all(pool)
+        .await
+        .context("cannot read user sync states")
+}
+
+/// Jobs by what an operator cares about (SPEC §5 `queue`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueCounts {
+    /// Ready to run now.
+    pub pending: i64,
+    /// Taken by a worker.
+    pub running: i64,
+    /// Waiting for a later run time.
+    pub scheduled: i64,
+    /// Out of attempts, or killed.
+    pub failed: i64,
+}
+
+impl QueueCounts {
+    /// Nothing ready or running (scheduled jobs may remain).
+    pub fn is_idle(&self) -> bool {
+        self.pending == 0 && self.running == 0
+    }
+}
+
+/// Counts apalis's `Jobs` rows of our queues.
+pub async fn queue_counts(pool: &sqlx::SqlitePool) -> anyhow::Result<QueueCounts> {
+    let now = chrono::Utc::now().timestamp();
+    let (pending, running, scheduled, failed): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT \
+           coalesce(sum(CASE WHEN ((status = 'Pending' AND lock_by IS NULL) OR (status = 'Failed' AND attempts < max_attempts)) AND run_at <= ?1 THEN 1 ELSE 0 END), 0), \
+           coalesce(sum(CASE WHEN status IN ('Queued', 'Running') OR (status = 'Pending' AND lock_by IS NOT NULL) THEN 1 ELSE 0 END), 0), \
+           coalesce(sum(CASE WHEN ((status = 'Pending' AND lock_by IS NULL) OR (status = 'Failed' AND attempts < max_attempts)) AND run_at > ?1 THEN 1 ELSE 0 END), 0), \
+           coalesce(sum(CASE WHEN (status = 'Failed' AND attempts >= max_attempts) OR status = 'Killed' THEN 1 ELSE 0 END), 0) \
+         FROM Jobs WHERE job_type LIKE 'jmz.%'",
+    )
+    .bind(now)
+    .fetch_one(pool)
+    .await
+    .context("cannot count jobs")?;
+    Ok(QueueCounts {
+        pending,
+        running,
+        scheduled,
+        failed,
+    })
+}
+
+/// One job as `GET /api/v1/jobs/{id}` shows it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct JobView {
+    pub id: String,
+    pub queue: String,
+    pub status: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub run_at: i64,
+    pub last_result: Option<String>,
+}
+
+/// A job by id.
+pub async fn job(pool: &sqlx::SqlitePool, id: &str) -> anyhow::Result<Option<JobView>> {
+    sqlx::query_as(
+        "SELECT id, job_type AS queue, status, attempts, max_attempts, run_at, last_result FROM Jobs WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .context("cannot read a job")
+}

@@ -1,0 +1,207 @@
+//! `spawn_app()`: the whole service on port 0 with its own temporary SQLite file and its own
+//! replay servers, the same fixtures the demo uses.
+
+use std::{sync::Arc, time::Duration};
+
+use jmotto_zoom::{
+    cli::{
+        AdminClient,
+        demo::{DEMO_ADMIN_TOKEN, demo_settings},
+    },
+    config::Settings,
+    http::Application,
+    jobs::{Engine, worker::Worker},
+    replay::{RecordedRequest, ReplayServer},
+    store::{Store, sync_state},
+};
+use serde_json::Value;
+
+pub const NOVEMBER: (&str, &str) = ("2026-11-01", "2026-11-30");
+pub const DECEMBER: (&str, &str) = ("2026-12-01", "2026-12-31");
+
+pub struct TestApp {
+    pub address: String,
+    pub api: AdminClient,
+    pub http: reqwest::Client,
+    pub jmotto: ReplayServer,
+    pub zoom: ReplayServer,
+    pub engine: Arc<Engine>,
+    stop: tokio::sync::broadcast::Sender<()>,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _folder: tempfile::TempDir,
+}
+
+/// The app with the demo's configuration.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// The app with the demo's configuration changed by `adjust` (policies, users…).
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let jmotto = ReplayServer::start_jmotto()
+        .await
+        .expect("J-MOTTO replay starts");
+    let zoom = ReplayServer::start_zoom()
+        .await
+        .expect("Zoom replay starts");
+    let folder = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", folder.path().join("test.db").display());
+    let mut settings = demo_settings(&jmotto, &zoom, &url).expect("demo settings are valid");
+    settings.worker.retry_base_seconds = 1;
+    adjust(&mut settings);
+    let store = Store::connect(&settings.database.url)
+        .await
+        .expect("database opens");
+    let engine = Engine::new(settings, store).expect("engine builds");
+    let application = Application::build(engine.clone()).expect("server binds");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut server_stop = stop.subscribe();
+    let mut worker_stop = stop.subscribe();
+    let worker = Worker::build(engine.clone());
+    let tasks = vec![
+        tokio::spawn(application.run_until_stopped(async move {
+            let _ = server_stop.recv().await;
+        })),
+        tokio::spawn(worker.run_until_stopped(async move {
+            let _ = worker_stop.recv().await;
+        })),
+    ];
+    TestApp {
+        api: AdminClient::new(address.clone(), DEMO_ADMIN_TOKEN.to_owned()).expect("client"),
+        http: reqwest::Client::new(),
+        address,
+        jmotto,
+        zoom,
+        engine,
+        stop,
+        tasks,
+        _folder: folder,
+    }
+}
+
+impl TestApp {
+    /// Triggers a full sync through `POST /api/v1/sync` and drives the worker until the
+    /// queue is empty.
+    pub async fn sync(&self) {
+        self.api.trigger_sync(None).await.expect("sync accepted");
+        self.drain().await;
+    }
+
+    /// Waits until no job is ready or running (never a fixed sleep), then checks that no
+    /// job failed and that every request the service sent was covered by a fixture.
+    pub async fn drain(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let counts = sync_state::queue_counts(self.engine.store.pool())
+                .await
+                .expect("queue counts");
+            if counts.is_idle() {
+                assert_eq!(counts.failed, 0, "jobs failed: {counts:?}");
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "queue never emptied: {counts:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let unmatched: Vec<String> = self
+            .jmotto
+            .unmatched()
+            .into_iter()
+            .chain(self.zoom.unmatched())
+            .collect();
+        assert!(
+            unmatched.is_empty(),
+            "requests no fixture covers: {unmatched:#?}"
+        );
+    }
+
+    /// Zoom requests other than the token and e-mail look-ups.
+    pub fn zoom_writes(&self) -> Vec<RecordedRequest> {
+        self.zoom
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with("/v2/") && !r.path.starts_with("/v2/users/email"))
+            .filter(|r| r.method != "GET")
+            .collect()
+    }
+
+    /// The create requests, by agenda marker.
+    pub fn creates(&self) -> Vec<RecordedRequest> {
+        self.zoom_writes()
+            .into_iter()
+            .filter(|r| r.method == "POST")
+            .collect()
+    }
+
+    /// The create request whose agenda ends with `marker`.
+    pub fn create_for(&self, marker: &str) -> Vec<RecordedRequest> {
+        self.creates()
+            .into_iter()
+            .filter(|r| {
+                r.json
+                    .as_ref()
+                    .and_then(|j| j["agenda"].as_str())
+                    .is_some_and(|a| a.lines().last() == Some(marker))
+            })
+            .collect()
+    }
+
+    /// `GET /api/v1/meetings` rows.
+    pub async fn meetings(&self) -> Vec<Value> {
+        self.api.get("/api/v1/meetings").await.expect("meetings")["meetings"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The rows of one schedule id (and occurrence).
+    pub async fn meetings_of(&self, schedule_id: &str, occurrence: &str) -> Vec<Value> {
+        self.meetings()
+            .await
+            .into_iter()
+            .filter(|m| m["schedule_id"] == schedule_id && m["occurrence"] == occurrence)
+            .collect()
+    }
+
+    /// Changes one entry in the J-MOTTO listings of `uids` for (from, to): `change` gets the
+    /// entry's JSON; returning false removes it.
+    pub fn edit_entry(
+        &self,
+        uids: &[&str],
+        month: (&str, &str),
+        id: &str,
+        change: impl Fn(&mut Value) -> bool,
+    ) {
+        for uid in uids {
+            for page in 1..=2 {
+                let Some(events) = self.jmotto.events(uid, month.0, month.1, page) else {
+                    continue;
+                };
+                let next = self.next_page(uid, month, page);
+                let mut events = events.as_array().cloned().unwrap_or_default();
+                events.retain_mut(|e| if e["id"] == id { change(e) } else { true });
+                self.jmotto
+                    .set_events(uid, month.0, month.1, page, Value::Array(events), next);
+            }
+        }
+    }
+
+    fn next_page(&self, uid: &str, month: (&str, &str), page: u32) -> Option<u32> {
+        self.jmotto
+            .events(uid, month.0, month.1, page + 1)
+            .map(|_| page + 1)
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        for task in self.tasks {
+            task.await.expect("task joins").expect("stopped cleanly");
+        }
+        self.engine.store.close().await;
+        self.jmotto.stop().await;
+        self.zoom.stop().await;
+    }
+}

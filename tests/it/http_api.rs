@@ -1,0 +1,208 @@
+//! SPEC §5 for the endpoints of this stage: health, the trigger and the read APIs; bad input
+//! gets a 4xx with a JSON error and enqueues nothing.
+
+use serde_json::{Value, json};
+
+use crate::helpers::spawn_app;
+use jmotto_zoom::store::sync_state;
+
+async fn jobs_in_queue(app: &crate::helpers::TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM Jobs")
+        .fetch_one(app.engine.store.pool())
+        .await
+        .expect("count")
+}
+
+#[tokio::test]
+async fn healthz_and_readyz_answer() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/readyz"] {
+        let response = app
+            .http
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+    }
+    app.stop().await;
+}
+
+/// Bad input: the status, the JSON error body, and nothing enqueued.
+#[tokio::test]
+async fn bad_triggers_are_refused_and_enqueue_nothing() {
+    let app = spawn_app().await;
+    let url = format!("{}/api/v1/sync", app.address);
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+        ("no token", app.http.post(&url), 401, "unauthorized"),
+        (
+            "wrong token",
+            app.http.post(&url).bearer_auth("nope"),
+            401,
+            "unauthorized",
+        ),
+        (
+            "malformed JSON",
+            app.http
+                .post(&url)
+                .bearer_auth("demo-admin-token")
+                .header("content-type", "application/json")
+                .body("{\"users\": ["),
+            400,
+            "malformed_request",
+        ),
+        (
+            "wrong content type",
+            app.http
+                .post(&url)
+                .bearer_auth("demo-admin-token")
+                .header("content-type", "text/plain")
+                .body("users=10002"),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "body over the limit",
+            app.http
+                .post(&url)
+                .bearer_auth("demo-admin-token")
+                .header("content-type", "application/json")
+                .body(format!("{{\"users\": [\"{}\"]}}", "1".repeat(70_000))),
+            413,
+            "body_too_large",
+        ),
+        (
+            "unknown user",
+            app.http
+                .post(&url)
+                .bearer_auth("demo-admin-token")
+                .json(&json!({"users": ["99999"]})),
+            422,
+            "unknown_user",
+        ),
+        (
+            "disabled user",
+            app.http
+                .post(&url)
+                .bearer_auth("demo-admin-token")
+                .json(&json!({"users": ["10004"]})),
+            422,
+            "unknown_user",
+        ),
+        (
+            "users not a list",
+            app.http
+                .post(&url)
+                .bearer_auth("demo-admin-token")
+                .json(&json!({"users": "10002"})),
+            400,
+            "malformed_request",
+        ),
+    ];
+    for (name, request, status, code) in cases {
+        let response = request.send().await.expect("answer");
+        assert_eq!(response.status().as_u16(), status, "{name}");
+        let body: Value = response.json().await.expect("JSON error body");
+        assert_eq!(body["error"]["code"], code, "{name}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{name}"
+        );
+    }
+    assert_eq!(jobs_in_queue(&app).await, 0, "nothing enqueued");
+    let not_found = app
+        .http
+        .get(format!("{}/api/v1/nothing", app.address))
+        .bearer_auth("demo-admin-token")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(not_found.status().as_u16(), 404);
+    let bad_filter = app
+        .http
+        .get(format!("{}/api/v1/meetings?state=done", app.address))
+        .bearer_auth("demo-admin-token")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(bad_filter.status().as_u16(), 422);
+    app.stop().await;
+}
+
+/// SPEC §5: a full resync still queued is returned instead of queued again.
+#[tokio::test]
+async fn identical_full_resync_is_not_queued_twice() {
+    let app = spawn_app().await;
+    // the worker may take the first one at once; push two more and compare those
+    let first = app.api.trigger_sync(None).await.expect("first");
+    let second = app.api.trigger_sync(None).await.expect("second");
+    let pending = sync_state::queue_counts(app.engine.store.pool())
+        .await
+        .expect("counts");
+    if first == second {
+        assert!(pending.pending + pending.running >= 1);
+    }
+    let sync_jobs: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM Jobs WHERE job_type = 'jmz.sync_window'")
+            .fetch_one(app.engine.store.pool())
+            .await
+            .expect("count");
+    assert!(
+        sync_jobs <= 2,
+        "at most the running one and one queued: {sync_jobs}"
+    );
+    app.drain().await;
+    let job = app
+        .api
+        .get(&format!("/api/v1/jobs/{first}"))
+        .await
+        .expect("job");
+    assert_eq!(job["status"], "Done");
+    app.stop().await;
+}
+
+/// GET /api/v1/meetings filters by user, state and time.
+#[tokio::test]
+async fn meetings_filters() {
+    let app = spawn_app().await;
+    app.sync().await;
+    let by_user = app
+        .api
+        .get("/api/v1/meetings?user=10006")
+        .await
+        .expect("user filter");
+    let rows = by_user["meetings"].as_array().expect("rows");
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|m| m["host_email"] == "ito@example.co.jp"));
+    let skipped = app
+        .api
+        .get("/api/v1/meetings?state=skipped")
+        .await
+        .expect("state filter");
+    assert!(
+        skipped["meetings"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .all(|m| m["state"] == "skipped")
+    );
+    let december = app
+        .api
+        .get("/api/v1/meetings?from=2026-12-01&to=2027-01-01&state=created")
+        .await
+        .expect("time filter");
+    let rows = december["meetings"].as_array().expect("rows");
+    assert!(rows.iter().all(|m| {
+        m["start"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("2026-12"))
+    }));
+    assert!(!rows.is_empty());
+    let status = app.api.get("/api/v1/status").await.expect("status");
+    assert_eq!(status["meetings"]["created"], 16);
+    assert_eq!(status["queue"]["pending"], 0);
+    assert_eq!(status["enabled"], true);
+    app.stop().await;
+}

@@ -1,0 +1,5 @@
+//! The one integration-test binary: the whole service against the replay servers.
+
+mod helpers;
+mod http_api;
+mod sync_rules;
