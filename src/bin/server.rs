@@ -27,11 +27,5 @@ async fn main() -> ExitCode {
         application.run_until_stopped(cli::shutdown_signal()).await
     }
     .await;
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::report(result.map(|()| ExitCode::SUCCESS))
 }

@@ -27,11 +27,5 @@ async fn main() -> ExitCode {
             .await
     }
     .await;
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::report(result.map(|()| ExitCode::SUCCESS))
 }

@@ -19,19 +19,30 @@ use crate::{
 pub const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
 
 /// The configuration of the replayed company, pointed at the replay servers: the same file
-/// shape an administrator writes (SPEC §4).
+/// an administrator writes (SPEC §4).
 pub fn demo_settings(
     jmotto: &ReplayServer,
     zoom: &ReplayServer,
     database_url: &str,
 ) -> anyhow::Result<Settings> {
+    let text = demo_config(jmotto, zoom, database_url, "127.0.0.1:0");
+    Settings::from_toml_str(&text, std::iter::empty())
+}
+
+/// [`demo_settings`] as TOML text, listening on `listen`.
+pub fn demo_config(
+    jmotto: &ReplayServer,
+    zoom: &ReplayServer,
+    database_url: &str,
+    listen: &str,
+) -> String {
     let mut text = format!(
         r#"
 [database]
 url = "{database_url}"
 
 [server]
-listen = "127.0.0.1:0"
+listen = "{listen}"
 admin_token = "{DEMO_ADMIN_TOKEN}"
 
 [zoom]
@@ -73,7 +84,7 @@ now = "{now}"
             "\n[[users]]\ngroupware_id = \"{id}\"\nzoom_email = \"{email}\"\nenabled = {enabled}\n"
         ));
     }
-    Settings::from_toml_str(&text, std::iter::empty())
+    text
 }
 
 async fn start_stack(settings: Settings) -> anyhow::Result<(Arc<Engine>, Application, Worker)> {

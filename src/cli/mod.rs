@@ -61,6 +61,11 @@ pub async fn main() -> ExitCode {
         } => sync(&config, users, wait).await,
         Command::Run { config } => run(&config).await,
     };
+    report(result)
+}
+
+/// The exit code of a command: its own, or 1 after printing the error chain.
+pub fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {

@@ -277,15 +277,7 @@ async fn schedule_retry(
             &crate::store::utc_text(run_at),
         )
         .await?;
-        push(
-            &mut tx,
-            job,
-            PushOptions {
-                run_at: Some(run_at),
-                ..PushOptions::default()
-            },
-        )
-        .await?;
+        push(&mut tx, job, PushOptions::at(run_at)).await?;
         tracing::info!(meeting.row = row.id, retry_at = %run_at, error = %error, "create will be retried");
     }
     tx.commit().await.context("cannot record a retry")
@@ -319,39 +311,14 @@ pub async fn run_update(engine: &Engine, job: &UpdateMeeting) -> anyhow::Result<
             )
             .await
         }
-        Err(error @ ZoomError::Permanent { .. }) => {
-            rows::set_state(
-                &mut conn,
-                row.id,
-                MeetingState::Created,
-                Some(&format!("update_failed: {error}")),
-            )
-            .await
-        }
         Err(error) => {
-            // The meeting stays `created` (it exists); only the change waits.
-            if attempts >= engine.max_attempts() {
-                return rows::set_state(
-                    &mut conn,
-                    row.id,
-                    MeetingState::Created,
-                    Some(&format!("update_failed: {error}")),
-                )
-                .await;
+            // The meeting stays `created` (it exists); only the change waits or is given up.
+            if matches!(error, ZoomError::Permanent { .. }) || attempts >= engine.max_attempts() {
+                let reason = format!("update_failed: {error}");
+                return rows::set_state(&mut conn, row.id, MeetingState::Created, Some(&reason))
+                    .await;
             }
-            let run_at = retry_at(engine, &error, attempts);
-            let mut tx = engine.store.begin_write().await?;
-            push(
-                &mut tx,
-                job,
-                PushOptions {
-                    run_at: Some(run_at),
-                    ..PushOptions::default()
-                },
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(())
+            retry_later(engine, job, &error, attempts).await
         }
     }
 }
@@ -374,41 +341,33 @@ pub async fn run_delete(engine: &Engine, job: &DeleteMeeting) -> anyhow::Result<
             tracing::info!(zoom.meeting_id = zoom_id, reason = %job.reason, "deleted Zoom meeting");
             rows::set_state(&mut conn, row.id, MeetingState::Deleted, Some(&job.reason)).await
         }
-        Err(error @ ZoomError::Permanent { .. }) => {
-            // 3002 in progress, 3007 already ended: recorded, not retried.
-            rows::set_state(
-                &mut conn,
-                row.id,
-                row.state(),
-                Some(&format!("delete_failed: {error}")),
-            )
-            .await
-        }
         Err(error) => {
-            if attempts >= engine.max_attempts() {
-                return rows::set_state(
-                    &mut conn,
-                    row.id,
-                    row.state(),
-                    Some(&format!("delete_failed: {error}")),
-                )
-                .await;
+            // 3002 in progress, 3007 already ended (permanent), or attempts exhausted:
+            // recorded, not retried.
+            if matches!(error, ZoomError::Permanent { .. }) || attempts >= engine.max_attempts() {
+                let reason = format!("delete_failed: {error}");
+                return rows::set_state(&mut conn, row.id, row.state(), Some(&reason)).await;
             }
-            let run_at = retry_at(engine, &error, attempts);
-            let mut tx = engine.store.begin_write().await?;
-            push(
-                &mut tx,
-                job,
-                PushOptions {
-                    run_at: Some(run_at),
-                    ..PushOptions::default()
-                },
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(())
+            retry_later(engine, job, &error, attempts).await
         }
     }
+}
+
+/// Pushes `job` again with a future run time (Zoom's `Retry-After`, else backoff).
+async fn retry_later<J: super::Job>(
+    engine: &Engine,
+    job: &J,
+    error: &ZoomError,
+    attempts: i64,
+) -> anyhow::Result<()> {
+    let mut tx = engine.store.begin_write().await?;
+    push(
+        &mut tx,
+        job,
+        PushOptions::at(retry_at(engine, error, attempts)),
+    )
+    .await?;
+    tx.commit().await.context("cannot schedule a retry")
 }
 
 fn retry_at(engine: &Engine, error: &ZoomError, attempts: i64) -> DateTime<Utc> {

@@ -128,6 +128,16 @@ pub struct PushOptions {
     pub idempotency_key: Option<String>,
 }
 
+impl PushOptions {
+    /// Run no earlier than `run_at` (a durable wait).
+    pub fn at(run_at: DateTime<Utc>) -> PushOptions {
+        PushOptions {
+            run_at: Some(run_at),
+            ..PushOptions::default()
+        }
+    }
+}
+
 /// Pushes `job` on `conn` (usually a transaction), returning the task id. With an
 /// idempotency key that already exists, nothing is inserted and the existing id is returned.
 pub async fn push<J: Job>(

@@ -195,15 +195,7 @@ async fn record_listing_failure(
             };
             let run_at = Utc::now()
                 + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(10));
-            push(
-                &mut tx,
-                job,
-                PushOptions {
-                    run_at: Some(run_at),
-                    ..PushOptions::default()
-                },
-            )
-            .await?;
+            push(&mut tx, job, PushOptions::at(run_at)).await?;
             tx.commit().await?;
             tracing::warn!(user.id = %job.user_id, month = %job.month, attempt = attempts, retry_at = %run_at, error = %message, "J-MOTTO listing failed; retry scheduled");
             return Ok(());

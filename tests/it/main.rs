@@ -1,5 +1,6 @@
 //! The one integration-test binary: the whole service against the replay servers.
 
+mod binaries;
 mod helpers;
 mod http_api;
 mod sync_rules;
