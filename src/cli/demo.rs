@@ -202,8 +202,8 @@ pub fn print_report(meetings: &serde_json::Value, status: &serde_json::Value) ->
             "  {:<24} {:<26} {:>5}  {:<14} {}",
             text(m, "host_email"),
             text(m, "start"),
-            m["duration_minutes"],
-            m["zoom_meeting_id"],
+            m["duration_minutes"].as_i64().unwrap_or(0),
+            m["zoom_meeting_id"].as_i64().unwrap_or(0),
             clip(text(m, "topic"), 40)
         );
     }

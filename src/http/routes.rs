@@ -218,7 +218,8 @@ struct StatusView {
     users: Vec<UserView>,
 }
 
-/// `GET /api/v1/status`.
+/// `GET /api/v1/status`. R-ENABLED here is the part this stage knows (users enabled, the
+/// J-MOTTO login not refused); the per-service checks come with `doctor`.
 async fn status(
     request: HttpRequest,
     state: web::Data<AppState>,

@@ -13,8 +13,11 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use super::{CreateMeeting, DeleteMeeting, Engine, PushOptions, UpdateMeeting, push};
 use crate::{
     store::{MeetingRow, MeetingState, meetings as rows, parse_utc},
-    zoom::{Invitee, MeetingRequest, MeetingSettings, QuotaKind, ZoomError},
+    zoom::{Invitee, ListedMeeting, MeetingRequest, MeetingSettings, QuotaKind, ZoomError},
 };
+
+/// Zoom's list of a host's meetings cuts each agenda to this many characters.
+const LISTED_AGENDA_CHARS: usize = 250;
 
 /// Scope that lets a retried create look for its meeting (admin or user level).
 const LIST_SCOPES: [&str; 2] = [
@@ -175,25 +178,41 @@ async fn find_existing(
     if !scopes.iter().any(|s| LIST_SCOPES.contains(&s.as_str())) {
         return Err(ListUnavailable::NoScope);
     }
-    let marker = row.entry_key().marker();
     let meetings = engine
         .zoom
         .list_upcoming(host_email)
         .await
         .map_err(ListUnavailable::Failed)?;
-    let start = parse_utc(&row.start_utc).ok();
     Ok(meetings
         .into_iter()
-        .find(|m| {
-            let same_marker = m
-                .agenda
-                .as_deref()
-                .is_some_and(|a| a.lines().last().map(str::trim) == Some(marker.as_str()));
-            let same_start = m.start_time.as_deref().and_then(|s| parse_utc(s).ok()) == start;
-            let same_duration = m.duration.map(i64::from) == Some(row.duration_minutes);
-            same_marker && same_start && same_duration
-        })
+        .find(|m| is_same_meeting(m, row))
         .map(|m| (m.id, m.join_url)))
+}
+
+/// Is `listed` the meeting of `row`? Same start and duration (an older meeting of a
+/// rescheduled entry carries the same marker), and the agenda's last line is the row's
+/// marker — or, since Zoom's list cuts agendas to 250 characters, the listed agenda is a
+/// cut of the row's and the topic is the row's.
+fn is_same_meeting(listed: &ListedMeeting, row: &MeetingRow) -> bool {
+    let same_start = listed.start_time.as_deref().and_then(|s| parse_utc(s).ok())
+        == parse_utc(&row.start_utc).ok();
+    let same_duration = listed.duration.map(i64::from) == Some(row.duration_minutes);
+    if !same_start || !same_duration {
+        return false;
+    }
+    let Some(agenda) = listed.agenda.as_deref() else {
+        return false;
+    };
+    let marker = row.entry_key().marker();
+    if agenda.lines().last().map(str::trim) == Some(marker.as_str()) {
+        return true;
+    }
+    // Zoom's cut is 250 characters; a shorter listed agenda is a whole one.
+    let cut = agenda.trim_end_matches("...").trim_end_matches('…');
+    agenda.chars().count() >= LISTED_AGENDA_CHARS - 3
+        && cut.len() < row.agenda.len()
+        && row.agenda.starts_with(cut)
+        && listed.topic.as_deref() == Some(row.topic.as_str())
 }
 
 async fn record_created(
@@ -386,6 +405,109 @@ fn retry_at(engine: &Engine, error: &ZoomError, attempts: i64) -> DateTime<Utc> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(agenda: &str) -> MeetingRow {
+        MeetingRow {
+            id: 1,
+            schedule_id: "8801".into(),
+            occurrence: String::new(),
+            start_utc: "2026-11-26T05:00:00Z".into(),
+            end_utc: "2026-11-26T06:00:00Z".into(),
+            host_user_id: Some("10002".into()),
+            host_email: Some("tanaka@example.co.jp".into()),
+            topic: "打合せ".into(),
+            agenda: agenda.into(),
+            duration_minutes: 60,
+            timezone: "Asia/Tokyo".into(),
+            invitees: "[]".into(),
+            state: "creating".into(),
+            reason: None,
+            zoom_meeting_id: None,
+            join_url: None,
+            replaces_meeting_id: None,
+            attempts: 1,
+            next_attempt_at: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    fn listed(start: &str, duration: u32, topic: &str, agenda: Option<&str>) -> ListedMeeting {
+        ListedMeeting {
+            id: 9,
+            topic: Some(topic.into()),
+            start_time: Some(start.into()),
+            duration: Some(duration),
+            agenda: agenda.map(str::to_owned),
+            join_url: None,
+        }
+    }
+
+    /// R-ONCE: a retried create adopts only its own meeting.
+    #[test]
+    fn adopts_only_the_same_meeting() {
+        let long_memo = "議".repeat(400);
+        let long_agenda = format!("{long_memo}\n\njmotto-zoom: 8801");
+        let cut: String = long_agenda.chars().take(250).collect();
+        let cases = [
+            (
+                "marker, same time",
+                row("jmotto-zoom: 8801"),
+                listed("2026-11-26T05:00:00Z", 60, "x", Some("jmotto-zoom: 8801")),
+                true,
+            ),
+            (
+                "marker, older time",
+                row("jmotto-zoom: 8801"),
+                listed("2026-11-26T04:00:00Z", 60, "x", Some("jmotto-zoom: 8801")),
+                false,
+            ),
+            (
+                "marker, other duration",
+                row("jmotto-zoom: 8801"),
+                listed("2026-11-26T05:00:00Z", 30, "x", Some("jmotto-zoom: 8801")),
+                false,
+            ),
+            (
+                "other entry",
+                row("jmotto-zoom: 8801"),
+                listed("2026-11-26T05:00:00Z", 60, "x", Some("jmotto-zoom: 88011")),
+                false,
+            ),
+            (
+                "cut agenda, same topic",
+                row(&long_agenda),
+                listed("2026-11-26T05:00:00Z", 60, "打合せ", Some(&cut)),
+                true,
+            ),
+            (
+                "cut agenda, other topic",
+                row(&long_agenda),
+                listed("2026-11-26T05:00:00Z", 60, "別件", Some(&cut)),
+                false,
+            ),
+            (
+                "a short agenda is whole, not cut",
+                row("jmotto-zoom: 8801"),
+                listed(
+                    "2026-11-26T05:00:00Z",
+                    60,
+                    "打合せ",
+                    Some("jmotto-zoom: 880"),
+                ),
+                false,
+            ),
+            (
+                "no agenda",
+                row("jmotto-zoom: 8801"),
+                listed("2026-11-26T05:00:00Z", 60, "打合せ", None),
+                false,
+            ),
+        ];
+        for (name, row, listed, expected) in cases {
+            assert_eq!(is_same_meeting(&listed, &row), expected, "{name}");
+        }
+    }
 
     #[test]
     fn next_midnight_is_the_following_utc_day() {

@@ -289,8 +289,10 @@ async fn decide_entry(
         }
     };
     let in_window = window.0 <= time.start_utc && time.start_utc < window.1;
-    if !matches_location && existing.is_none() {
-        return Ok(()); // R-TRIGGER: not a Zoom entry, and never was one
+    if !matches_location && existing.as_ref().is_none_or(|e| e.gone_at.is_some()) {
+        // R-TRIGGER: not a Zoom entry, and never was one — or it lost the location and
+        // that was already handled (by this run's listing of another member, say).
+        return Ok(());
     }
     let host = choose_host(&entry.owner, &entry.members, &engine.enabled_users);
     let desired = Desired {

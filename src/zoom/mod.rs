@@ -113,6 +113,8 @@ pub struct CreatedMeeting {
 pub struct ListedMeeting {
     pub id: i64,
     #[serde(default)]
+    pub topic: Option<String>,
+    #[serde(default)]
     pub start_time: Option<String>,
     #[serde(default)]
     pub duration: Option<u32>,
