@@ -146,16 +146,9 @@ pub async fn run_create(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<
                 &mut conn,
                 row.id,
                 MeetingState::Failed,
-                Some(&format!("zoom_rejected: {error}")),
+                Some(&format!("{}: {error}", super::sync::REJECTED)),
             )
-            .await?;
-            // failed rows are claimable by a later sync's re-arm only, not by this job
-            sqlx::query("UPDATE meetings SET attempts = ? WHERE id = ?")
-                .bind(engine.max_attempts())
-                .bind(row.id)
-                .execute(&mut *conn)
-                .await?;
-            Ok(())
+            .await
         }
     }
 }
@@ -280,13 +273,15 @@ async fn schedule_retry(
     let mut tx = engine.store.begin_write().await?;
     if row.attempts >= engine.max_attempts() && state != MeetingState::Deferred {
         tracing::warn!(meeting.row = row.id, error = %error, "create failed; attempts exhausted");
-        rows::set_state(
-            &mut tx,
-            row.id,
-            MeetingState::Failed,
-            Some(&format!("failed: {error}")),
-        )
-        .await?;
+        // The next sync tries a failed row again; after a request that may have reached Zoom
+        // it looks for the meeting first.
+        let prefix = if state_while_waiting == MeetingState::Creating {
+            super::sync::FAILED_AFTER_SEND
+        } else {
+            "failed"
+        };
+        let reason = format!("{prefix}: {error}");
+        rows::set_state(&mut tx, row.id, MeetingState::Failed, Some(&reason)).await?;
     } else {
         rows::mark_retry(
             &mut tx,

@@ -25,6 +25,11 @@ use crate::{
     },
 };
 
+/// Reason prefix of a row Zoom refused (a 4xx): retried only when its content changes.
+pub const REJECTED: &str = "zoom_rejected";
+/// Reason prefix of a row whose retries ran out after a request that may have reached Zoom.
+pub const FAILED_AFTER_SEND: &str = "failed_after_send";
+
 /// Computes the window (R-WINDOW, at the time the job runs) and pushes one `FetchSlice` per
 /// (user, month), idempotently: a re-run pushes nothing twice.
 pub async fn run_sync_window(engine: &Engine, job: &SyncWindow) -> anyhow::Result<()> {
@@ -356,10 +361,14 @@ async fn decide_entry(
         CurrentMeeting {
             same_time: row.start_utc == desired.start_utc && row.end_utc == desired.end_utc,
             in_zoom: state.may_exist_in_zoom(),
-            awaiting_create: matches!(
-                state,
-                MeetingState::Pending | MeetingState::Deferred | MeetingState::Failed
-            ),
+            // A row that Zoom refused waits for a change of its content; one whose retries
+            // ran out is tried again by this sync (see `create_row`).
+            awaiting_create: matches!(state, MeetingState::Pending | MeetingState::Deferred)
+                || (state == MeetingState::Failed
+                    && row
+                        .reason
+                        .as_deref()
+                        .is_some_and(|r| r.starts_with(REJECTED))),
             content_same: desired.same_content(row),
         }
     });
@@ -414,6 +423,10 @@ async fn apply_decision(
         }
         Decision::Create => create_row(tx, job, desired, None, counts).await,
         Decision::RefreshPending => {
+            if current.is_some_and(|c| c.state() == MeetingState::Failed) {
+                // Zoom refused the old content; the new content gets a new attempt.
+                return create_row(tx, job, desired, None, counts).await;
+            }
             if let Some(current) = current {
                 rows::set_content(tx, current.id, &desired.row(MeetingState::Pending, None))
                     .await?;
@@ -507,10 +520,25 @@ async fn create_row(
                 return Ok(());
             };
             let state = existing.state();
-            if state.may_exist_in_zoom() || state.is_claimable() {
+            if matches!(
+                state,
+                MeetingState::Pending
+                    | MeetingState::Deferred
+                    | MeetingState::Creating
+                    | MeetingState::Created
+            ) {
                 // R-ONCE: this time already has its meeting (or a create on the way).
                 rows::set_current_meeting(tx, &desired.key, Some(existing.id)).await?;
                 return Ok(());
+            }
+            if state == MeetingState::Failed
+                && existing
+                    .reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with(FAILED_AFTER_SEND))
+            {
+                // The last attempt may have reached Zoom: the job looks before it creates.
+                row.state = MeetingState::Creating;
             }
             rows::rearm(tx, existing.id, &row).await?;
             existing.id

@@ -570,3 +570,48 @@ async fn r_once_unchanged_and_concurrent_syncs() {
     assert_eq!(created, 16);
     app.stop().await;
 }
+
+/// R-ONCE: a create whose retries ran out after requests that may have reached Zoom is
+/// tried again by the next sync, which first looks among the host's meetings.
+#[tokio::test]
+async fn r_once_failed_create_is_retried_by_the_next_sync() {
+    let app = spawn_app_with(|s| s.worker.max_attempts = 1).await;
+    let exchange = |response: Value| -> jmotto_zoom::replay::Exchange {
+        serde_json::from_value(json!({
+            "name": "create",
+            "request": {"method": "POST", "path": "/v2/users/{email}/meetings"},
+            "response": response
+        }))
+        .expect("exchange")
+    };
+    app.zoom.override_exchange(exchange(
+        json!({"status": 500, "json": {"code": 500, "message": "Internal error"}}),
+    ));
+    app.sync().await;
+    let row = &app.meetings_of("8801", "").await[0];
+    assert_eq!(row["state"], "failed");
+    assert!(
+        row["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("failed_after_send")),
+        "{row}"
+    );
+    assert!(app.zoom.zoom_meetings().is_empty());
+
+    app.zoom.override_exchange(exchange(
+        json!({"status": 201, "dynamic": "zoom_create_meeting", "json": {}}),
+    ));
+    app.zoom.clear_requests();
+    app.sync().await;
+    let listed = app
+        .zoom
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path == "/v2/users/tanaka@example.co.jp/meetings")
+        .count();
+    assert!(listed >= 1, "the retry looked for the meeting first");
+    assert_eq!(app.create_for("jmotto-zoom: 8801").len(), 1);
+    assert_eq!(app.meetings_of("8801", "").await[0]["state"], "created");
+    assert_eq!(app.zoom.zoom_meetings().len(), 16);
+    app.stop().await;
+}
