@@ -352,10 +352,19 @@ async fn decide_entry(
         },
     )
     .await?;
+    let came_back = matches_location && existing.as_ref().is_some_and(|e| e.gone_at.is_some());
     let current = match existing.and_then(|e| e.current_meeting_id) {
         Some(id) => rows::meeting_by_id(tx, id).await?,
         None => None,
     };
+    if came_back
+        && let Some(row) = current
+            .as_ref()
+            .filter(|r| r.state() == MeetingState::Created)
+    {
+        // Restored (or the location re-added) while its meeting was kept: no longer gone.
+        rows::set_state(tx, row.id, MeetingState::Created, None).await?;
+    }
     let facts = current.as_ref().map(|row| {
         let state = row.state();
         CurrentMeeting {
@@ -457,9 +466,10 @@ async fn apply_decision(
                     rows::meeting_by_key(tx, &desired.key, &desired.start_utc, &desired.end_utc)
                         .await?
             {
-                if conflict.state().may_exist_in_zoom() {
+                if conflict.holds_zoom_meeting() {
                     // The entry moved back to a time that still has its own meeting: that
                     // one becomes current again; R-ONCE forbids a second meeting there.
+                    revive(tx, &conflict).await?;
                     rows::set_state(
                         tx,
                         current.id,
@@ -499,6 +509,14 @@ async fn apply_decision(
     }
 }
 
+/// A superseded row whose meeting was left in Zoom becomes the entry's live meeting again.
+async fn revive(tx: &mut SqliteConnection, row: &MeetingRow) -> anyhow::Result<()> {
+    if row.state() == MeetingState::Superseded {
+        rows::set_state(tx, row.id, MeetingState::Created, Some("rescheduled_back")).await?;
+    }
+    Ok(())
+}
+
 /// A pending row for the listed time (re-arming one that exists but never reached Zoom),
 /// made current, with its create job, in the caller's transaction.
 async fn create_row(
@@ -520,14 +538,12 @@ async fn create_row(
                 return Ok(());
             };
             let state = existing.state();
-            if matches!(
-                state,
-                MeetingState::Pending
-                    | MeetingState::Deferred
-                    | MeetingState::Creating
-                    | MeetingState::Created
-            ) {
-                // R-ONCE: this time already has its meeting (or a create on the way).
+            if existing.holds_zoom_meeting()
+                || matches!(state, MeetingState::Pending | MeetingState::Deferred)
+            {
+                // R-ONCE: this time already has its meeting (or a create on the way), e.g.
+                // the entry moved back to a time whose meeting was left in Zoom.
+                revive(tx, &existing).await?;
                 rows::set_current_meeting(tx, &desired.key, Some(existing.id)).await?;
                 return Ok(());
             }

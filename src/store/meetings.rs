@@ -120,6 +120,16 @@ impl MeetingRow {
         MeetingState::parse(&self.state).unwrap_or(MeetingState::Failed)
     }
 
+    /// Does a Zoom meeting exist (or may one) for this row? Created or being created, or
+    /// superseded by a reschedule and left in Zoom (R-RESCHEDULE `create_new`).
+    pub fn holds_zoom_meeting(&self) -> bool {
+        match self.state() {
+            MeetingState::Creating | MeetingState::Created => true,
+            MeetingState::Superseded => self.zoom_meeting_id.is_some(),
+            _ => false,
+        }
+    }
+
     /// The entry this row belongs to.
     pub fn entry_key(&self) -> EntryKey {
         EntryKey {

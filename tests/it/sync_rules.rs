@@ -391,6 +391,22 @@ async fn r_delete_keep() {
     let row = &app.meetings_of("8801", "").await[0];
     assert_eq!(row["state"], "created");
     assert_eq!(row["reason"], "entry_deleted");
+
+    // restored: the kept meeting is its meeting again, nothing is created
+    let fixture = jmotto_zoom::replay::ReplayServer::start_jmotto()
+        .await
+        .expect("replay");
+    let original = fixture
+        .events("10002", NOVEMBER.0, NOVEMBER.1, 1)
+        .expect("events");
+    fixture.stop().await;
+    app.jmotto
+        .set_events("10002", NOVEMBER.0, NOVEMBER.1, 1, original, None);
+    app.sync().await;
+    assert!(app.zoom_writes().is_empty());
+    let row = &app.meetings_of("8801", "").await[0];
+    assert_eq!(row["state"], "created");
+    assert!(row["reason"].is_null(), "{row}");
     app.stop().await;
 }
 
