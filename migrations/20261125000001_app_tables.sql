@@ -12,7 +12,6 @@ CREATE TABLE entries (
     end_utc            TEXT NOT NULL,
     host_user_id       TEXT,                   -- NULL: no enabled member (R-HOST)
     current_meeting_id INTEGER,                -- meetings.id of the entry's live meeting
-    last_seen_sync     TEXT NOT NULL,          -- sync id of the last listing that held it
     gone_at            TEXT,                   -- set when a complete listing lost it (R-DELETE)
     gone_reason        TEXT,
     updated_at         TEXT NOT NULL,

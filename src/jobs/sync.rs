@@ -348,7 +348,6 @@ async fn decide_entry(
             start_utc: desired.start_utc.clone(),
             end_utc: desired.end_utc.clone(),
             host_user_id: desired.host_user_id.as_deref(),
-            sync_id: &job.sync_id,
         },
     )
     .await?;

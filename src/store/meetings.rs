@@ -454,11 +454,10 @@ pub struct EntryRow {
     pub end_utc: String,
     pub host_user_id: Option<String>,
     pub current_meeting_id: Option<i64>,
-    pub last_seen_sync: String,
     pub gone_at: Option<String>,
 }
 
-const ENTRY_COLUMNS: &str = "schedule_id, occurrence, owner, members, start_utc, end_utc, host_user_id, current_meeting_id, last_seen_sync, gone_at";
+const ENTRY_COLUMNS: &str = "schedule_id, occurrence, owner, members, start_utc, end_utc, host_user_id, current_meeting_id, gone_at";
 
 /// The stored observation of one entry.
 pub async fn entry(
@@ -484,7 +483,6 @@ pub struct ObservedEntry<'a> {
     pub start_utc: String,
     pub end_utc: String,
     pub host_user_id: Option<&'a str>,
-    pub sync_id: &'a str,
 }
 
 /// Stores the latest observation; clears `gone_at` (the entry is listed again).
@@ -493,11 +491,11 @@ pub async fn upsert_entry(
     observed: &ObservedEntry<'_>,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "INSERT INTO entries (schedule_id, occurrence, owner, members, start_utc, end_utc, host_user_id, last_seen_sync, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+        "INSERT INTO entries (schedule_id, occurrence, owner, members, start_utc, end_utc, host_user_id, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (schedule_id, occurrence) DO UPDATE SET owner = excluded.owner, members = excluded.members, \
          start_utc = excluded.start_utc, end_utc = excluded.end_utc, host_user_id = excluded.host_user_id, \
-         last_seen_sync = excluded.last_seen_sync, gone_at = NULL, gone_reason = NULL, updated_at = excluded.updated_at",
+         gone_at = NULL, gone_reason = NULL, updated_at = excluded.updated_at",
     )
     .bind(&observed.key.schedule_id)
     .bind(&observed.key.occurrence)
@@ -506,7 +504,6 @@ pub async fn upsert_entry(
     .bind(&observed.start_utc)
     .bind(&observed.end_utc)
     .bind(observed.host_user_id)
-    .bind(observed.sync_id)
     .bind(now_text())
     .execute(&mut *conn)
     .await
