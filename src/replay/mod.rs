@@ -311,6 +311,36 @@ fn not_found(id: &str) -> (u16, HttpResponse) {
     )
 }
 
+/// Zoom's validation of a meeting body (api/zoom.md): topic ≤ 200 and agenda ≤ 2000
+/// characters, `start_time` UTC with `Z` and no fraction, `duration` a positive integer.
+fn invalid_meeting(body: &Value) -> Option<String> {
+    let chars = |field: &str| body[field].as_str().map(|t| t.chars().count()).unwrap_or(0);
+    if chars("topic") > 200 {
+        return Some("Validation Failed: topic is longer than 200 characters.".into());
+    }
+    if chars("agenda") > 2000 {
+        return Some("Validation Failed: agenda is longer than 2000 characters.".into());
+    }
+    if let Some(start) = body.get("start_time") {
+        let ok = start.as_str().is_some_and(|t| {
+            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%SZ").is_ok()
+        });
+        if !ok {
+            return Some(format!(
+                "Validation Failed: start_time {start} is not yyyy-MM-ddTHH:mm:ssZ."
+            ));
+        }
+    }
+    if let Some(duration) = body.get("duration")
+        && duration.as_u64().is_none_or(|d| d == 0)
+    {
+        return Some(format!(
+            "Validation Failed: duration {duration} is not a positive integer."
+        ));
+    }
+    None
+}
+
 /// Zoom's stateful endpoints.
 fn dynamic(
     state: &mut State,
@@ -320,6 +350,14 @@ fn dynamic(
     request: &RecordedRequest,
 ) -> (u16, HttpResponse) {
     let body = request.json.clone().unwrap_or(Value::Null);
+    if matches!(kind, "zoom_create_meeting" | "zoom_update_meeting")
+        && let Some(problem) = invalid_meeting(&body)
+    {
+        return (
+            400,
+            HttpResponse::BadRequest().json(json!({"code": 300, "message": problem})),
+        );
+    }
     match kind {
         "zoom_create_meeting" => {
             let id = state.next_meeting_id;
@@ -389,7 +427,9 @@ fn dynamic(
                     json!({
                         "id": m["id"], "uuid": m["uuid"], "host_id": m["host_id"], "topic": m["topic"],
                         "type": m["type"], "start_time": m["start_time"], "duration": m["duration"],
-                        "timezone": m["timezone"], "agenda": m["agenda"], "join_url": m["join_url"],
+                        "timezone": m["timezone"], "join_url": m["join_url"],
+                        // Zoom's list cuts each agenda to 250 characters
+                        "agenda": m["agenda"].as_str().map(|a| a.chars().take(250).collect::<String>()),
                         "created_at": m["created_at"],
                     })
                 })

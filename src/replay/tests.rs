@@ -177,6 +177,18 @@ async fn zoom_meetings_are_stateful_with_fresh_64_bit_ids() {
         .await
         .expect("json");
     assert_eq!(listed["meetings"].as_array().expect("list").len(), 1);
+    let too_long = http
+        .post(format!("{}/v2/users/tanaka@example.co.jp/meetings", server.base_url()))
+        .bearer_auth(&bearer)
+        .json(&json!({"topic": "x".repeat(201), "type": 2, "start_time": "2026-12-01T10:00:00+09:00", "duration": 30}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(
+        too_long.status().as_u16(),
+        400,
+        "Zoom validates like the real one"
+    );
     assert_eq!(server.zoom_meetings()[0]["topic"], "c");
     let unauthorized = http
         .get(format!("{}/v2/users/email?email=x@y.jp", server.base_url()))
