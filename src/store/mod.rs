@@ -8,7 +8,7 @@
 pub mod meetings;
 pub mod sync_state;
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{str::FromStr, time::Duration};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -114,12 +114,4 @@ pub fn parse_utc(text: &str) -> anyhow::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .with_context(|| format!("stored instant {text:?} is not RFC 3339"))
-}
-
-/// Where a SQLite URL points, for messages (`sqlite://data/x.db` → `data/x.db`).
-pub fn sqlite_path(url: &str) -> Option<&Path> {
-    url.strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .map(|p| p.split('?').next().unwrap_or(p))
-        .map(Path::new)
 }
