@@ -114,14 +114,23 @@ async fn run(config: &std::path::Path) -> anyhow::Result<ExitCode> {
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let server_stop = wait_for(stop_tx.subscribe());
     let worker_stop = wait_for(stop_tx.subscribe());
+    let stop_on_signal = stop_tx.clone();
     let signals = tokio::spawn(async move {
         shutdown_signal().await;
-        let _ = stop_tx.send(());
+        let _ = stop_on_signal.send(());
     });
-    let (server, worker) = tokio::join!(
-        application.run_until_stopped(server_stop),
-        worker.run_until_stopped(worker_stop)
-    );
+    // Whichever half ends first (a signal, or a failure) stops the other.
+    let server = async {
+        let result = application.run_until_stopped(server_stop).await;
+        let _ = stop_tx.send(());
+        result
+    };
+    let worker = async {
+        let result = worker.run_until_stopped(worker_stop).await;
+        let _ = stop_tx.send(());
+        result
+    };
+    let (server, worker) = tokio::join!(server, worker);
     signals.abort();
     server?;
     worker?;
