@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{AppState, RequestId, errors::ApiError};
 use crate::{
     domain::window::{SyncWindow as Window, resolve_local},
-    jobs::{SyncWindow, worker::enqueue_sync},
+    jobs::worker::enqueue_sync,
     store::{
         MeetingRow, MeetingState,
         meetings::{MeetingFilter, count_by_state, list_meetings},
@@ -165,32 +165,11 @@ async fn trigger_sync(
         }
     }
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let job_id = match &parsed.users {
-        None => match queued_full_resync(engine).await? {
-            Some(existing) => existing,
-            None => enqueue_sync(engine, "manual", None, request_id, None).await?,
-        },
-        Some(users) => {
-            enqueue_sync(engine, "manual", Some(users.clone()), request_id, None).await?
-        }
-    };
+    let job_id = enqueue_sync(engine, "manual", parsed.users.clone(), request_id, None).await?;
     Ok(HttpResponse::Accepted().json(Accepted {
         status_url: format!("/api/v1/jobs/{job_id}"),
         job_id,
     }))
-}
-
-/// A full resync that is still queued (not started): a new trigger returns it instead of
-/// queueing another (SPEC §5).
-async fn queued_full_resync(engine: &crate::jobs::Engine) -> anyhow::Result<Option<String>> {
-    let id: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM Jobs WHERE job_type = ? AND status = 'Pending' AND lock_by IS NULL \
-         AND json_extract(CAST(job AS TEXT), '$.users') IS NULL ORDER BY run_at LIMIT 1",
-    )
-    .bind(<SyncWindow as crate::jobs::Job>::QUEUE)
-    .fetch_optional(engine.store.pool())
-    .await?;
-    Ok(id)
 }
 
 #[derive(Debug, Serialize)]

@@ -132,8 +132,15 @@ pub async fn run_create(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<
             .await
         }
         // Zoom answered before creating anything: the row can be claimed afresh.
+        // Zoom answered before creating anything; but if an earlier attempt may have
+        // reached Zoom, the next one must still look first.
         Err(error @ ZoomError::Quota { .. }) | Err(error @ ZoomError::Auth(_)) => {
-            schedule_retry(engine, job, &row, &error, MeetingState::Pending).await
+            let waiting = if retry_of_claim {
+                MeetingState::Creating
+            } else {
+                MeetingState::Pending
+            };
+            schedule_retry(engine, job, &row, &error, waiting).await
         }
         // The request may have reached Zoom: keep the claim so the retry looks first.
         Err(error @ ZoomError::Retryable(_)) => {
@@ -297,21 +304,29 @@ async fn schedule_retry(
     tx.commit().await.context("cannot record a retry")
 }
 
+/// While a create is in flight, updates and deletes of that row wait for it.
+const WAIT_FOR_CREATE_SECONDS: i64 = 30;
+
 /// Runs one update (R-RESCHEDULE `update`, or a title/memo change under update/replace).
+/// No database connection is held across the Zoom call.
 pub async fn run_update(engine: &Engine, job: &UpdateMeeting) -> anyhow::Result<()> {
-    let mut conn = engine.store.pool().acquire().await?;
-    let Some(row) = rows::meeting_by_id(&mut conn, job.meeting_id).await? else {
+    let pool = engine.store.pool();
+    let Some(row) = rows::meeting_by_id(&mut *pool.acquire().await?, job.meeting_id).await? else {
         return Ok(());
     };
+    if row.state() == MeetingState::Creating {
+        return wait_for_create(engine, job).await;
+    }
     let (MeetingState::Created, Some(zoom_id)) = (row.state(), row.zoom_meeting_id) else {
         return Ok(());
     };
-    let attempts = rows::count_attempt(&mut conn, row.id).await?;
-    match engine
+    let attempts = rows::count_attempt(&mut *pool.acquire().await?, row.id).await?;
+    let result = engine
         .zoom
         .update_meeting(zoom_id, &meeting_request(&row))
-        .await
-    {
+        .await;
+    let mut conn = pool.acquire().await?;
+    match result {
         Ok(()) => {
             tracing::info!(zoom.meeting_id = zoom_id, schedule.id = %row.schedule_id, "updated Zoom meeting");
             rows::set_state(&mut conn, row.id, MeetingState::Created, Some("updated")).await
@@ -332,25 +347,33 @@ pub async fn run_update(engine: &Engine, job: &UpdateMeeting) -> anyhow::Result<
                 return rows::set_state(&mut conn, row.id, MeetingState::Created, Some(&reason))
                     .await;
             }
+            drop(conn);
             retry_later(engine, job, &error, attempts).await
         }
     }
 }
 
 /// Runs one delete (R-DELETE `delete`, R-RESCHEDULE `replace`). Zoom's 404 counts as done.
+/// No database connection is held across the Zoom call.
 pub async fn run_delete(engine: &Engine, job: &DeleteMeeting) -> anyhow::Result<()> {
-    let mut conn = engine.store.pool().acquire().await?;
-    let Some(row) = rows::meeting_by_id(&mut conn, job.meeting_id).await? else {
+    let pool = engine.store.pool();
+    let Some(row) = rows::meeting_by_id(&mut *pool.acquire().await?, job.meeting_id).await? else {
         return Ok(());
     };
-    if row.state() == MeetingState::Deleted {
-        return Ok(());
+    match row.state() {
+        MeetingState::Deleted => return Ok(()),
+        // The meeting may be about to exist: deleting "nothing" now would leave it in Zoom.
+        MeetingState::Creating => return wait_for_create(engine, job).await,
+        _ => {}
     }
     let Some(zoom_id) = row.zoom_meeting_id else {
+        let mut conn = pool.acquire().await?;
         return rows::set_state(&mut conn, row.id, MeetingState::Deleted, Some(&job.reason)).await;
     };
-    let attempts = rows::count_attempt(&mut conn, row.id).await?;
-    match engine.zoom.delete_meeting(zoom_id).await {
+    let attempts = rows::count_attempt(&mut *pool.acquire().await?, row.id).await?;
+    let result = engine.zoom.delete_meeting(zoom_id).await;
+    let mut conn = pool.acquire().await?;
+    match result {
         Ok(_) => {
             tracing::info!(zoom.meeting_id = zoom_id, reason = %job.reason, "deleted Zoom meeting");
             rows::set_state(&mut conn, row.id, MeetingState::Deleted, Some(&job.reason)).await
@@ -362,9 +385,18 @@ pub async fn run_delete(engine: &Engine, job: &DeleteMeeting) -> anyhow::Result<
                 let reason = format!("delete_failed: {error}");
                 return rows::set_state(&mut conn, row.id, row.state(), Some(&reason)).await;
             }
+            drop(conn);
             retry_later(engine, job, &error, attempts).await
         }
     }
+}
+
+/// Pushes `job` again a little later, while its row's create is in flight.
+async fn wait_for_create<J: super::Job>(engine: &Engine, job: &J) -> anyhow::Result<()> {
+    let mut tx = engine.store.begin_write().await?;
+    let run_at = Utc::now() + ChronoDuration::seconds(WAIT_FOR_CREATE_SECONDS);
+    push(&mut tx, job, PushOptions::at(run_at)).await?;
+    tx.commit().await.context("cannot schedule a wait")
 }
 
 /// Pushes `job` again with a future run time (Zoom's `Retry-After`, else backoff).
@@ -384,17 +416,27 @@ async fn retry_later<J: super::Job>(
     tx.commit().await.context("cannot schedule a retry")
 }
 
+/// When to try again: Zoom's `Retry-After`; the next 00:00 UTC for a host's daily limit
+/// (SPEC §6); else exponential backoff.
 fn retry_at(engine: &Engine, error: &ZoomError, attempts: i64) -> DateTime<Utc> {
     let now = Utc::now();
-    if let ZoomError::Quota {
-        retry_after: Some(at),
-        ..
-    } = error
-    {
-        return (*at).max(now);
+    match error {
+        ZoomError::Quota {
+            kind: QuotaKind::HostDaily,
+            retry_after,
+            ..
+        } => retry_after
+            .unwrap_or_else(|| next_utc_midnight(now))
+            .max(now),
+        ZoomError::Quota {
+            retry_after: Some(at),
+            ..
+        } => (*at).max(now),
+        _ => {
+            let delay = engine.retry_delay(u32::try_from(attempts).unwrap_or(u32::MAX));
+            now + ChronoDuration::from_std(delay).unwrap_or(ChronoDuration::seconds(60))
+        }
     }
-    let delay = engine.retry_delay(u32::try_from(attempts).unwrap_or(u32::MAX));
-    now + ChronoDuration::from_std(delay).unwrap_or(ChronoDuration::seconds(60))
 }
 
 #[cfg(test)]

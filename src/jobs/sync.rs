@@ -356,6 +356,14 @@ async fn decide_entry(
         Some(id) => rows::meeting_by_id(tx, id).await?,
         None => None,
     };
+    if current
+        .as_ref()
+        .is_some_and(|r| r.state() == MeetingState::Creating)
+    {
+        // A create is in flight (or waiting to look for what it may have made): deciding now
+        // could lose the change or make a second meeting. The next sync decides.
+        return Ok(());
+    }
     if came_back
         && let Some(row) = current
             .as_ref()

@@ -159,6 +159,21 @@ pub async fn enqueue_sync(
     idempotency_key: Option<String>,
 ) -> anyhow::Result<String> {
     let mut tx = engine.store.begin_write().await?;
+    if trigger == "manual" && users.is_none() {
+        // SPEC §5: a full resync still queued is returned instead of queued again; looked up
+        // inside this write transaction so two triggers at once cannot both queue one.
+        let queued: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM Jobs WHERE job_type = ? AND status = 'Pending' AND lock_by IS NULL \
+             AND json_extract(CAST(job AS TEXT), '$.users') IS NULL ORDER BY run_at LIMIT 1",
+        )
+        .bind(SyncWindow::QUEUE)
+        .fetch_optional(&mut *tx)
+        .await
+        .context("cannot look for a queued sync")?;
+        if let Some(queued) = queued {
+            return Ok(queued);
+        }
+    }
     let id = new_job_id();
     let job = SyncWindow {
         sync_id: id.clone(),

@@ -69,7 +69,9 @@ pub async fn insert_slice(
     Ok(())
 }
 
-/// Marks a slice done or failed; returns true when every slice of (sync, user) is done.
+/// Marks a pending slice done or failed; returns true when this call finished the last
+/// slice of (sync, user) and every slice is done. A slice that already finished (its job ran
+/// again after a crash) changes nothing and returns false, so deletions are decided once.
 pub async fn finish_slice(
     conn: &mut SqliteConnection,
     sync_id: &str,
@@ -77,8 +79,9 @@ pub async fn finish_slice(
     month: &str,
     error: Option<&str>,
 ) -> anyhow::Result<bool> {
-    sqlx::query(
-        "UPDATE slice_runs SET state = ?, error = ?, attempts = attempts + 1 WHERE sync_id = ? AND user_id = ? AND month = ?",
+    let changed = sqlx::query(
+        "UPDATE slice_runs SET state = ?, error = ?, attempts = attempts + 1 \
+         WHERE sync_id = ? AND user_id = ? AND month = ? AND state = 'pending'",
     )
     .bind(if error.is_some() { "failed" } else { "done" })
     .bind(error)
@@ -87,7 +90,11 @@ pub async fn finish_slice(
     .bind(month)
     .execute(&mut *conn)
     .await
-    .context("cannot finish a slice")?;
+    .context("cannot finish a slice")?
+    .rows_affected();
+    if changed == 0 {
+        return Ok(false);
+    }
     let not_done: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM slice_runs WHERE sync_id = ? AND user_id = ? AND state != 'done'",
     )

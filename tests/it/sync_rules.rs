@@ -631,3 +631,35 @@ async fn r_once_failed_create_is_retried_by_the_next_sync() {
     assert_eq!(app.zoom.zoom_meetings().len(), 16);
     app.stop().await;
 }
+
+/// R-DELETE / R-ONCE: a FetchSlice that runs again after its run completed (a crash between
+/// commit and ack) decides nothing as deleted.
+#[tokio::test]
+async fn r_delete_not_repeated_when_a_slice_runs_twice() {
+    let app = spawn_app_with(|s| s.sync.on_delete = DeletePolicy::Delete).await;
+    app.sync().await;
+    let sync_id: String = sqlx::query_scalar("SELECT id FROM sync_runs LIMIT 1")
+        .fetch_one(app.engine.store.pool())
+        .await
+        .expect("a sync run");
+    app.zoom.clear_requests();
+    let again = jmotto_zoom::jobs::FetchSlice {
+        sync_id,
+        user_id: "10002".into(),
+        month: "2026-11".into(),
+        request_id: None,
+    };
+    jmotto_zoom::jobs::sync::run_fetch_slice(&app.engine, &again)
+        .await
+        .expect("slice runs again");
+    app.drain().await;
+    assert!(app.zoom_writes().is_empty(), "{:?}", app.zoom_writes());
+    let created = app
+        .meetings()
+        .await
+        .into_iter()
+        .filter(|m| m["state"] == "created")
+        .count();
+    assert_eq!(created, 16);
+    app.stop().await;
+}
