@@ -43,6 +43,7 @@ CREATE TABLE meetings (
     replaces_meeting_id INTEGER,                      -- `replace` policy: delete this one after
     attempts            INTEGER NOT NULL DEFAULT 0,
     next_attempt_at     TEXT,
+    claimed_at          TEXT,                         -- when a create attempt took the row; NULL when none is in flight
     created_at          TEXT NOT NULL,
     updated_at          TEXT NOT NULL,
     UNIQUE (schedule_id, occurrence, start_utc, end_utc)

@@ -16,6 +16,16 @@ use crate::{
     zoom::{Invitee, ListedMeeting, MeetingRequest, MeetingSettings, QuotaKind, ZoomError},
 };
 
+/// How long a claim protects an attempt in flight: the Zoom client's timeout and a margin.
+const CLAIM_SECONDS: i64 = 60;
+
+/// Until when a fresh claim (an attempt possibly still in flight) keeps other runs away.
+fn claim_busy_until(row: &MeetingRow) -> Option<DateTime<Utc>> {
+    let claimed = parse_utc(row.claimed_at.as_deref()?).ok()?;
+    let until = claimed + ChronoDuration::seconds(CLAIM_SECONDS);
+    (until > Utc::now()).then_some(until)
+}
+
 /// Zoom's list of a host's meetings cuts each agenda to this many characters.
 const LISTED_AGENDA_CHARS: usize = 250;
 
@@ -57,7 +67,16 @@ pub async fn run_create(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<
         let result = match claimed {
             Some(row) => (row, false),
             None => match rows::meeting_by_id(&mut tx, job.meeting_id).await? {
-                Some(row) if row.state() == MeetingState::Creating => (row, true),
+                Some(row) if row.state() == MeetingState::Creating => {
+                    // Another attempt took the row moments ago and may still be talking to
+                    // Zoom (a job re-run while its first run is alive): look later, not now.
+                    if let Some(busy_until) = claim_busy_until(&row) {
+                        push(&mut tx, job, PushOptions::at(busy_until)).await?;
+                        tx.commit().await?;
+                        return Ok(());
+                    }
+                    (row, true)
+                }
                 // created, superseded, skipped…: nothing left to do (R-ONCE)
                 _ => return Ok(()),
             },
@@ -370,6 +389,10 @@ pub async fn run_delete(engine: &Engine, job: &DeleteMeeting) -> anyhow::Result<
         let mut conn = pool.acquire().await?;
         return rows::set_state(&mut conn, row.id, MeetingState::Deleted, Some(&job.reason)).await;
     };
+    if job.reason != "replaced" && entry_is_back(engine, &row).await? {
+        // The entry was restored (or got its location back) while this delete waited.
+        return Ok(());
+    }
     let attempts = rows::count_attempt(&mut *pool.acquire().await?, row.id).await?;
     let result = engine.zoom.delete_meeting(zoom_id).await;
     let mut conn = pool.acquire().await?;
@@ -389,6 +412,13 @@ pub async fn run_delete(engine: &Engine, job: &DeleteMeeting) -> anyhow::Result<
             retry_later(engine, job, &error, attempts).await
         }
     }
+}
+
+/// Is `row` its entry's current meeting again, with the entry no longer gone?
+async fn entry_is_back(engine: &Engine, row: &MeetingRow) -> anyhow::Result<bool> {
+    let mut conn = engine.store.pool().acquire().await?;
+    let entry = rows::entry(&mut conn, &row.entry_key()).await?;
+    Ok(entry.is_some_and(|e| e.gone_at.is_none() && e.current_meeting_id == Some(row.id)))
 }
 
 /// Pushes `job` again a little later, while its row's create is in flight.
@@ -464,6 +494,7 @@ mod tests {
             replaces_meeting_id: None,
             attempts: 1,
             next_attempt_at: None,
+            claimed_at: None,
             created_at: String::new(),
             updated_at: String::new(),
         }

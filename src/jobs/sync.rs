@@ -322,8 +322,8 @@ async fn decide_entry(
         },
     };
     if !in_window {
-        // R-WINDOW: recorded once, so the operator sees why; a known entry that moved out of
-        // the window is listed, so it is not "deleted" either.
+        // R-WINDOW: recorded once, so the operator sees why. (J-MOTTO lists only the window's
+        // days, so this is an entry it listed in the wrong month.)
         if matches_location {
             let inserted = rows::insert_meeting(
                 tx,

@@ -110,6 +110,7 @@ pub struct MeetingRow {
     pub replaces_meeting_id: Option<i64>,
     pub attempts: i64,
     pub next_attempt_at: Option<String>,
+    pub claimed_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -162,7 +163,7 @@ pub struct NewMeeting<'a> {
     pub replaces_meeting_id: Option<i64>,
 }
 
-const COLUMNS: &str = "id, schedule_id, occurrence, start_utc, end_utc, host_user_id, host_email, topic, agenda, duration_minutes, timezone, invitees, state, reason, zoom_meeting_id, join_url, replaces_meeting_id, attempts, next_attempt_at, created_at, updated_at";
+const COLUMNS: &str = "id, schedule_id, occurrence, start_utc, end_utc, host_user_id, host_email, topic, agenda, duration_minutes, timezone, invitees, state, reason, zoom_meeting_id, join_url, replaces_meeting_id, attempts, next_attempt_at, claimed_at, created_at, updated_at";
 
 fn now_text() -> String {
     super::utc_text(chrono::Utc::now())
@@ -264,7 +265,7 @@ pub async fn rearm(
     sqlx::query(
         "UPDATE meetings SET host_user_id = ?, host_email = ?, topic = ?, agenda = ?, duration_minutes = ?, \
          timezone = ?, invitees = ?, state = ?, reason = ?, zoom_meeting_id = NULL, join_url = NULL, \
-         attempts = 0, next_attempt_at = NULL, updated_at = ? WHERE id = ?",
+         attempts = 0, next_attempt_at = NULL, claimed_at = NULL, updated_at = ? WHERE id = ?",
     )
     .bind(new.host_user_id)
     .bind(new.host_email)
@@ -318,8 +319,8 @@ pub async fn claim_for_create(
     id: i64,
 ) -> anyhow::Result<Option<MeetingRow>> {
     let sql = format!(
-        "UPDATE meetings SET state = 'creating', attempts = attempts + 1, next_attempt_at = NULL, updated_at = ? \
-         WHERE id = ? AND state IN ('pending', 'deferred', 'failed') RETURNING {COLUMNS}"
+        "UPDATE meetings SET state = 'creating', attempts = attempts + 1, next_attempt_at = NULL, claimed_at = ?1, updated_at = ?1 \
+         WHERE id = ?2 AND state IN ('pending', 'deferred', 'failed') RETURNING {COLUMNS}"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(now_text())
@@ -360,7 +361,7 @@ pub async fn mark_retry(
     next_attempt_at: &str,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "UPDATE meetings SET state = ?, reason = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?",
+        "UPDATE meetings SET state = ?, reason = ?, next_attempt_at = ?, claimed_at = NULL, updated_at = ? WHERE id = ?",
     )
     .bind(state.as_str())
     .bind(reason)
@@ -568,7 +569,9 @@ pub async fn record_sighting(
 
 /// Entries hosted by `user` that start in `[from, to)`, not gone yet, that `user`'s listings
 /// in sync `sync_id` did not hold. Call only once every slice of that user's window listed
-/// successfully: then these are gone (R-DELETE). Forgets the run's sightings of `user`.
+/// successfully: then these are gone (R-DELETE). Only entries last listed before the run
+/// began count: one first recorded by a newer run is not judged by an older listing.
+/// Forgets the run's sightings of `user`.
 pub async fn take_unseen_entries(
     conn: &mut SqliteConnection,
     user: &str,
@@ -579,7 +582,8 @@ pub async fn take_unseen_entries(
     let sql = format!(
         "SELECT {ENTRY_COLUMNS} FROM entries e WHERE host_user_id = ?1 AND start_utc >= ?2 AND start_utc < ?3 \
          AND gone_at IS NULL AND NOT EXISTS (SELECT 1 FROM slice_sightings s WHERE s.sync_id = ?4 AND s.user_id = ?1 \
-         AND s.schedule_id = e.schedule_id AND s.occurrence = e.occurrence) ORDER BY start_utc"
+         AND s.schedule_id = e.schedule_id AND s.occurrence = e.occurrence) \
+         AND e.updated_at <= (SELECT created_at FROM sync_runs WHERE id = ?4) ORDER BY start_utc"
     );
     let unseen = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(user)
