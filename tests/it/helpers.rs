@@ -157,6 +157,15 @@ impl TestApp {
             .unwrap_or_default()
     }
 
+    /// How many `meetings` rows are in `state`.
+    pub async fn count_in_state(&self, state: &str) -> usize {
+        self.meetings()
+            .await
+            .into_iter()
+            .filter(|m| m["state"] == state)
+            .count()
+    }
+
     /// The rows of one schedule id (and occurrence).
     pub async fn meetings_of(&self, schedule_id: &str, occurrence: &str) -> Vec<Value> {
         self.meetings()

@@ -577,13 +577,7 @@ async fn r_once_unchanged_and_concurrent_syncs() {
         zoom_calls.is_empty(),
         "no Zoom call when nothing changed: {zoom_calls:?}"
     );
-    let created = app
-        .meetings()
-        .await
-        .into_iter()
-        .filter(|m| m["state"] == "created")
-        .count();
-    assert_eq!(created, 16);
+    assert_eq!(app.count_in_state("created").await, 16);
     app.stop().await;
 }
 
@@ -654,12 +648,6 @@ async fn r_delete_not_repeated_when_a_slice_runs_twice() {
         .expect("slice runs again");
     app.drain().await;
     assert!(app.zoom_writes().is_empty(), "{:?}", app.zoom_writes());
-    let created = app
-        .meetings()
-        .await
-        .into_iter()
-        .filter(|m| m["state"] == "created")
-        .count();
-    assert_eq!(created, 16);
+    assert_eq!(app.count_in_state("created").await, 16);
     app.stop().await;
 }
