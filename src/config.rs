@@ -70,6 +70,18 @@ pub struct ServerSettings {
     pub webhook_secret: Option<SecretString>,
     #[serde(default = "default_body_limit")]
     pub body_limit_bytes: usize,
+    /// Where the jobs dashboard listens (its own listener, read-only, Basic auth with the
+    /// admin token); unset = no dashboard.
+    #[serde(default)]
+    pub dashboard_listen: Option<String>,
+    /// How long a webhook delivery id is remembered (a redelivery within it enqueues
+    /// nothing); older ids are pruned by the worker.
+    #[serde(default = "default_webhook_dedup_days")]
+    pub webhook_dedup_days: u32,
+}
+
+fn default_webhook_dedup_days() -> u32 {
+    7
 }
 
 fn default_listen() -> String {
@@ -339,6 +351,23 @@ impl Settings {
             "server.admin_token",
             "must not be empty",
         )?;
+        if let Some(secret) = &self.server.webhook_secret {
+            check(
+                crate::http::webhooks::SigningKey::parse_all(secrecy::ExposeSecret::expose_secret(
+                    secret,
+                ))
+                .is_some(),
+                "server.webhook_secret",
+                "must be whsec_<base64> (several, separated by spaces, while rotating)",
+            )?;
+        }
+        if let Some(address) = &self.server.dashboard_listen {
+            check(
+                address.parse::<std::net::SocketAddr>().is_ok(),
+                "server.dashboard_listen",
+                "must be an address and port such as 127.0.0.1:8081",
+            )?;
+        }
         check(
             self.server.body_limit_bytes >= 1024,
             "server.body_limit_bytes",

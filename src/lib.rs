@@ -4,11 +4,13 @@
 
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod domain;
 pub mod groupware;
 pub mod http;
 pub mod jobs;
 pub mod limits;
+pub mod metrics;
 pub mod replay;
 pub mod store;
 pub mod telemetry;

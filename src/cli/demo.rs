@@ -18,6 +18,9 @@ use crate::{
 /// The admin token of the demo's throw-away server.
 pub const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
 
+/// The demo's Standard Webhooks secret (`whsec_` + base64 of 32 bytes).
+pub const DEMO_WEBHOOK_SECRET: &str = "whsec_ZGVtby13ZWJob29rLXNlY3JldC0zMi1ieXRlcyEh";
+
 /// The configuration of the replayed company, pointed at the replay servers: the same file
 /// an administrator writes (SPEC §4).
 pub fn demo_settings(
@@ -44,6 +47,8 @@ url = "{database_url}"
 [server]
 listen = "{listen}"
 admin_token = "{DEMO_ADMIN_TOKEN}"
+webhook_secret = "{DEMO_WEBHOOK_SECRET}"
+dashboard_listen = "127.0.0.1:0"
 
 [zoom]
 account_id = "{account}"
@@ -95,8 +100,8 @@ async fn start_stack(settings: Settings) -> anyhow::Result<(Arc<Engine>, Applica
     Ok((engine, application, worker))
 }
 
-/// Runs the demo.
-pub async fn run() -> anyhow::Result<ExitCode> {
+/// Runs the demo; with `serve`, keeps everything up after the report until Ctrl-C.
+pub async fn run(serve: bool, listen: &str) -> anyhow::Result<ExitCode> {
     crate::telemetry::init("error");
     let jmotto = ReplayServer::start_jmotto()
         .await
@@ -106,7 +111,10 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         .context("cannot start the Zoom replay")?;
     let folder = tempfile::tempdir().context("cannot create a temporary folder")?;
     let database_url = format!("sqlite://{}", folder.path().join("demo.db").display());
-    let settings = demo_settings(&jmotto, &zoom, &database_url)?;
+    let settings = Settings::from_toml_str(
+        &demo_config(&jmotto, &zoom, &database_url, listen),
+        std::iter::empty(),
+    )?;
     println!("jmotto-zoom demo: a recorded J-MOTTO company replayed on this machine (no network)");
     println!(
         "  J-MOTTO replay: {}{}",
@@ -122,6 +130,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
 
     let (engine, application, worker) = start_stack(settings).await?;
     let port = application.port();
+    let dashboard_port = application.dashboard_port();
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut stop_server = stop_tx.subscribe();
     let mut stop_worker = stop_tx.subscribe();
@@ -136,7 +145,12 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         format!("http://127.0.0.1:{port}"),
         DEMO_ADMIN_TOKEN.to_owned(),
     )?;
-    println!("  server:         http://127.0.0.1:{port}");
+    println!("  server:         http://127.0.0.1:{port}  (admin token: {DEMO_ADMIN_TOKEN})");
+    if let Some(dashboard) = dashboard_port {
+        println!(
+            "  jobs dashboard: http://127.0.0.1:{dashboard}/  (any user name, password: the admin token)"
+        );
+    }
     let job_id = client.trigger_sync(None).await?;
     println!("\nPOST /api/v1/sync -> job {job_id}; waiting for the worker…");
     let started = std::time::Instant::now();
@@ -147,6 +161,23 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     if let Some(jobs) = status["queue"]["failed"].as_i64().filter(|n| *n > 0) {
         println!("\n{jobs} job(s) failed: see the log above");
         failed += usize::try_from(jobs).unwrap_or(1);
+    }
+
+    println!(
+        "\nZoom連携: {}",
+        if status["enabled"] == true {
+            "有効 (enabled: Zoom, J-MOTTO and the timezone checked OK)".to_owned()
+        } else {
+            format!("無効 (not enabled): {}", status["reasons"])
+        }
+    );
+    if serve {
+        println!(
+            "\nServing until Ctrl-C: API http://127.0.0.1:{port}/api/openapi.json, metrics http://127.0.0.1:{port}/metrics"
+        );
+        super::shutdown_signal().await;
+    } else if dashboard_port.is_some() {
+        println!("(run `jmotto-zoom demo --serve` to keep the server and the dashboard up)");
     }
 
     let unmatched: Vec<String> = jmotto

@@ -1,4 +1,4 @@
-//! The `jmotto-zoom` command line (SPEC §4a): `demo`, `sync`, `run`.
+//! The `jmotto-zoom` command line (SPEC §4a): `demo`, `doctor`, `sync`, `status`, `run`.
 
 pub mod demo;
 
@@ -30,7 +30,26 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Replays a recorded company through the whole service and prints what it created.
-    Demo,
+    Demo {
+        /// Keep the server, the dashboard and the replay servers up after the report, until
+        /// Ctrl-C (prints their addresses and the admin token).
+        #[arg(long)]
+        serve: bool,
+        /// The server's address (default: a free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+    /// Checks the setup against Zoom and J-MOTTO, item by item, and says where to fix what
+    /// is wrong. Exit status 0 only when every check passes.
+    Doctor {
+        #[arg(long, default_value = "jmotto-zoom.toml")]
+        config: PathBuf,
+    },
+    /// Prints the running server's status: enabled or why not, queue, meetings, users.
+    Status {
+        #[arg(long, default_value = "jmotto-zoom.toml")]
+        config: PathBuf,
+    },
     /// Triggers a sync through the server's API.
     Sync {
         #[arg(long, default_value = "jmotto-zoom.toml")]
@@ -53,7 +72,9 @@ enum Command {
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo => demo::run().await,
+        Command::Demo { serve, listen } => demo::run(serve, &listen).await,
+        Command::Doctor { config } => doctor(&config).await,
+        Command::Status { config } => status(&config).await,
         Command::Sync {
             config,
             users,
@@ -246,4 +267,113 @@ async fn sync(
     } else {
         ExitCode::FAILURE
     })
+}
+
+async fn doctor(config: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let engine = open(config).await?;
+    let results = crate::doctor::run(&engine).await;
+    let all_ok = print_checks(&results);
+    engine.store.close().await;
+    Ok(if all_ok {
+        println!("\nAll checks passed.");
+        ExitCode::SUCCESS
+    } else {
+        let failed = results.iter().filter(|r| !r.ok).count();
+        println!(
+            "\n{failed} check(s) failed: fix them where each line says, then run doctor again."
+        );
+        ExitCode::FAILURE
+    })
+}
+
+/// Prints one line per check (`OK` / `NG`); true when all passed.
+pub fn print_checks(results: &[crate::doctor::CheckResult]) -> bool {
+    for result in results {
+        let mark = if result.ok { "OK" } else { "NG" };
+        if result.ok && result.detail == "OK" {
+            println!("[{mark}] {}", result.item);
+        } else {
+            println!("[{mark}] {}: {}", result.item, result.detail);
+        }
+    }
+    results.iter().all(|r| r.ok)
+}
+
+async fn status(config: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(config)?;
+    let client = AdminClient::new(
+        format!("http://{}", settings.server.listen),
+        settings.server.admin_token.expose_secret().to_owned(),
+    )?;
+    let status = client.get("/api/v1/status").await.with_context(|| {
+        format!(
+            "cannot read the status from the server at {} (server.listen): is it running?",
+            settings.server.listen
+        )
+    })?;
+    print!("{}", render_status(&status));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `GET /api/v1/status` as an administrator reads it.
+pub fn render_status(status: &serde_json::Value) -> String {
+    use std::fmt::Write as _;
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+    let mut out = String::new();
+    if status["enabled"] == true {
+        let _ = writeln!(out, "Zoom連携: 有効 (enabled)");
+    } else {
+        let _ = writeln!(out, "Zoom連携: 無効 (not enabled)");
+        for reason in status["reasons"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "  - {}", text(reason));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "Window: {} – {}",
+        text(&status["window"]["from"]),
+        text(&status["window"]["to"])
+    );
+    let queue = &status["queue"];
+    let _ = writeln!(
+        out,
+        "Queue: {} pending, {} running, {} scheduled, {} failed",
+        queue["pending"], queue["running"], queue["scheduled"], queue["failed"]
+    );
+    let counts: Vec<String> = status["meetings"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, n)| n.as_i64().unwrap_or(0) > 0)
+        .map(|(state, n)| format!("{n} {state}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "Meetings: {}",
+        if counts.is_empty() {
+            "none yet".to_owned()
+        } else {
+            counts.join(", ")
+        }
+    );
+    let _ = writeln!(out, "Users:");
+    for user in status["users"].as_array().into_iter().flatten() {
+        let state = if user["enabled"] == true {
+            "enabled"
+        } else {
+            "disabled"
+        };
+        let _ = writeln!(
+            out,
+            "  {} {} ({state}) last sync {}{}",
+            text(&user["groupware_id"]),
+            text(&user["zoom_email"]),
+            text(&user["last_sync_at"]),
+            user["last_error"]
+                .as_str()
+                .map(|e| format!("; last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
+    out
 }

@@ -95,6 +95,7 @@ pub struct GroupwareClient {
     password: SecretString,
     limiter: Arc<DefaultDirectRateLimiter>,
     session: Mutex<Option<Session>>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for GroupwareClient {
@@ -128,7 +129,15 @@ impl GroupwareClient {
             password,
             limiter,
             session: Mutex::new(None),
+            metrics: Arc::default(),
         })
+    }
+
+    /// Counts this client's calls in `metrics` (by action and outcome).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> GroupwareClient {
+        self.metrics = metrics;
+        self
     }
 
     /// Logs in (always a fresh login) and returns what J-MOTTO says of the administrator.
@@ -260,6 +269,41 @@ impl GroupwareClient {
     }
 
     async fn post(
+        &self,
+        module: &str,
+        form: &[(&str, String)],
+        access_key: Option<&SecretString>,
+    ) -> Result<serde_json::Value, GroupwareError> {
+        let result = self.post_once(module, form, access_key).await;
+        let action = form
+            .iter()
+            .find(|(name, _)| *name == "action")
+            .map_or(module, |(_, value)| value.as_str());
+        let outcome = match &result {
+            Ok(value) => match envelope_error(value) {
+                None => "ok".to_owned(),
+                Some((wire::ERR_LOGIN_FAILED, _)) => "login_failed".to_owned(),
+                Some((wire::ERR_ACCESS_KEY, _)) => "access_key_expired".to_owned(),
+                Some((wire::ERR_FORBIDDEN, _)) => "forbidden".to_owned(),
+                Some((wire::ERR_NO_SUCH_USER, _)) => "no_such_user".to_owned(),
+                Some((errorno, _)) => format!("errorno_{errorno}"),
+            },
+            Err(GroupwareError::Busy) => "busy".to_owned(),
+            Err(GroupwareError::Transient(_)) => "transient".to_owned(),
+            Err(_) => "protocol".to_owned(),
+        };
+        self.metrics.increment(
+            crate::metrics::EXTERNAL_CALLS,
+            &[
+                ("service", "jmotto"),
+                ("endpoint", action),
+                ("outcome", &outcome),
+            ],
+        );
+        result
+    }
+
+    async fn post_once(
         &self,
         module: &str,
         form: &[(&str, String)],

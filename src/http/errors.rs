@@ -12,15 +12,22 @@ pub struct ApiError {
     message: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// The error body of every endpoint (SPEC §5).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
-    code: &'a str,
-    message: &'a str,
+/// What went wrong.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// snake_case, stable: `malformed_request`, `unauthorized`, `bad_signature`,
+    /// `body_too_large`, `unsupported_media_type`, `invalid_field`, `unknown_user`,
+    /// `not_found`, `internal_error`.
+    #[schema(example = "unknown_user")]
+    pub code: String,
+    /// A sentence for a person.
+    pub message: String,
 }
 
 impl ApiError {
@@ -82,10 +89,10 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(Body {
-            error: Inner {
-                code: self.code,
-                message: &self.message,
+        HttpResponse::build(self.status).json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
             },
         })
     }

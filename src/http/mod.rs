@@ -3,8 +3,11 @@
 //! Invariant: no handler calls J-MOTTO or Zoom. A trigger writes its state and enqueues its
 //! job in one transaction, and answers.
 
+mod dashboard;
 pub mod errors;
-mod routes;
+pub mod openapi;
+pub mod routes;
+pub mod webhooks;
 
 use std::{future::Future, net::TcpListener, sync::Arc};
 
@@ -31,10 +34,11 @@ pub struct AppState {
     pub engine: Arc<Engine>,
 }
 
-/// A bound, not yet running HTTP server.
+/// A bound, not yet running HTTP server (and the dashboard's, when configured).
 pub struct Application {
     port: u16,
     server: Server,
+    dashboard: Option<(u16, Server)>,
 }
 
 impl Application {
@@ -52,6 +56,21 @@ impl Application {
         listener: TcpListener,
     ) -> anyhow::Result<Application> {
         let port = listener.local_addr()?.port();
+        let dashboard = match &engine.settings.server.dashboard_listen {
+            None => None,
+            Some(address) => {
+                let listener = TcpListener::bind(address).with_context(|| {
+                    format!("cannot listen on {address} (server.dashboard_listen)")
+                })?;
+                let port = listener.local_addr()?.port();
+                let server = dashboard::build(
+                    engine.store.pool().clone(),
+                    engine.settings.server.admin_token.clone(),
+                    listener,
+                )?;
+                Some((port, server))
+            }
+        };
         let state = web::Data::new(AppState { engine });
         let server = HttpServer::new(move || {
             App::new()
@@ -84,12 +103,21 @@ impl Application {
         .disable_signals()
         .listen(listener)?
         .run();
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            dashboard,
+        })
     }
 
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The dashboard's bound port, when `server.dashboard_listen` is set.
+    pub fn dashboard_port(&self) -> Option<u16> {
+        self.dashboard.as_ref().map(|(port, _)| *port)
     }
 
     /// Serves until `shutdown` resolves, then stops gracefully.
@@ -98,12 +126,21 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let handle = self.server.handle();
+        let dashboard = self.dashboard.map(|(_, server)| server);
+        let dashboard_handle = dashboard.as_ref().map(Server::handle);
         let stopper = tokio::spawn(async move {
             shutdown.await;
+            if let Some(handle) = dashboard_handle {
+                handle.stop(true).await;
+            }
             handle.stop(true).await;
         });
+        let dashboard_task = dashboard.map(tokio::spawn);
         let result = self.server.await.context("the HTTP server failed");
         stopper.abort();
+        if let Some(task) = dashboard_task {
+            task.abort();
+        }
         result
     }
 }

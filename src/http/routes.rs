@@ -11,32 +11,55 @@ use futures::StreamExt;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use super::{AppState, RequestId, errors::ApiError};
+use super::{
+    AppState, RequestId,
+    errors::{ApiError, ErrorBody},
+    openapi, webhooks,
+};
 use crate::{
     domain::window::{SyncWindow as Window, resolve_local},
     jobs::worker::enqueue_sync,
     store::{
         MeetingRow, MeetingState,
         meetings::{MeetingFilter, count_by_state, list_meetings},
-        parse_utc,
+        parse_utc, receiver,
         sync_state::{self, QueueCounts},
         utc_text,
     },
 };
 
-/// Mounts every route; unknown paths answer a JSON 404.
+/// Mounts every route; unknown paths answer a JSON 404, a known path with another method
+/// a JSON 405.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
+        .service(only("/healthz", web::get().to(healthz)))
+        .service(only("/readyz", web::get().to(readyz)))
+        .service(only("/metrics", web::get().to(metrics)))
+        .service(only("/api/openapi.json", web::get().to(openapi::serve)))
+        .service(only("/webhooks/groupware", web::post().to(webhooks::receive)))
         .service(
             web::scope("/api/v1")
-                .route("/sync", web::post().to(trigger_sync))
-                .route("/status", web::get().to(status))
-                .route("/meetings", web::get().to(meetings))
-                .route("/jobs/{id}", web::get().to(job)),
+                .service(only("/sync", web::post().to(trigger_sync)))
+                .service(only("/status", web::get().to(status)))
+                .service(only("/meetings", web::get().to(meetings)))
+                .service(only("/jobs/{id}", web::get().to(job))),
         )
         .default_service(web::to(not_found));
+}
+
+/// `path` answering `route`, and a JSON 405 to any other method.
+fn only(path: &str, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::client(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not accept {}", request.path(), request.method()),
+    ))
 }
 
 async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -47,16 +70,52 @@ async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
-async fn healthz() -> HttpResponse {
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = HealthView)))]
+pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+/// `{"status"}`, with `reason` when not ready.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HealthView {
+    /// `ok`, `ready` or `not_ready`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Readiness: the database answers and is migrated.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = HealthView),
+        (status = 503, description = "Not ready, with the reason", body = HealthView),
+    ))]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match state.engine.store.is_ready().await {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
-        Err(error) => HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({"status": "not_ready", "reason": format!("{error:#}")})),
+        Ok(()) => HttpResponse::Ok().json(HealthView {
+            status: "ready".to_owned(),
+            reason: None,
+        }),
+        Err(error) => HttpResponse::ServiceUnavailable().json(HealthView {
+            status: "not_ready".to_owned(),
+            reason: Some(format!("{error:#}")),
+        }),
     }
+}
+
+/// Prometheus text: jobs by queue and state, meetings by state, Zoom and J-MOTTO calls by
+/// endpoint and outcome, Zoom 429s by kind, webhook verifications by outcome, and the time
+/// from trigger to meeting. Bind the server privately: it has no auth.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")))]
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let engine = &state.engine;
+    let text = engine.metrics.render(engine.store.pool()).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
 }
 
 /// Checks `Authorization: Bearer <server.admin_token>` in constant time.
@@ -87,7 +146,10 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Reads the body up to `server.body_limit_bytes` (413 beyond).
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
+pub(crate) async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk =
@@ -104,21 +166,71 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes
     Ok(body)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SyncRequest {
-    #[serde(default)]
-    users: Option<Vec<String>>,
+/// 415 unless the request says `Content-Type: application/json`.
+pub(crate) fn require_json(request: &HttpRequest) -> Result<(), ApiError> {
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::client(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as application/json",
+        ))
+    }
 }
 
-#[derive(Debug, Serialize)]
-struct Accepted {
-    job_id: String,
-    status_url: String,
+/// Parses a JSON body: not JSON at all is a 400, JSON of the wrong shape a 422.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    what: &str,
+) -> Result<T, ApiError> {
+    serde_json::from_slice::<T>(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::invalid("invalid_field", format!("the body is not {what}: {e}"))
+        }
+        _ => ApiError::bad_request(format!("the body is not valid JSON: {e}")),
+    })
+}
+
+/// The body of `POST /api/v1/sync` (optional).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    /// Groupware ids of enabled users; omitted = every enabled user.
+    #[serde(default)]
+    #[schema(example = json!(["10002"]))]
+    pub users: Option<Vec<String>>,
+}
+
+/// A queued job.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    #[schema(example = "01JDW3V9K6Q0M2Z8Y4X7B5N1C3")]
+    pub job_id: String,
+    /// Where to follow it: `/api/v1/jobs/{job_id}`.
+    pub status_url: String,
 }
 
 /// `POST /api/v1/sync`: all enabled users, or the named ones.
-async fn trigger_sync(
+#[utoipa::path(post, path = "/api/v1/sync", tag = "admin",
+    security(("admin_token" = [])),
+    request_body(content = Option<SyncRequest>, content_type = "application/json",
+        description = "Optional; an empty body syncs every enabled user"),
+    responses(
+        (status = 202, description = "Queued (or the identical full resync still queued)", body = Accepted),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 413, description = "The body is over server.body_limit_bytes", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 422, description = "Unknown or disabled user, or a field of the wrong type", body = ErrorBody),
+    ))]
+pub async fn trigger_sync(
     request: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
@@ -129,22 +241,8 @@ async fn trigger_sync(
     let parsed = if body.iter().all(u8::is_ascii_whitespace) {
         SyncRequest { users: None }
     } else {
-        let is_json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-        if !is_json {
-            return Err(ApiError::client(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as application/json",
-            ));
-        }
-        serde_json::from_slice::<SyncRequest>(&body).map_err(|e| {
-            ApiError::bad_request(format!("the body is not a valid sync request: {e}"))
-        })?
+        require_json(&request)?;
+        parse_json::<SyncRequest>(&body, "a sync request")?
     };
     if let Some(users) = &parsed.users {
         if users.is_empty() {
@@ -172,34 +270,81 @@ async fn trigger_sync(
     }))
 }
 
-#[derive(Debug, Serialize)]
-struct WindowView {
-    from: String,
-    to: String,
+/// The sync window (R-WINDOW): local midnights, RFC 3339.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WindowView {
+    #[schema(example = "2026-11-01T00:00:00+09:00")]
+    pub from: String,
+    #[schema(example = "2027-02-01T00:00:00+09:00")]
+    pub to: String,
 }
 
-#[derive(Debug, Serialize)]
-struct UserView {
-    groupware_id: String,
-    zoom_email: String,
-    enabled: bool,
-    last_sync_at: Option<String>,
-    last_error: Option<String>,
+/// One configured user.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserView {
+    pub groupware_id: String,
+    pub zoom_email: String,
+    pub enabled: bool,
+    /// The end of the user's last complete listing (administrator's timezone).
+    pub last_sync_at: Option<String>,
+    /// Why the last listing failed, and where to fix it.
+    pub last_error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct StatusView {
-    enabled: bool,
-    reasons: Vec<String>,
-    window: WindowView,
-    queue: QueueCounts,
-    meetings: std::collections::BTreeMap<String, i64>,
-    users: Vec<UserView>,
+/// The last check of one part R-ENABLED names.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckView {
+    /// `zoom`, `groupware` or `timezone`.
+    pub service: String,
+    pub ok: bool,
+    pub detail: String,
+    pub checked_at: String,
 }
 
-/// `GET /api/v1/status`. R-ENABLED here is the part this stage knows (users enabled, the
-/// J-MOTTO login not refused); the per-service checks come with `doctor`.
-async fn status(
+/// Jobs ready or running now, deferred to later, and failed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueueView {
+    pub pending: i64,
+    pub running: i64,
+    pub scheduled: i64,
+    pub failed: i64,
+}
+
+impl From<QueueCounts> for QueueView {
+    fn from(counts: QueueCounts) -> QueueView {
+        QueueView {
+            pending: counts.pending,
+            running: counts.running,
+            scheduled: counts.scheduled,
+            failed: counts.failed,
+        }
+    }
+}
+
+/// `GET /api/v1/status`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StatusView {
+    /// R-ENABLED (有効): credentials and timezone set and their last checks succeeded.
+    pub enabled: bool,
+    /// Why not enabled (empty when enabled).
+    pub reasons: Vec<String>,
+    pub checks: Vec<CheckView>,
+    pub window: WindowView,
+    pub queue: QueueView,
+    /// Meeting rows by state.
+    #[schema(example = json!({"created": 16, "skipped": 4}))]
+    pub meetings: std::collections::BTreeMap<String, i64>,
+    pub users: Vec<UserView>,
+}
+
+/// `GET /api/v1/status`.
+#[utoipa::path(get, path = "/api/v1/status", tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Enabled or why not, window, queue, meetings, users", body = StatusView),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+    ))]
+pub async fn status(
     request: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -228,26 +373,25 @@ async fn status(
             }
         })
         .collect();
-    let mut reasons = Vec::new();
-    if engine.enabled_users.is_empty() {
-        reasons.push("no user is enabled: add [[users]] with enabled = true".to_owned());
-    }
-    if users.iter().any(|u| {
-        u.enabled
-            && u.last_error
-                .as_deref()
-                .is_some_and(|e| e.contains("errorno 1001"))
-    }) {
-        reasons.push("the J-MOTTO administrator login fails: check [groupware]".to_owned());
-    }
+    let checks = receiver::checks(engine.store.pool()).await?;
+    let reasons = crate::doctor::disabled_reasons(settings, &checks);
     let view = StatusView {
         enabled: reasons.is_empty(),
         reasons,
+        checks: checks
+            .into_iter()
+            .map(|c| CheckView {
+                checked_at: local_text(&c.checked_at, tz).unwrap_or(c.checked_at),
+                service: c.service,
+                ok: c.ok,
+                detail: c.detail,
+            })
+            .collect(),
         window: WindowView {
             from: window.from.to_rfc3339(),
             to: window.to.to_rfc3339(),
         },
-        queue: sync_state::queue_counts(engine.store.pool()).await?,
+        queue: sync_state::queue_counts(engine.store.pool()).await?.into(),
         meetings: count_by_state(engine.store.pool()).await?,
         users,
     };
@@ -260,17 +404,29 @@ fn local_text(utc: &str, tz: Tz) -> Option<String> {
         .map(|t| t.with_timezone(&tz).to_rfc3339())
 }
 
-#[derive(Debug, Deserialize)]
+/// Filters of `GET /api/v1/meetings`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct MeetingQuery {
+#[into_params(parameter_in = Query)]
+pub struct MeetingQuery {
+    /// A configured groupware id: meetings it hosts.
     user: Option<String>,
+    /// One of created, pending, deferred, failed, skipped, superseded, deleted.
     state: Option<String>,
+    /// Starting at or after: RFC 3339, or a date (its local 00:00).
     from: Option<String>,
+    /// Starting before: RFC 3339, or a date (its local 00:00).
     to: Option<String>,
 }
 
+/// `{"meetings": [...]}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MeetingList {
+    pub meetings: Vec<MeetingView>,
+}
+
 /// One meeting as `GET /api/v1/meetings` shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MeetingView {
     pub schedule_id: String,
     pub occurrence: String,
@@ -282,7 +438,8 @@ pub struct MeetingView {
     pub duration_minutes: i64,
     pub zoom_meeting_id: Option<i64>,
     pub join_url: Option<String>,
-    pub state: &'static str,
+    /// created, pending, deferred, failed, skipped, superseded, deleted.
+    pub state: String,
     pub reason: Option<String>,
 }
 
@@ -292,7 +449,7 @@ impl MeetingView {
         MeetingView {
             start: local_text(&row.start_utc, tz).unwrap_or_else(|| row.start_utc.clone()),
             end: local_text(&row.end_utc, tz).unwrap_or_else(|| row.end_utc.clone()),
-            state: row.state().api_str(),
+            state: row.state().api_str().to_owned(),
             schedule_id: row.schedule_id,
             occurrence: row.occurrence,
             host_user_id: row.host_user_id,
@@ -321,7 +478,16 @@ fn parse_bound(name: &str, text: &str, tz: Tz) -> Result<DateTime<Utc>, ApiError
 }
 
 /// `GET /api/v1/meetings` with filters `user`, `state`, `from`, `to`.
-async fn meetings(
+#[utoipa::path(get, path = "/api/v1/meetings", tag = "admin",
+    security(("admin_token" = [])),
+    params(MeetingQuery),
+    responses(
+        (status = 200, description = "Meetings and entries that got none (skipped, with the reason)", body = MeetingList),
+        (status = 400, description = "A query string that cannot be read", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 422, description = "Unknown user, state or bound", body = ErrorBody),
+    ))]
+pub async fn meetings(
     request: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -383,19 +549,80 @@ async fn meetings(
         .into_iter()
         .map(|r| MeetingView::from_row(r, tz))
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "meetings": meetings })))
+    Ok(HttpResponse::Ok().json(MeetingList { meetings }))
+}
+
+/// One job (SPEC §5: state, attempts, last error).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobStatus {
+    pub id: String,
+    /// `jmz.sync_window`, `jmz.fetch_slice`, `jmz.create_meeting`, …
+    pub queue: String,
+    /// pending, scheduled, running, done, failed, killed.
+    pub state: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    /// When it runs (or ran), RFC 3339 in the administrator's timezone.
+    pub run_at: String,
+    /// The handler's error of the last attempt, if it failed.
+    pub last_error: Option<String>,
+}
+
+impl JobStatus {
+    fn from_view(job: sync_state::JobView, now: DateTime<Utc>, tz: Tz) -> JobStatus {
+        let run_at = DateTime::from_timestamp(job.run_at, 0).unwrap_or(now);
+        let state = match job.status.as_str() {
+            "Pending" | "Queued" if run_at > now => "scheduled",
+            "Pending" | "Queued" => "pending",
+            "Running" => "running",
+            "Done" => "done",
+            "Killed" => "killed",
+            _ => "failed",
+        };
+        // apalis stores `{"Err": "…"}` / `{"Ok": …}`; only an error is worth showing.
+        let last_error = job
+            .last_result
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+            .and_then(|v| {
+                v.get("Err")
+                    .map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_owned))
+            });
+        JobStatus {
+            id: job.id,
+            queue: job.queue,
+            state: state.to_owned(),
+            attempts: job.attempts,
+            max_attempts: job.max_attempts,
+            run_at: run_at.with_timezone(&tz).to_rfc3339(),
+            last_error,
+        }
+    }
 }
 
 /// `GET /api/v1/jobs/{id}`.
-async fn job(
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "admin",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "A job id (ULID) from a 202")),
+    responses(
+        (status = 200, description = "The job", body = JobStatus),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+    ))]
+pub async fn job(
     request: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&request, &state)?;
     let id = path.into_inner();
-    match sync_state::job(state.engine.store.pool(), &id).await? {
-        Some(job) => Ok(HttpResponse::Ok().json(job)),
+    let engine = &state.engine;
+    match sync_state::job(engine.store.pool(), &id).await? {
+        Some(job) => Ok(HttpResponse::Ok().json(JobStatus::from_view(
+            job,
+            Utc::now(),
+            engine.settings.groupware.timezone,
+        ))),
         None => Err(ApiError::not_found(format!("there is no job {id:?}"))),
     }
 }

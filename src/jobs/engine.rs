@@ -44,11 +44,14 @@ pub struct Engine {
     pub clock: Clock,
     pub enabled_users: EnabledUsers,
     pub location: LocationMatcher,
+    /// This process's counters behind `/metrics` (flushed to the database by the worker).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Engine {
     /// Builds the clients (no network call yet) around an open store.
     pub fn new(settings: Settings, store: Store) -> anyhow::Result<Arc<Engine>> {
+        let metrics: Arc<crate::metrics::Metrics> = Arc::default();
         let limiters = Limiters::new(
             settings.zoom.create_per_second,
             settings.zoom.requests_per_second,
@@ -59,7 +62,8 @@ impl Engine {
             &settings.groupware.admin_login_id,
             settings.groupware.admin_password.clone(),
             limiters.groupware.clone(),
-        )?;
+        )?
+        .with_metrics(metrics.clone());
         let zoom = ZoomClient::new(
             ZoomCredentials {
                 oauth_url: settings.zoom.oauth_url.clone(),
@@ -70,7 +74,8 @@ impl Engine {
             },
             limiters.zoom_create.clone(),
             limiters.zoom_light.clone(),
-        )?;
+        )?
+        .with_metrics(metrics.clone());
         let clock = match settings.clock.now {
             Some(at) => Clock::Fixed(at),
             None => Clock::System,
@@ -78,6 +83,7 @@ impl Engine {
         Ok(Arc::new(Engine {
             enabled_users: settings.enabled_users(),
             location: LocationMatcher::new(&settings.sync.location),
+            metrics,
             groupware,
             zoom,
             clock,

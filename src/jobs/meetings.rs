@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 
 use super::{CreateMeeting, DeleteMeeting, Engine, PushOptions, UpdateMeeting, push};
 use crate::{
-    store::{MeetingRow, MeetingState, meetings as rows, parse_utc},
+    store::{MeetingRow, MeetingState, meetings as rows, parse_utc, sync_state},
     zoom::{Invitee, ListedMeeting, MeetingRequest, MeetingSettings, QuotaKind, ZoomError},
 };
 
@@ -253,7 +253,17 @@ async fn record_created(
         };
         push(&mut tx, &delete, PushOptions::default()).await?;
     }
-    tx.commit().await.context("cannot record a created meeting")
+    tx.commit()
+        .await
+        .context("cannot record a created meeting")?;
+    if let Some(sync_id) = &job.sync_id
+        && let Ok(Some(triggered)) =
+            sync_state::sync_run_created_at(engine.store.pool(), sync_id).await
+    {
+        let seconds = (Utc::now() - triggered).num_milliseconds() as f64 / 1000.0;
+        engine.metrics.observe_trigger_to_meeting(seconds);
+    }
+    Ok(())
 }
 
 /// Records a failed attempt: a durable retry (a new task with a future run time) while

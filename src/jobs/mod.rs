@@ -8,6 +8,7 @@
 //! database, never an in-memory sleep: a restart honours them.
 
 pub mod engine;
+pub mod housekeeping;
 pub mod meetings;
 pub mod sync;
 pub mod worker;
@@ -66,6 +67,9 @@ pub struct CreateMeeting {
     pub meeting_id: i64,
     #[serde(default)]
     pub request_id: Option<String>,
+    /// The sync run that decided it (for the trigger-to-meeting time).
+    #[serde(default)]
+    pub sync_id: Option<String>,
 }
 
 impl Job for CreateMeeting {

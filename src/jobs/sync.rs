@@ -573,6 +573,7 @@ async fn create_row(
         &CreateMeeting {
             meeting_id: id,
             request_id: job.request_id.clone(),
+            sync_id: Some(job.sync_id.clone()),
         },
         PushOptions::default(),
     )

@@ -48,6 +48,7 @@ impl Worker {
     ) -> anyhow::Result<()> {
         let engine = self.engine.clone();
         let ticker = tokio::spawn(periodic_sync(engine.clone()));
+        let housekeeping = tokio::spawn(super::housekeeping::run(engine.clone()));
         let monitor = Monitor::new()
             .shutdown_timeout(Duration::from_secs(30))
             .register({
@@ -109,6 +110,8 @@ impl Worker {
         };
         let result = monitor.run_with_signal(signal).await;
         ticker.abort();
+        housekeeping.abort();
+        super::housekeeping::flush_metrics(&engine).await;
         let stopped_on_request = stop_rx.await.is_ok();
         result.context("a worker failed")?;
         anyhow::ensure!(stopped_on_request, "the workers stopped on their own");
@@ -159,6 +162,20 @@ pub async fn enqueue_sync(
     idempotency_key: Option<String>,
 ) -> anyhow::Result<String> {
     let mut tx = engine.store.begin_write().await?;
+    let id = enqueue_sync_in(&mut tx, trigger, users, request_id, idempotency_key).await?;
+    tx.commit().await.context("cannot commit the sync job")?;
+    Ok(id)
+}
+
+/// [`enqueue_sync`] inside the caller's write transaction (the webhook handler records its
+/// delivery in the same one); the caller commits.
+pub async fn enqueue_sync_in(
+    tx: &mut crate::store::WriteTx,
+    trigger: &str,
+    users: Option<Vec<String>>,
+    request_id: Option<String>,
+    idempotency_key: Option<String>,
+) -> anyhow::Result<String> {
     if trigger == "manual" && users.is_none() {
         // SPEC §5: a full resync still queued is returned instead of queued again; looked up
         // inside this write transaction so two triggers at once cannot both queue one.
@@ -167,7 +184,7 @@ pub async fn enqueue_sync(
              AND json_extract(CAST(job AS TEXT), '$.users') IS NULL ORDER BY run_at LIMIT 1",
         )
         .bind(SyncWindow::QUEUE)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await
         .context("cannot look for a queued sync")?;
         if let Some(queued) = queued {
@@ -181,7 +198,7 @@ pub async fn enqueue_sync(
         request_id: request_id.clone(),
     };
     let pushed = push(
-        &mut tx,
+        tx,
         &job,
         PushOptions {
             id: Some(id.clone()),
@@ -191,16 +208,9 @@ pub async fn enqueue_sync(
     )
     .await?;
     if pushed == id {
-        sync_state::insert_sync_run(
-            &mut tx,
-            &id,
-            trigger,
-            users.as_deref(),
-            request_id.as_deref(),
-        )
-        .await?;
+        sync_state::insert_sync_run(tx, &id, trigger, users.as_deref(), request_id.as_deref())
+            .await?;
     }
-    tx.commit().await.context("cannot commit the sync job")?;
     Ok(pushed)
 }
 

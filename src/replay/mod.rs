@@ -20,7 +20,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, w
 use serde::Serialize;
 use serde_json::{Value, json};
 
-pub use exchange::{Exchange, ExchangeRequest, ExchangeResponse};
+pub use exchange::{Exchange, ExchangeRequest, ExchangeResponse, FixtureFile};
 
 /// Constants of the fixture company (fixtures/COMPANY.md): the demo's configuration and the
 /// tests use them.

@@ -6,6 +6,7 @@
 //! migrations keep `_sqlx_migrations`; ours keep `_app_migrations`.
 
 pub mod meetings;
+pub mod receiver;
 pub mod sync_state;
 
 use std::{str::FromStr, time::Duration};

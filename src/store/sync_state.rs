@@ -254,3 +254,17 @@ pub async fn job(pool: &sqlx::SqlitePool, id: &str) -> anyhow::Result<Option<Job
     .await
     .context("cannot read a job")
 }
+
+/// When a sync run was triggered (its row's creation), if it exists.
+pub async fn sync_run_created_at(
+    pool: &sqlx::SqlitePool,
+    sync_id: &str,
+) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    let created: Option<String> =
+        sqlx::query_scalar("SELECT created_at FROM sync_runs WHERE id = ?")
+            .bind(sync_id)
+            .fetch_optional(pool)
+            .await
+            .context("cannot read a sync run")?;
+    created.as_deref().map(super::parse_utc).transpose()
+}

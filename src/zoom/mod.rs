@@ -178,6 +178,7 @@ pub struct ZoomClient {
     create_limiter: Arc<DefaultDirectRateLimiter>,
     light_limiter: Arc<DefaultDirectRateLimiter>,
     token: Mutex<Option<CachedToken>>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for ZoomClient {
@@ -215,7 +216,44 @@ impl ZoomClient {
             create_limiter,
             light_limiter,
             token: Mutex::new(None),
+            metrics: Arc::default(),
         })
+    }
+
+    /// Counts this client's calls in `metrics` (by endpoint and outcome).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> ZoomClient {
+        self.metrics = metrics;
+        self
+    }
+
+    fn count_call<T>(&self, method: &Method, path: &str, result: &Result<T, ZoomError>) {
+        let endpoint = endpoint_template(method, path);
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(ZoomError::Retryable(_)) => "retryable",
+            Err(ZoomError::Quota { kind, .. }) => {
+                let kind = match kind {
+                    QuotaKind::PerSecond => "per_second",
+                    QuotaKind::AccountDaily => "account_daily",
+                    QuotaKind::HostDaily => "host_daily",
+                };
+                self.metrics
+                    .increment(crate::metrics::ZOOM_RATE_LIMITED, &[("kind", kind)]);
+                "rate_limited"
+            }
+            Err(ZoomError::Auth(_)) => "auth",
+            Err(error) if error.is_not_found() => "not_found",
+            Err(ZoomError::Permanent { .. }) => "refused",
+        };
+        self.metrics.increment(
+            crate::metrics::EXTERNAL_CALLS,
+            &[
+                ("service", "zoom"),
+                ("endpoint", &endpoint),
+                ("outcome", outcome),
+            ],
+        );
     }
 
     /// Requests a new token now and returns what it grants (doctor).
@@ -367,6 +405,12 @@ impl ZoomClient {
     }
 
     async fn fetch_token(&self) -> Result<(CachedToken, TokenInfo), ZoomError> {
+        let result = self.fetch_token_once().await;
+        self.count_call(&Method::POST, "/oauth/token", &result);
+        result
+    }
+
+    async fn fetch_token_once(&self) -> Result<(CachedToken, TokenInfo), ZoomError> {
         self.light_limiter.until_ready().await;
         let form = [
             ("grant_type", "account_credentials"),
@@ -450,25 +494,34 @@ impl ZoomClient {
             if let Body::Json(json) = &body {
                 request = request.json(json);
             }
-            let response = request.send().await.map_err(|e| {
-                ZoomError::Retryable(format!("{method} {path}: {}", describe_reqwest(&e)))
-            })?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let text = response.text().await.map_err(|e| {
-                ZoomError::Retryable(format!("{method} {path}: {}", describe_reqwest(&e)))
-            })?;
-            if status.is_success() && status != StatusCode::MULTIPLE_CHOICES {
-                if text.trim().is_empty() {
-                    return Ok(serde_json::Value::Null);
+            let answer = async {
+                let response = request.send().await.map_err(|e| {
+                    ZoomError::Retryable(format!("{method} {path}: {}", describe_reqwest(&e)))
+                })?;
+                let status = response.status();
+                let headers = response.headers().clone();
+                let text = response.text().await.map_err(|e| {
+                    ZoomError::Retryable(format!("{method} {path}: {}", describe_reqwest(&e)))
+                })?;
+                if status.is_success() && status != StatusCode::MULTIPLE_CHOICES {
+                    if text.trim().is_empty() {
+                        return Ok(serde_json::Value::Null);
+                    }
+                    return serde_json::from_str(&text).map_err(|e| {
+                        ZoomError::Retryable(format!("{method} {path}: answer is not JSON ({e})"))
+                    });
                 }
-                return serde_json::from_str(&text).map_err(|e| {
-                    ZoomError::Retryable(format!("{method} {path}: answer is not JSON ({e})"))
-                });
+                Err(classify(status, &headers, &text))
             }
-            let error = classify(status, &headers, &text);
+            .await;
+            self.count_call(&method, path, &answer);
+            let error = match answer {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            // `classify` answers `Auth` only for a 401 (code 124: the token expired).
             match error {
-                ZoomError::Auth(_) if status == StatusCode::UNAUTHORIZED && !renewed => {
+                ZoomError::Auth(_) if !renewed => {
                     tracing::info!("Zoom token refused (code 124); fetching a new one");
                     self.invalidate(&bearer).await;
                     renewed = true;
@@ -477,6 +530,24 @@ impl ZoomClient {
             }
         }
     }
+}
+
+/// `POST /users/{userId}/meetings` for `/users/a%40b/meetings`: the metric label of a path
+/// (no e-mail address or meeting id in a label).
+fn endpoint_template(method: &Method, path: &str) -> String {
+    let segments: Vec<&str> = path
+        .split('/')
+        .map(|segment| {
+            if segment.contains('@') || segment.contains("%40") {
+                "{userId}"
+            } else if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+                "{meetingId}"
+            } else {
+                segment
+            }
+        })
+        .collect();
+    format!("{method} {}", segments.join("/"))
 }
 
 fn urlencode(segment: &str) -> String {

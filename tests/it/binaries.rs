@@ -1,10 +1,19 @@
 //! SPEC §4a: the real binaries as processes — `jmotto-zoom run` serves and works,
-//! `jmotto-zoom sync --wait` triggers through its API and prints the outcome, SIGTERM stops
-//! `run` cleanly — against the replay servers of this test.
+//! `jmotto-zoom sync --wait` triggers through its API and prints the outcome, `status` and
+//! `doctor` report, SIGTERM stops `run` cleanly — against the replay servers of this test.
+//! SPEC §4: no configured secret (nor a token the services hand out) appears in anything
+//! they print, at `RUST_LOG=trace`.
 
 use std::{process::Stdio, time::Duration};
 
-use jmotto_zoom::{cli::demo::demo_config, replay::ReplayServer};
+use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
+use hmac::{Hmac, KeyInit, Mac};
+use jmotto_zoom::{
+    cli::demo::{DEMO_ADMIN_TOKEN, DEMO_WEBHOOK_SECRET, demo_config},
+    replay::{ReplayServer, company},
+};
+use sha2::Sha256;
+use tokio::io::AsyncReadExt;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -28,11 +37,23 @@ async fn run_and_sync_wait_as_processes() {
     let mut run = tokio::process::Command::new(binary)
         .args(["run", "--config"])
         .arg(&config)
-        .stdout(Stdio::null())
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("run starts");
+    // Read both pipes all along (a full pipe would block the process).
+    let mut stderr = run.stderr.take().expect("stderr");
+    let mut stdout = run.stdout.take().expect("stdout");
+    let logs = tokio::spawn(async move {
+        let mut text = Vec::new();
+        let _ = stderr.read_to_end(&mut text).await;
+        let mut more = Vec::new();
+        let _ = stdout.read_to_end(&mut more).await;
+        text.extend(more);
+        String::from_utf8_lossy(&text).into_owned()
+    });
     let http = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while http
@@ -65,6 +86,62 @@ async fn run_and_sync_wait_as_processes() {
     assert!(printed.contains("Created Zoom meetings (16)"), "{printed}");
     assert!(printed.contains("no_enabled_host"), "{printed}");
     assert_eq!(zoom.zoom_meetings().len(), 16);
+    let mut printed_by_commands = printed.into_owned();
+
+    // A signed webhook reaches the process (Standard Webhooks, the demo's secret).
+    let body = r#"{"type":"schedule.updated","data":{"schedule_id":"8801","user_ids":["10002"]}}"#;
+    let timestamp = chrono::Utc::now().timestamp().to_string();
+    let key = BASE64
+        .decode(DEMO_WEBHOOK_SECRET.trim_start_matches("whsec_"))
+        .expect("base64");
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).expect("key");
+    mac.update(format!("wh-1.{timestamp}.{body}").as_bytes());
+    let signature = format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()));
+    let delivered = http
+        .post(format!("http://{listen}/webhooks/groupware"))
+        .header("content-type", "application/json")
+        .header("webhook-id", "wh-1")
+        .header("webhook-timestamp", &timestamp)
+        .header("webhook-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .expect("webhook answered");
+    assert_eq!(delivered.status().as_u16(), 202);
+
+    // `status` through the API, `doctor` against the replay servers.
+    for (command, expect_success, expect_text) in [
+        ("status", true, "Zoom連携"),
+        ("doctor", false, "各ユーザーのアクセス権設定"),
+    ] {
+        let output = tokio::process::Command::new(binary)
+            .args([command, "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "trace")
+            .output()
+            .await
+            .expect("command runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(output.status.success(), expect_success, "{command}: {text}");
+        assert!(text.contains(expect_text), "{command}: {text}");
+        printed_by_commands.push_str(&text);
+    }
+    let metrics = http
+        .get(format!("http://{listen}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("jmz_webhook_verifications_total{outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
 
     let pid = run.id().expect("pid").to_string();
     let killed = std::process::Command::new("kill")
@@ -77,6 +154,31 @@ async fn run_and_sync_wait_as_processes() {
         .expect("run stops after SIGTERM")
         .expect("exit status");
     assert!(status.success(), "run exits 0 on SIGTERM: {status:?}");
+    let logs = logs.await.expect("logs read");
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "trace logging was on"
+    );
+    let secrets = [
+        DEMO_ADMIN_TOKEN,
+        DEMO_WEBHOOK_SECRET,
+        DEMO_WEBHOOK_SECRET.trim_start_matches("whsec_"),
+        company::ZOOM_CLIENT_SECRET,
+        company::ADMIN_PASSWORD,
+        // What the services hand out: Zoom's access token, J-MOTTO's access key.
+        "replay-access-token-1",
+        "3f9c1e5a7b2d4c6e8f0a1b3c5d7e9f1a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e",
+    ];
+    for secret in secrets {
+        assert!(
+            !logs.contains(secret),
+            "a log line of `run` carries {secret:?}"
+        );
+        assert!(
+            !printed_by_commands.contains(secret),
+            "a command printed {secret:?}"
+        );
+    }
     assert!(jmotto.unmatched().is_empty() && zoom.unmatched().is_empty());
     jmotto.stop().await;
     zoom.stop().await;

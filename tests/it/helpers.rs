@@ -26,6 +26,8 @@ pub struct TestApp {
     pub jmotto: ReplayServer,
     pub zoom: ReplayServer,
     pub engine: Arc<Engine>,
+    /// The jobs dashboard's port (`server.dashboard_listen`).
+    pub dashboard_port: Option<u16>,
     stop: tokio::sync::broadcast::Sender<()>,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _folder: tempfile::TempDir,
@@ -55,6 +57,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let engine = Engine::new(settings, store).expect("engine builds");
     let application = Application::build(engine.clone()).expect("server binds");
     let address = format!("http://127.0.0.1:{}", application.port());
+    let dashboard_port = application.dashboard_port();
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut server_stop = stop.subscribe();
     let mut worker_stop = stop.subscribe();
@@ -74,6 +77,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         jmotto,
         zoom,
         engine,
+        dashboard_port,
         stop,
         tasks,
         _folder: folder,

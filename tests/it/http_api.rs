@@ -95,8 +95,8 @@ async fn bad_triggers_are_refused_and_enqueue_nothing() {
                 .post(&url)
                 .bearer_auth("demo-admin-token")
                 .json(&json!({"users": "10002"})),
-            400,
-            "malformed_request",
+            422,
+            "invalid_field",
         ),
     ];
     for (name, request, status, code) in cases {
@@ -159,7 +159,9 @@ async fn identical_full_resync_is_not_queued_twice() {
         .get(&format!("/api/v1/jobs/{first}"))
         .await
         .expect("job");
-    assert_eq!(job["status"], "Done");
+    assert_eq!(job["state"], "done");
+    assert_eq!(job["queue"], "jmz.sync_window");
+    assert!(job["last_error"].is_null());
     app.stop().await;
 }
 

@@ -3,4 +3,6 @@
 mod binaries;
 mod helpers;
 mod http_api;
+mod operator;
 mod sync_rules;
+mod webhooks;

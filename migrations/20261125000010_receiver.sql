@@ -1,0 +1,28 @@
+-- The receiver's tables (SPEC §5): webhook deliveries seen, the last check of each
+-- service (R-ENABLED), and the counters behind /metrics that outlive a process.
+
+-- One row per Standard Webhooks delivery id: a redelivery answers with the first job.
+CREATE TABLE webhook_deliveries (
+    webhook_id   TEXT PRIMARY KEY,
+    job_id       TEXT NOT NULL,
+    event_type   TEXT NOT NULL,
+    received_at  TEXT NOT NULL              -- RFC 3339, Z
+);
+CREATE INDEX webhook_deliveries_received ON webhook_deliveries (received_at);
+
+-- The last check of each part R-ENABLED names (`zoom`, `groupware`, `timezone`), by doctor
+-- or by the worker's own calls.
+CREATE TABLE service_checks (
+    service     TEXT PRIMARY KEY,
+    ok          INTEGER NOT NULL,
+    detail      TEXT NOT NULL,
+    checked_at  TEXT NOT NULL
+);
+
+-- Prometheus counters flushed by each process (`name` with its rendered label set).
+CREATE TABLE metric_counters (
+    name    TEXT NOT NULL,
+    labels  TEXT NOT NULL,
+    value   REAL NOT NULL,
+    PRIMARY KEY (name, labels)
+);

@@ -1,0 +1,326 @@
+//! `GET /metrics` in the Prometheus text format (version 0.0.4).
+//!
+//! Counters are counted in memory per process ([`Metrics`]) and flushed into the database
+//! (`metric_counters`) by the worker every heartbeat and at shutdown, so a server in another
+//! process shows the worker's calls. A scrape shows the database's totals plus what this
+//! process has not flushed yet, and gauges read live from the database (jobs by queue and
+//! state, meetings by state). A counter can therefore lag a worker in another process by up
+//! to one heartbeat; counters are never lost by a clean stop, and a crash loses at most one
+//! heartbeat's worth (metrics are not worth a write per call).
+
+use std::{collections::BTreeMap, fmt::Write as _, sync::Mutex};
+
+use anyhow::Context;
+use sqlx::SqlitePool;
+
+/// A metric family: its name, type and help line.
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+}
+
+/// Calls to Zoom and J-MOTTO by endpoint and outcome.
+pub const EXTERNAL_CALLS: &str = "jmz_external_calls_total";
+/// Zoom 429s (and the HTTP 300 spelling of the per-host limit) by kind.
+pub const ZOOM_RATE_LIMITED: &str = "jmz_zoom_rate_limited_total";
+/// Webhook signature checks by outcome.
+pub const WEBHOOK_VERIFICATIONS: &str = "jmz_webhook_verifications_total";
+/// Seconds from the trigger (webhook, manual sync, poll) to the Zoom meeting's creation.
+pub const TRIGGER_TO_MEETING: &str = "jmz_trigger_to_meeting_seconds";
+
+const FAMILIES: [Family; 6] = [
+    Family {
+        name: "jmz_jobs",
+        kind: "gauge",
+        help: "Jobs in the queue by queue and state (pending = ready now, scheduled = later).",
+    },
+    Family {
+        name: "jmz_meetings",
+        kind: "gauge",
+        help: "Meeting rows by state, as GET /api/v1/meetings shows them.",
+    },
+    Family {
+        name: EXTERNAL_CALLS,
+        kind: "counter",
+        help: "Calls to Zoom and J-MOTTO by service, endpoint and outcome.",
+    },
+    Family {
+        name: ZOOM_RATE_LIMITED,
+        kind: "counter",
+        help: "Zoom rate-limit answers by kind (per_second, account_daily, host_daily).",
+    },
+    Family {
+        name: WEBHOOK_VERIFICATIONS,
+        kind: "counter",
+        help: "Webhook deliveries by verification outcome.",
+    },
+    Family {
+        name: TRIGGER_TO_MEETING,
+        kind: "histogram",
+        help: "Seconds from the trigger of a sync to the creation of a Zoom meeting it decided.",
+    },
+];
+
+/// Upper bounds of the trigger-to-meeting histogram's buckets, in seconds.
+const BUCKETS: [f64; 10] = [0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0, 86400.0];
+
+/// Series key: the sample name and its rendered label set (`a="x",b="y"`).
+type Series = (String, String);
+
+/// This process's counters not yet flushed to the database.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    unflushed: Mutex<BTreeMap<Series, f64>>,
+}
+
+impl Metrics {
+    /// Adds one to a counter.
+    pub fn increment(&self, name: &'static str, labels: &[(&str, &str)]) {
+        self.add(name.to_owned(), render_labels(labels), 1.0);
+    }
+
+    /// Records one observation of the trigger-to-meeting histogram.
+    pub fn observe_trigger_to_meeting(&self, seconds: f64) {
+        let seconds = seconds.max(0.0);
+        for bound in BUCKETS {
+            if seconds <= bound {
+                let le = format_number(bound);
+                self.add(
+                    format!("{TRIGGER_TO_MEETING}_bucket"),
+                    render_labels(&[("le", &le)]),
+                    1.0,
+                );
+            }
+        }
+        let all = render_labels(&[("le", "+Inf")]);
+        self.add(format!("{TRIGGER_TO_MEETING}_bucket"), all, 1.0);
+        self.add(format!("{TRIGGER_TO_MEETING}_sum"), String::new(), seconds);
+        self.add(format!("{TRIGGER_TO_MEETING}_count"), String::new(), 1.0);
+    }
+
+    fn add(&self, name: String, labels: String, value: f64) {
+        let mut unflushed = self
+            .unflushed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *unflushed.entry((name, labels)).or_insert(0.0) += value;
+    }
+
+    fn snapshot(&self) -> BTreeMap<Series, f64> {
+        self.unflushed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Moves this process's counts into the database (one transaction). On failure the
+    /// counts are put back, so nothing is lost to a busy database.
+    pub async fn flush(&self, pool: &SqlitePool) -> anyhow::Result<()> {
+        let taken = std::mem::take(
+            &mut *self
+                .unflushed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if taken.is_empty() {
+            return Ok(());
+        }
+        let result = write_counts(pool, &taken).await;
+        if result.is_err() {
+            for ((name, labels), value) in taken {
+                self.add(name, labels, value);
+            }
+        }
+        result
+    }
+
+    /// The exposition: database totals plus this process's unflushed counts, and gauges.
+    pub async fn render(&self, pool: &SqlitePool) -> anyhow::Result<String> {
+        let mut series: BTreeMap<Series, f64> = BTreeMap::new();
+        let stored: Vec<(String, String, f64)> =
+            sqlx::query_as("SELECT name, labels, value FROM metric_counters")
+                .fetch_all(pool)
+                .await
+                .context("cannot read the stored counters")?;
+        for (name, labels, value) in stored {
+            *series.entry((name, labels)).or_insert(0.0) += value;
+        }
+        for (key, value) in self.snapshot() {
+            *series.entry(key).or_insert(0.0) += value;
+        }
+        for (queue, state, count) in job_gauges(pool).await? {
+            let labels = render_labels(&[("queue", &queue), ("state", &state)]);
+            series.insert(("jmz_jobs".to_owned(), labels), count);
+        }
+        for (state, count) in crate::store::meetings::count_by_state(pool).await? {
+            let labels = render_labels(&[("state", &state)]);
+            series.insert(("jmz_meetings".to_owned(), labels), count as f64);
+        }
+        let mut text = String::new();
+        for family in FAMILIES {
+            let _ = writeln!(text, "# HELP {} {}", family.name, family.help);
+            let _ = writeln!(text, "# TYPE {} {}", family.name, family.kind);
+            let mut samples: Vec<(&Series, &f64)> = series
+                .iter()
+                .filter(|((name, _), _)| family_of(name) == family.name)
+                .collect();
+            // A histogram's buckets must come in increasing `le` order, before sum and count.
+            samples.sort_by(|(a, _), (b, _)| {
+                let (a, b) = (sample_order(a), sample_order(b));
+                a.0.cmp(&b.0).then(a.1.total_cmp(&b.1))
+            });
+            for ((name, labels), value) in samples {
+                if labels.is_empty() {
+                    let _ = writeln!(text, "{name} {}", format_number(*value));
+                } else {
+                    let _ = writeln!(text, "{name}{{{labels}}} {}", format_number(*value));
+                }
+            }
+        }
+        Ok(text)
+    }
+}
+
+async fn write_counts(pool: &SqlitePool, counts: &BTreeMap<Series, f64>) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await.context("cannot flush metrics")?;
+    for ((name, labels), value) in counts {
+        sqlx::query(
+            "INSERT INTO metric_counters (name, labels, value) VALUES (?, ?, ?) \
+             ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value",
+        )
+        .bind(name)
+        .bind(labels)
+        .bind(value)
+        .execute(&mut *tx)
+        .await
+        .context("cannot flush metrics")?;
+    }
+    tx.commit().await.context("cannot flush metrics")
+}
+
+/// Jobs of our queues by queue and state: `pending` (ready now), `scheduled` (later),
+/// `running`, `done`, `failed`, `killed`.
+async fn job_gauges(pool: &SqlitePool) -> anyhow::Result<Vec<(String, String, f64)>> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT job_type, CASE \
+             WHEN status = 'Pending' AND run_at > unixepoch() THEN 'scheduled' \
+             WHEN status IN ('Pending', 'Queued') THEN 'pending' \
+             ELSE lower(status) END AS state, count(*) \
+         FROM Jobs WHERE job_type LIKE 'jmz.%' GROUP BY 1, 2",
+    )
+    .fetch_all(pool)
+    .await
+    .context("cannot count jobs")?;
+    Ok(rows
+        .into_iter()
+        .map(|(queue, state, count)| (queue, state, count as f64))
+        .collect())
+}
+
+fn family_of(sample: &str) -> &str {
+    if let Some(base) = sample.strip_suffix("_bucket")
+        && base == TRIGGER_TO_MEETING
+    {
+        return TRIGGER_TO_MEETING;
+    }
+    for suffix in ["_sum", "_count"] {
+        if let Some(base) = sample.strip_suffix(suffix)
+            && base == TRIGGER_TO_MEETING
+        {
+            return TRIGGER_TO_MEETING;
+        }
+    }
+    sample
+}
+
+/// Order within a family: buckets by bound (`+Inf` last), then sum, then count; other
+/// samples keep their label order.
+fn sample_order((name, labels): &Series) -> (u8, f64) {
+    if name.ends_with("_bucket") {
+        let le = labels
+            .strip_prefix("le=\"")
+            .and_then(|l| l.strip_suffix('"'))
+            .unwrap_or("+Inf");
+        return (0, le.parse::<f64>().unwrap_or(f64::INFINITY));
+    }
+    if name.ends_with("_sum") {
+        return (1, 0.0);
+    }
+    if name.ends_with("_count") {
+        return (2, 0.0);
+    }
+    (0, 0.0)
+}
+
+/// `a="x",b="y"` with Prometheus escaping of `\`, `"` and newlines.
+fn render_labels(labels: &[(&str, &str)]) -> String {
+    labels
+        .iter()
+        .map(|(key, value)| {
+            let escaped = value
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            format!("{key}=\"{escaped}\"")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn format_number(value: f64) -> String {
+    if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
+    } else if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        format!("{value}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(
+            render_labels(&[("a", "x"), ("b", "q\"\\\n")]),
+            "a=\"x\",b=\"q\\\"\\\\\\n\""
+        );
+        assert_eq!(render_labels(&[]), "");
+    }
+
+    #[test]
+    fn histogram_samples_belong_to_their_family_in_order() {
+        assert_eq!(
+            family_of("jmz_trigger_to_meeting_seconds_bucket"),
+            TRIGGER_TO_MEETING
+        );
+        assert_eq!(
+            family_of("jmz_trigger_to_meeting_seconds_count"),
+            TRIGGER_TO_MEETING
+        );
+        assert_eq!(family_of(EXTERNAL_CALLS), EXTERNAL_CALLS);
+        let bucket = |le: &str| {
+            (
+                format!("{TRIGGER_TO_MEETING}_bucket"),
+                render_labels(&[("le", le)]),
+            )
+        };
+        assert!(sample_order(&bucket("0.5")) < sample_order(&bucket("10")));
+        assert!(sample_order(&bucket("86400")) < sample_order(&bucket("+Inf")));
+        let sum = (format!("{TRIGGER_TO_MEETING}_sum"), String::new());
+        let count = (format!("{TRIGGER_TO_MEETING}_count"), String::new());
+        assert!(sample_order(&bucket("+Inf")).1.is_infinite());
+        assert!(sample_order(&bucket("+Inf")).0 < sample_order(&sum).0);
+        assert!(sample_order(&sum).0 < sample_order(&count).0);
+    }
+
+    #[test]
+    fn numbers_render_as_prometheus_reads_them() {
+        assert_eq!(format_number(3.0), "3");
+        assert_eq!(format_number(0.5), "0.5");
+        assert_eq!(format_number(f64::INFINITY), "+Inf");
+    }
+}
