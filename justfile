@@ -16,3 +16,30 @@ lint:
 # What CI runs
 ci:
     bash .ci/run
+
+# Schema-driven fuzzing of the HTTP API: schemathesis (PyPI) against `demo --serve`; fails on
+# any 5xx or any answer the OpenAPI document does not allow. FUZZ_SEED picks the run.
+fuzz-api:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        "schemathesis==4.32.5" "openapi-spec-validator==0.9.0"
+    cargo build --bin jmotto-zoom
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    log=$(mktemp)
+    ./target/debug/jmotto-zoom demo --serve --listen "127.0.0.1:$port" >"$log" 2>&1 &
+    server=$!
+    trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -f "$log"' EXIT
+    for _ in $(seq 1 600); do
+        grep -q "Serving until" "$log" && break
+        kill -0 $server 2>/dev/null || { cat "$log"; exit 1; }
+        sleep 0.2
+    done
+    spec=$(mktemp --suffix=.json)
+    python3 -c 'import sys, urllib.request; open(sys.argv[2], "wb").write(urllib.request.urlopen(sys.argv[1]).read())' \
+        "http://127.0.0.1:$port/api/openapi.json" "$spec"
+    openapi-spec-validator "$spec"
+    schemathesis run "http://127.0.0.1:$port/api/openapi.json" \
+        --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+        --header "Authorization: Bearer demo-admin-token" \
+        --max-examples 50 --seed "${FUZZ_SEED:-1}" --no-color

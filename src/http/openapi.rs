@@ -27,7 +27,7 @@ use super::{errors, routes, webhooks};
         webhooks::receive,
         serve,
     ),
-    components(schemas(errors::ErrorBody, errors::ErrorDetail)),
+    components(schemas(errors::ErrorBody, errors::ErrorDetail, routes::MeetingStateName)),
     modifiers(&AdminToken),
     tags(
         (name = "admin", description = "Bearer `server.admin_token`"),

@@ -36,7 +36,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(only("/readyz", web::get().to(readyz)))
         .service(only("/metrics", web::get().to(metrics)))
         .service(only("/api/openapi.json", web::get().to(openapi::serve)))
-        .service(only("/webhooks/groupware", web::post().to(webhooks::receive)))
+        .service(only(
+            "/webhooks/groupware",
+            web::post().to(webhooks::receive),
+        ))
         .service(
             web::scope("/api/v1")
                 .service(only("/sync", web::post().to(trigger_sync)))
@@ -412,11 +415,25 @@ pub struct MeetingQuery {
     /// A configured groupware id: meetings it hosts.
     user: Option<String>,
     /// One of created, pending, deferred, failed, skipped, superseded, deleted.
+    #[param(value_type = Option<MeetingStateName>)]
     state: Option<String>,
     /// Starting at or after: RFC 3339, or a date (its local 00:00).
     from: Option<String>,
     /// Starting before: RFC 3339, or a date (its local 00:00).
     to: Option<String>,
+}
+
+/// A meeting state as the API names it (the `state` filter's values).
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum MeetingStateName {
+    Created,
+    Pending,
+    Deferred,
+    Failed,
+    Skipped,
+    Superseded,
+    Deleted,
 }
 
 /// `{"meetings": [...]}`.

@@ -108,6 +108,12 @@ async fn run_and_sync_wait_as_processes() {
         .await
         .expect("webhook answered");
     assert_eq!(delivered.status().as_u16(), 202);
+    let webhook_request_id = delivered
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("x-request-id")
+        .to_owned();
 
     // `status` through the API, `doctor` against the replay servers.
     for (command, expect_success, expect_text) in [

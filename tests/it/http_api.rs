@@ -208,3 +208,44 @@ async fn meetings_filters() {
     assert_eq!(status["enabled"], true);
     app.stop().await;
 }
+
+/// SPEC §5: a known path with another method is a JSON 405, an unknown path a JSON 404.
+#[tokio::test]
+async fn wrong_method_and_unknown_path_are_json_errors() {
+    let app = spawn_app().await;
+    for (method, path, status, code) in [
+        (
+            reqwest::Method::GET,
+            "/api/v1/sync",
+            405,
+            "method_not_allowed",
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/meetings",
+            405,
+            "method_not_allowed",
+        ),
+        (
+            reqwest::Method::GET,
+            "/webhooks/groupware",
+            405,
+            "method_not_allowed",
+        ),
+        (reqwest::Method::POST, "/metrics", 405, "method_not_allowed"),
+        (reqwest::Method::GET, "/nothing/here", 404, "not_found"),
+    ] {
+        let response = app
+            .http
+            .request(method.clone(), format!("{}{path}", app.address))
+            .bearer_auth("demo-admin-token")
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        let body: Value = response.json().await.expect("JSON error body");
+        assert_eq!(body["error"]["code"], code, "{method} {path}");
+    }
+    assert_eq!(jobs_in_queue(&app).await, 0);
+    app.stop().await;
+}

@@ -164,6 +164,13 @@ async fn openapi_lists_every_endpoint() {
         document["components"]["securitySchemes"]["admin_token"]["scheme"],
         "bearer"
     );
+    // The `state` filter's documented values are the states the API answers.
+    let states = &document["components"]["schemas"]["MeetingStateName"]["enum"];
+    assert_eq!(
+        states,
+        &json!(jmotto_zoom::store::MeetingState::API_STATES),
+        "{states}"
+    );
     app.stop().await;
 }
 
