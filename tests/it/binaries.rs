@@ -165,6 +165,12 @@ async fn run_and_sync_wait_as_processes() {
         logs.contains("TRACE") || logs.contains("DEBUG"),
         "trace logging was on"
     );
+    // STYLE 12: the webhook's request id follows it into the jobs it caused.
+    assert!(
+        logs.lines()
+            .any(|line| line.contains(&webhook_request_id) && line.contains("jmz.fetch_slice")),
+        "no job log line carries the webhook's request id {webhook_request_id}"
+    );
     let secrets = [
         DEMO_ADMIN_TOKEN,
         DEMO_WEBHOOK_SECRET,
