@@ -80,29 +80,28 @@ impl SigningKey {
         keys.filter(|k| !k.is_empty())
     }
 
-    fn mac(&self, id: &str, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
-        // HMAC takes keys of any length; this cannot fail.
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    /// The MAC over `id.timestamp.body` (HMAC takes keys of any length: never `None` for a
+    /// parsed key, but no panic path either).
+    fn mac(&self, id: &str, timestamp: &str, body: &[u8]) -> Option<Hmac<Sha256>> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).ok()?;
         mac.update(id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.as_bytes());
         mac.update(b".");
         mac.update(body);
-        mac
+        Some(mac)
     }
 
     /// `v1,<base64>` for the given delivery (what a sender puts in `webhook-signature`).
-    pub fn sign(&self, id: &str, timestamp: &str, body: &[u8]) -> String {
-        let tag = self.mac(id, timestamp, body).finalize().into_bytes();
-        format!("v1,{}", BASE64.encode(tag))
+    pub fn sign(&self, id: &str, timestamp: &str, body: &[u8]) -> Option<String> {
+        let tag = self.mac(id, timestamp, body)?.finalize().into_bytes();
+        Some(format!("v1,{}", BASE64.encode(tag)))
     }
 
     fn verifies(&self, id: &str, timestamp: &str, body: &[u8], signature: &[u8]) -> bool {
         // `verify_slice` compares in constant time.
         self.mac(id, timestamp, body)
-            .verify_slice(signature)
-            .is_ok()
+            .is_some_and(|mac| mac.verify_slice(signature).is_ok())
     }
 }
 
@@ -130,7 +129,8 @@ pub fn verify(
     let seconds: i64 = timestamp
         .parse()
         .map_err(|_| SignatureError::BadTimestamp)?;
-    if (now.timestamp() - seconds).abs() > TOLERANCE_SECONDS {
+    // `abs_diff`: a timestamp of i64::MIN must be refused, not overflow.
+    if now.timestamp().abs_diff(seconds) > TOLERANCE_SECONDS.unsigned_abs() {
         return Err(SignatureError::StaleTimestamp);
     }
     let candidates: Vec<Vec<u8>> = signatures
@@ -333,8 +333,9 @@ mod tests {
     fn signs_and_verifies_the_published_test_vector() {
         let key = SigningKey::parse(VECTOR_SECRET).expect("vector secret decodes");
         assert_eq!(
-            key.sign(VECTOR_ID, VECTOR_TIMESTAMP, VECTOR_BODY),
-            VECTOR_SIGNATURE
+            key.sign(VECTOR_ID, VECTOR_TIMESTAMP, VECTOR_BODY)
+                .as_deref(),
+            Some(VECTOR_SIGNATURE)
         );
         let headers = headers(VECTOR_ID, VECTOR_TIMESTAMP, VECTOR_SIGNATURE);
         assert_eq!(
@@ -402,6 +403,12 @@ mod tests {
             .is_ok()
         );
         check(
+            headers(VECTOR_ID, "-9223372036854775808", VECTOR_SIGNATURE),
+            VECTOR_BODY,
+            now,
+            SignatureError::StaleTimestamp,
+        );
+        check(
             headers(VECTOR_ID, "yesterday", VECTOR_SIGNATURE),
             VECTOR_BODY,
             now,
@@ -423,7 +430,8 @@ mod tests {
         // The sender signs with both secrets: a receiver holding either one accepts.
         let both = format!(
             "{} {}",
-            new.sign(VECTOR_ID, VECTOR_TIMESTAMP, VECTOR_BODY),
+            new.sign(VECTOR_ID, VECTOR_TIMESTAMP, VECTOR_BODY)
+                .expect("signature"),
             VECTOR_SIGNATURE
         );
         let headers_both = headers(VECTOR_ID, VECTOR_TIMESTAMP, &both);
