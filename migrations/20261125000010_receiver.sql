@@ -19,10 +19,12 @@ CREATE TABLE service_checks (
     checked_at  TEXT NOT NULL
 );
 
--- Prometheus counters flushed by each process (`name` with its rendered label set).
+-- Prometheus counters: each process's cumulative totals (`name` with its rendered label
+-- set), overwritten by its flushes; a scrape sums the processes.
 CREATE TABLE metric_counters (
+    process TEXT NOT NULL,
     name    TEXT NOT NULL,
     labels  TEXT NOT NULL,
     value   REAL NOT NULL,
-    PRIMARY KEY (name, labels)
+    PRIMARY KEY (process, name, labels)
 );

@@ -361,6 +361,11 @@ impl Settings {
                 "must be whsec_<base64> (several, separated by spaces, while rotating)",
             )?;
         }
+        check(
+            (1..=3650).contains(&self.server.webhook_dedup_days),
+            "server.webhook_dedup_days",
+            "must be between 1 and 3650 (a sender retries a delivery for hours)",
+        )?;
         if let Some(address) = &self.server.dashboard_listen {
             check(
                 address.parse::<std::net::SocketAddr>().is_ok(),

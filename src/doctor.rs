@@ -45,7 +45,23 @@ impl CheckResult {
             detail: detail.into(),
         }
     }
+
+    /// An item that could not be checked because `prerequisite` failed: listed, so the
+    /// administrator sees every item at once, and failed, since nothing vouches for it.
+    fn not_checked(item: impl Into<String>, prerequisite: &str) -> CheckResult {
+        CheckResult::fail(
+            item,
+            format!("{NOT_CHECKED}: {prerequisite} failed (fix that first)"),
+        )
+    }
+
+    /// Was this item skipped because another failed?
+    pub fn is_not_checked(&self) -> bool {
+        !self.ok && self.detail.starts_with(NOT_CHECKED)
+    }
 }
+
+const NOT_CHECKED: &str = "not checked";
 
 const ZOOM_APP_SCREEN: &str =
     "Zoom App Marketplace (marketplace.zoom.us) › Manage › your Server-to-Server OAuth app";
@@ -108,6 +124,13 @@ fn needed_scopes(settings: &Settings) -> Vec<NeededScope> {
 pub async fn run(engine: &Engine) -> Vec<CheckResult> {
     let settings = &engine.settings;
     let mut results = Vec::new();
+    results.push(CheckResult::pass(
+        "timezone name",
+        format!(
+            "OK (groupware.timezone = \"{}\" is an IANA name)",
+            settings.groupware.timezone.name()
+        ),
+    ));
 
     // Zoom: the token, its scopes, every mapped e-mail.
     let token = engine.zoom.token_info().await;
@@ -118,7 +141,22 @@ pub async fn run(engine: &Engine) -> Vec<CheckResult> {
             format!("{error} ({ZOOM_APP_SCREEN} › App Credentials)"),
         )),
     }
-    if let Ok(info) = &token {
+    let Ok(info) = &token else {
+        for scope in needed_scopes(settings) {
+            results.push(CheckResult::not_checked(
+                format!("Zoom scope {}", scope.admin),
+                "the Zoom token request",
+            ));
+        }
+        for user in settings.users.iter().filter(|u| u.enabled) {
+            results.push(CheckResult::not_checked(
+                format!("Zoom user {} ({})", user.zoom_email, user.groupware_id),
+                "the Zoom token request",
+            ));
+        }
+        return groupware_checks(engine, results).await;
+    };
+    {
         let granted: BTreeSet<&str> = info.scopes.iter().map(String::as_str).collect();
         for scope in needed_scopes(settings) {
             let item = format!("Zoom scope {}", scope.admin);
@@ -167,23 +205,49 @@ pub async fn run(engine: &Engine) -> Vec<CheckResult> {
         }
     }
 
-    // J-MOTTO: the login, the timezone it reports, the location item, each schedule.
+    groupware_checks(engine, results).await
+}
+
+/// J-MOTTO: the login, the timezone it reports, the location item, each schedule; then
+/// records the R-ENABLED parts of all `results`.
+async fn groupware_checks(engine: &Engine, mut results: Vec<CheckResult>) -> Vec<CheckResult> {
+    let settings = &engine.settings;
     let login = engine.groupware.login().await;
     match &login {
         Ok(_) => results.push(CheckResult::pass("J-MOTTO login", "OK")),
         Err(error) => results.push(CheckResult::fail("J-MOTTO login", login_problem(error))),
     }
     results.push(timezone_check(settings, login.as_ref().ok()));
-    if login.is_ok() {
-        results.push(place_check(engine).await);
-        let month = first_of_month(engine);
-        for user in settings.users.iter().filter(|u| u.enabled) {
-            results.push(schedule_check(engine, user.groupware_id.as_str(), month).await);
-        }
+    let place_item = format!("J-MOTTO location item {}", settings.sync.location);
+    let month = first_of_month(engine);
+    for_each_checked(&mut results, login.is_ok(), place_item, place_check(engine)).await;
+    for user in settings.users.iter().filter(|u| u.enabled) {
+        let id = user.groupware_id.as_str();
+        for_each_checked(
+            &mut results,
+            login.is_ok(),
+            format!("J-MOTTO schedule of user {id}"),
+            schedule_check(engine, id, month),
+        )
+        .await;
     }
-
     record(engine, &results).await;
     results
+}
+
+/// Runs `check` when its prerequisite (the J-MOTTO login) passed, else lists it as not
+/// checked.
+async fn for_each_checked(
+    results: &mut Vec<CheckResult>,
+    login_ok: bool,
+    item: String,
+    check: impl std::future::Future<Output = CheckResult>,
+) {
+    if login_ok {
+        results.push(check.await);
+    } else {
+        results.push(CheckResult::not_checked(item, "the J-MOTTO login"));
+    }
 }
 
 /// The worker's quick check (start-up and every poll tick): the Zoom token, the J-MOTTO

@@ -1,12 +1,15 @@
 //! `GET /metrics` in the Prometheus text format (version 0.0.4).
 //!
-//! Counters are counted in memory per process ([`Metrics`]) and flushed into the database
-//! (`metric_counters`) by the worker every heartbeat and at shutdown, so a server in another
-//! process shows the worker's calls. A scrape shows the database's totals plus what this
-//! process has not flushed yet, and gauges read live from the database (jobs by queue and
-//! state, meetings by state). A counter can therefore lag a worker in another process by up
-//! to one heartbeat; counters are never lost by a clean stop, and a crash loses at most one
-//! heartbeat's worth (metrics are not worth a write per call).
+//! Counters are counted in memory per process ([`Metrics`]): cumulative totals under a
+//! process id. The worker writes its totals into the database (`metric_counters`, one row
+//! per process and series, overwritten) every heartbeat and at shutdown, so a server in
+//! another process shows the worker's calls. A scrape sums the database rows of every
+//! *other* process and this process's own totals from memory — so a counter never goes down
+//! while a flush is under way, and a flush interrupted half-way is simply redone. Gauges are
+//! read live from the database (jobs by queue and state, meetings by state). A counter can
+//! lag a worker in another process by up to one heartbeat; a crash loses at most one
+//! heartbeat's worth (metrics are not worth a write per call). Rows of processes that ended
+//! keep their final totals, so the sums stay monotonic across restarts.
 
 use std::{collections::BTreeMap, fmt::Write as _, sync::Mutex};
 
@@ -68,10 +71,21 @@ const BUCKETS: [f64; 10] = [0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
 /// Series key: the sample name and its rendered label set (`a="x",b="y"`).
 type Series = (String, String);
 
-/// This process's counters not yet flushed to the database.
-#[derive(Debug, Default)]
+/// This process's counters (cumulative since the process started).
+#[derive(Debug)]
 pub struct Metrics {
-    unflushed: Mutex<BTreeMap<Series, f64>>,
+    /// Identifies this process's rows in `metric_counters`.
+    process: String,
+    totals: Mutex<BTreeMap<Series, f64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            process: ulid::Ulid::generate().to_string(),
+            totals: Mutex::default(),
+        }
+    }
 }
 
 impl Metrics {
@@ -100,54 +114,65 @@ impl Metrics {
     }
 
     fn add(&self, name: String, labels: String, value: f64) {
-        let mut unflushed = self
-            .unflushed
+        let mut totals = self
+            .totals
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *unflushed.entry((name, labels)).or_insert(0.0) += value;
+        *totals.entry((name, labels)).or_insert(0.0) += value;
     }
 
     fn snapshot(&self) -> BTreeMap<Series, f64> {
-        self.unflushed
+        self.totals
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
-    /// Moves this process's counts into the database (one transaction). On failure the
-    /// counts are put back, so nothing is lost to a busy database.
+    /// Writes this process's totals into the database (one transaction, overwriting its
+    /// previous flush). Idempotent: a failed or interrupted flush is redone by the next.
     pub async fn flush(&self, pool: &SqlitePool) -> anyhow::Result<()> {
-        let taken = std::mem::take(
-            &mut *self
-                .unflushed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        if taken.is_empty() {
+        let totals = self.snapshot();
+        if totals.is_empty() {
             return Ok(());
         }
-        let result = write_counts(pool, &taken).await;
-        if result.is_err() {
-            for ((name, labels), value) in taken {
-                self.add(name, labels, value);
-            }
-        }
-        result
+        write_totals(pool, &self.process, &totals).await
     }
 
-    /// The exposition: database totals plus this process's unflushed counts, and gauges.
+    /// The exposition: every other process's stored totals plus this process's own, and the
+    /// gauges.
     pub async fn render(&self, pool: &SqlitePool) -> anyhow::Result<String> {
         let mut series: BTreeMap<Series, f64> = BTreeMap::new();
-        let stored: Vec<(String, String, f64)> =
-            sqlx::query_as("SELECT name, labels, value FROM metric_counters")
-                .fetch_all(pool)
-                .await
-                .context("cannot read the stored counters")?;
+        let stored: Vec<(String, String, f64)> = sqlx::query_as(
+            "SELECT name, labels, sum(value) FROM metric_counters WHERE process <> ? \
+             GROUP BY name, labels",
+        )
+        .bind(&self.process)
+        .fetch_all(pool)
+        .await
+        .context("cannot read the stored counters")?;
         for (name, labels, value) in stored {
             *series.entry((name, labels)).or_insert(0.0) += value;
         }
         for (key, value) in self.snapshot() {
             *series.entry(key).or_insert(0.0) += value;
+        }
+        // Every bucket from the start (zeros), so rate() sees each bucket's first increase.
+        for bound in BUCKETS
+            .map(format_number)
+            .into_iter()
+            .chain(["+Inf".to_owned()])
+        {
+            series
+                .entry((
+                    format!("{TRIGGER_TO_MEETING}_bucket"),
+                    render_labels(&[("le", &bound)]),
+                ))
+                .or_insert(0.0);
+        }
+        for suffix in ["_sum", "_count"] {
+            series
+                .entry((format!("{TRIGGER_TO_MEETING}{suffix}"), String::new()))
+                .or_insert(0.0);
         }
         for (queue, state, count) in job_gauges(pool).await? {
             let labels = render_labels(&[("queue", &queue), ("state", &state)]);
@@ -182,13 +207,18 @@ impl Metrics {
     }
 }
 
-async fn write_counts(pool: &SqlitePool, counts: &BTreeMap<Series, f64>) -> anyhow::Result<()> {
+async fn write_totals(
+    pool: &SqlitePool,
+    process: &str,
+    totals: &BTreeMap<Series, f64>,
+) -> anyhow::Result<()> {
     let mut tx = pool.begin().await.context("cannot flush metrics")?;
-    for ((name, labels), value) in counts {
+    for ((name, labels), value) in totals {
         sqlx::query(
-            "INSERT INTO metric_counters (name, labels, value) VALUES (?, ?, ?) \
-             ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value",
+            "INSERT INTO metric_counters (process, name, labels, value) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (process, name, labels) DO UPDATE SET value = excluded.value",
         )
+        .bind(process)
         .bind(name)
         .bind(labels)
         .bind(value)
@@ -204,7 +234,7 @@ async fn write_counts(pool: &SqlitePool, counts: &BTreeMap<Series, f64>) -> anyh
 async fn job_gauges(pool: &SqlitePool) -> anyhow::Result<Vec<(String, String, f64)>> {
     let rows: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT job_type, CASE \
-             WHEN status = 'Pending' AND run_at > unixepoch() THEN 'scheduled' \
+             WHEN status IN ('Pending', 'Queued') AND run_at > unixepoch() THEN 'scheduled' \
              WHEN status IN ('Pending', 'Queued') THEN 'pending' \
              ELSE lower(status) END AS state, count(*) \
          FROM Jobs WHERE job_type LIKE 'jmz.%' GROUP BY 1, 2",
@@ -322,5 +352,83 @@ mod tests {
         assert_eq!(format_number(3.0), "3");
         assert_eq!(format_number(0.5), "0.5");
         assert_eq!(format_number(f64::INFINITY), "+Inf");
+    }
+}
+
+#[cfg(test)]
+mod flush_tests {
+    use super::*;
+
+    async fn pool() -> (tempfile::TempDir, crate::store::Store) {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", folder.path().join("m.db").display());
+        let store = crate::store::Store::connect(&url).await.expect("store");
+        (folder, store)
+    }
+
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    /// Two processes' counters add up; a flush never changes what a scrape shows; the
+    /// totals of an ended process stay.
+    #[tokio::test]
+    async fn totals_add_up_across_processes_and_flushes() {
+        let (_folder, store) = pool().await;
+        let worker = Metrics::default();
+        let server = Metrics::default();
+        let calls = "jmz_external_calls_total{service=\"zoom\",endpoint=\"x\",outcome=\"ok\"}";
+        for _ in 0..3 {
+            worker.increment(
+                EXTERNAL_CALLS,
+                &[("service", "zoom"), ("endpoint", "x"), ("outcome", "ok")],
+            );
+        }
+        server.increment(
+            EXTERNAL_CALLS,
+            &[("service", "zoom"), ("endpoint", "x"), ("outcome", "ok")],
+        );
+        async fn seen(m: &Metrics, pool: &SqlitePool, series: &str) -> Option<f64> {
+            sample(&m.render(pool).await.expect("render"), series)
+        }
+        assert_eq!(
+            seen(&worker, store.pool(), calls).await,
+            Some(3.0),
+            "own totals before any flush"
+        );
+        assert_eq!(
+            seen(&server, store.pool(), calls).await,
+            Some(1.0),
+            "the worker has not flushed yet"
+        );
+        worker.flush(store.pool()).await.expect("flush");
+        worker
+            .flush(store.pool())
+            .await
+            .expect("a second flush changes nothing");
+        assert_eq!(seen(&worker, store.pool(), calls).await, Some(3.0));
+        assert_eq!(seen(&server, store.pool(), calls).await, Some(4.0));
+        worker.increment(
+            EXTERNAL_CALLS,
+            &[("service", "zoom"), ("endpoint", "x"), ("outcome", "ok")],
+        );
+        worker.flush(store.pool()).await.expect("flush");
+        drop(worker);
+        assert_eq!(
+            seen(&server, store.pool(), calls).await,
+            Some(5.0),
+            "an ended process's totals stay"
+        );
+        let text = server.render(store.pool()).await.expect("render");
+        assert!(
+            text.contains("jmz_trigger_to_meeting_seconds_bucket{le=\"0.5\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("jmz_trigger_to_meeting_seconds_count 0"),
+            "{text}"
+        );
+        store.close().await;
     }
 }

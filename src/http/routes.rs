@@ -1,7 +1,7 @@
 //! Handlers. Each reads or writes the store only.
 
 use actix_web::{
-    HttpMessage, HttpRequest, HttpResponse,
+    HttpMessage, HttpRequest, HttpResponse, ResponseError,
     http::{StatusCode, header},
     web,
 };
@@ -32,37 +32,58 @@ use crate::{
 /// a JSON 405.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .service(only("/healthz", web::get().to(healthz)))
-        .service(only("/readyz", web::get().to(readyz)))
-        .service(only("/metrics", web::get().to(metrics)))
-        .service(only("/api/openapi.json", web::get().to(openapi::serve)))
-        .service(only(
-            "/webhooks/groupware",
-            web::post().to(webhooks::receive),
-        ))
+        .service(only("/healthz", "GET", healthz))
+        .service(only("/readyz", "GET", readyz))
+        .service(only("/metrics", "GET", metrics))
+        .service(only("/api/openapi.json", "GET", openapi::serve))
+        .service(only("/webhooks/groupware", "POST", webhooks::receive))
         .service(
             web::scope("/api/v1")
-                .service(only("/sync", web::post().to(trigger_sync)))
-                .service(only("/status", web::get().to(status)))
-                .service(only("/meetings", web::get().to(meetings)))
-                .service(only("/jobs/{id}", web::get().to(job))),
+                .service(only("/sync", "POST", trigger_sync))
+                .service(only("/status", "GET", status))
+                .service(only("/meetings", "GET", meetings))
+                .service(only("/jobs/{id}", "GET", job)),
         )
         .default_service(web::to(not_found));
 }
 
-/// `path` answering `route`, and a JSON 405 to any other method.
-fn only(path: &str, route: actix_web::Route) -> actix_web::Resource {
-    web::resource(path)
-        .route(route)
-        .default_service(web::to(method_not_allowed))
+/// `path` answering `method` with `handler` (a `GET` also answers `HEAD`), and a JSON 405
+/// with `Allow` to any other method.
+fn only<F, Args>(path: &str, method: &'static str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args> + Clone,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    let (resource, allowed) = match method {
+        "POST" => (web::resource(path).route(web::post().to(handler)), "POST"),
+        _ => (
+            web::resource(path)
+                .route(web::get().to(handler.clone()))
+                .route(web::head().to(handler)),
+            "GET, HEAD",
+        ),
+    };
+    resource.default_service(web::to(move |request: HttpRequest| async move {
+        method_not_allowed(request, allowed)
+    }))
 }
 
-async fn method_not_allowed(request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::client(
+fn method_not_allowed(request: HttpRequest, allowed: &'static str) -> HttpResponse {
+    let mut response = ApiError::client(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("{} does not accept {}", request.path(), request.method()),
-    ))
+        format!(
+            "{} accepts {allowed}, not {}",
+            request.path(),
+            request.method()
+        ),
+    )
+    .error_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allowed));
+    response
 }
 
 async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {

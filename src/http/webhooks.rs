@@ -150,9 +150,9 @@ pub fn verify(
     }
 }
 
-/// The notification's body (SPEC §5).
+/// The notification's body (SPEC §5). Unknown fields are ignored (a sender may add, e.g.,
+/// the Standard Webhooks top-level `timestamp`; refusing them would make it retry forever).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct GroupwareEvent {
     /// `schedule.created`, `schedule.updated` or `schedule.deleted`.
     #[serde(rename = "type")]
@@ -163,7 +163,6 @@ pub struct GroupwareEvent {
 
 /// What changed: one schedule entry and the users whose schedules hold it.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct GroupwareEventData {
     #[schema(example = "8801")]
     pub schedule_id: String,
@@ -239,6 +238,20 @@ pub async fn receive(
             ));
         }
     };
+    // A redelivery is answered with the first job before the body is judged again (the
+    // configuration may have changed since); the transaction below still decides a race.
+    {
+        let mut conn = engine
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot look up a webhook delivery: {e}"))?;
+        if let Some(job_id) = receiver::delivery_job(&mut conn, &webhook_id).await? {
+            tracing::info!(webhook.id = %webhook_id, job.id = %job_id, "webhook redelivered");
+            return Ok(HttpResponse::Ok().json(WebhookAccepted { job_id }));
+        }
+    }
     require_json(&request)?;
     let event: GroupwareEvent = parse_json(&body, "a groupware notification")?;
     if !EVENT_TYPES.contains(&event.event_type.as_str()) {

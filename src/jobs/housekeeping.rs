@@ -40,7 +40,11 @@ pub async fn flush_metrics(engine: &Engine) {
 
 async fn prune_deliveries(engine: &Engine) {
     let days = i64::from(engine.settings.server.webhook_dedup_days);
-    let before = chrono::Utc::now() - chrono::Duration::days(days);
+    let Some(before) =
+        chrono::Duration::try_days(days).and_then(|age| chrono::Utc::now().checked_sub_signed(age))
+    else {
+        return;
+    };
     match receiver::prune_deliveries(engine.store.pool(), before).await {
         Ok(0) => {}
         Ok(pruned) => tracing::info!(pruned, "pruned old webhook delivery ids"),

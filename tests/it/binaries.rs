@@ -47,12 +47,10 @@ async fn run_and_sync_wait_as_processes() {
     let mut stderr = run.stderr.take().expect("stderr");
     let mut stdout = run.stdout.take().expect("stdout");
     let logs = tokio::spawn(async move {
-        let mut text = Vec::new();
-        let _ = stderr.read_to_end(&mut text).await;
-        let mut more = Vec::new();
-        let _ = stdout.read_to_end(&mut more).await;
-        text.extend(more);
-        String::from_utf8_lossy(&text).into_owned()
+        let (mut err, mut out) = (Vec::new(), Vec::new());
+        let _ = tokio::join!(stderr.read_to_end(&mut err), stdout.read_to_end(&mut out));
+        err.extend(out);
+        String::from_utf8_lossy(&err).into_owned()
     });
     let http = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -243,6 +243,9 @@ async fn wrong_method_and_unknown_path_are_json_errors() {
             .await
             .expect("answer");
         assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        if status == 405 {
+            assert!(response.headers().contains_key("allow"), "{method} {path}");
+        }
         let body: Value = response.json().await.expect("JSON error body");
         assert_eq!(body["error"]["code"], code, "{method} {path}");
     }

@@ -38,9 +38,15 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// A notification; it carries the Standard Webhooks envelope's top-level `timestamp`, a
+/// field the receiver does not use and must not refuse.
 fn event(users: &[&str]) -> String {
-    json!({"type": "schedule.updated", "data": {"schedule_id": "8801", "user_ids": users}})
-        .to_string()
+    json!({
+        "type": "schedule.updated",
+        "timestamp": "2026-11-25T01:00:00Z",
+        "data": {"schedule_id": "8801", "user_ids": users}
+    })
+    .to_string()
 }
 
 /// A delivery with explicit headers.
