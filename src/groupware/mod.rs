@@ -109,16 +109,18 @@ impl std::fmt::Debug for GroupwareClient {
 const PAGE_LIMIT: u32 = 1000;
 
 impl GroupwareClient {
-    /// A client for `base_url` (ending with `/`), logging in as `login_id`.
+    /// A client for `base_url` (ending with `/`), logging in as `login_id`; `timeout` bounds
+    /// each HTTP call.
     pub fn new(
         base_url: &str,
         login_id: &str,
         password: SecretString,
         limiter: Arc<DefaultDirectRateLimiter>,
+        timeout: Duration,
     ) -> anyhow::Result<GroupwareClient> {
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .timeout(timeout)
             .user_agent(concat!("jmotto-zoom/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(GroupwareClient {

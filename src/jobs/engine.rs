@@ -54,11 +54,14 @@ impl Engine {
             settings.zoom.requests_per_second,
             settings.groupware.requests_per_second,
         );
+        let http_timeout =
+            std::time::Duration::from_secs(settings.worker.http_timeout_seconds.max(1));
         let groupware = GroupwareClient::new(
             &settings.groupware.base_url,
             &settings.groupware.admin_login_id,
             settings.groupware.admin_password.clone(),
             limiters.groupware.clone(),
+            http_timeout,
         )?;
         let zoom = ZoomClient::new(
             ZoomCredentials {
@@ -70,6 +73,7 @@ impl Engine {
             },
             limiters.zoom_create.clone(),
             limiters.zoom_light.clone(),
+            http_timeout,
         )?;
         let clock = match settings.clock.now {
             Some(at) => Clock::Fixed(at),
@@ -92,6 +96,19 @@ impl Engine {
             std::time::Duration::from_secs(self.settings.worker.retry_base_seconds),
             attempt,
         )
+    }
+
+    /// How long a create's claim keeps other runs of its job away: an attempt still in
+    /// flight ends (answer or client timeout) within two HTTP timeouts (a token request, then
+    /// the create); a margin covers the pacing before the call.
+    pub fn claim_duration(&self) -> chrono::Duration {
+        let seconds = self
+            .settings
+            .worker
+            .http_timeout_seconds
+            .saturating_mul(2)
+            .saturating_add(5);
+        chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX / 1000))
     }
 
     /// Attempts per job before `failed`.

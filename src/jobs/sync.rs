@@ -358,7 +358,7 @@ async fn decide_entry(
     };
     if current
         .as_ref()
-        .is_some_and(|r| r.state() == MeetingState::Creating)
+        .is_some_and(|r| r.state() == MeetingState::Creating || r.look_first)
     {
         // A create is in flight (or waiting to look for what it may have made): deciding now
         // could lose the change or make a second meeting. The next sync decides.
@@ -385,7 +385,13 @@ async fn decide_entry(
                         .reason
                         .as_deref()
                         .is_some_and(|r| r.starts_with(REJECTED))),
-            content_same: desired.same_content(row),
+            // An update whose retries ran out is sent again: Zoom may still hold the old
+            // content (the row already holds the new one).
+            content_same: desired.same_content(row)
+                && !row
+                    .reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with(super::meetings::UPDATE_FAILED)),
         }
     });
     let observation = Observation {
