@@ -356,12 +356,12 @@ async fn decide_entry(
         Some(id) => rows::meeting_by_id(tx, id).await?,
         None => None,
     };
-    if current
-        .as_ref()
-        .is_some_and(|r| r.state() == MeetingState::Creating || r.look_first)
-    {
-        // A create is in flight (or waiting to look for what it may have made): deciding now
-        // could lose the change or make a second meeting. The next sync decides.
+    if current.as_ref().is_some_and(|r| {
+        r.state() == MeetingState::Creating || (r.look_first && r.state() != MeetingState::Failed)
+    }) {
+        // A create is in flight (or its job waits to look for what an earlier attempt may
+        // have made): deciding now could lose the change or make a second meeting. The next
+        // sync decides. (A failed row has no job left: it is re-armed below.)
         return Ok(());
     }
     if came_back

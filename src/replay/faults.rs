@@ -150,9 +150,9 @@ pub fn zoom_create(request: &RecordedRequest) -> bool {
 }
 
 /// A create for the host `email`.
-pub fn zoom_create_for(email: &str) -> Matcher {
+pub fn zoom_create_for(email: &str) -> impl Fn(&RecordedRequest) -> bool + Send + Sync + 'static {
     let path = format!("/v2/users/{email}/meetings");
-    Arc::new(move |request| request.method == "POST" && request.path == path)
+    move |request: &RecordedRequest| request.method == "POST" && request.path == path
 }
 
 /// Zoom's meeting PATCH.
