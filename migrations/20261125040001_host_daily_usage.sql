@@ -13,3 +13,8 @@ CREATE TABLE host_daily_usage (
 -- claimable state (e.g. `deferred` to 00:00 UTC): the next attempt looks for the meeting
 -- among the host's upcoming meetings before it creates one (R-ONCE).
 ALTER TABLE meetings ADD COLUMN look_first INTEGER NOT NULL DEFAULT 0;
+
+-- Which process (`Engine::instance`) holds a row's claim: at a graceful shutdown the
+-- process shortens the claims it cut off, so the next start looks for their meetings
+-- after a short grace instead of waiting out the whole claim.
+ALTER TABLE meetings ADD COLUMN claimed_by TEXT;

@@ -44,6 +44,9 @@ pub struct Engine {
     pub clock: Clock,
     pub enabled_users: EnabledUsers,
     pub location: LocationMatcher,
+    /// This process's id in the rows it claims (`meetings.claimed_by`), so that its
+    /// shutdown can tell which claims it cut off.
+    pub instance: String,
 }
 
 impl Engine {
@@ -82,6 +85,7 @@ impl Engine {
         Ok(Arc::new(Engine {
             enabled_users: settings.enabled_users(),
             location: LocationMatcher::new(&settings.sync.location),
+            instance: super::new_job_id(),
             groupware,
             zoom,
             clock,

@@ -138,7 +138,7 @@ async fn claim(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<Option<Cl
         tracing::info!(meeting.row = row.id, host = %host_email, retry_at = %run_at, "host's daily quota used; create deferred to 00:00 UTC");
         return Ok(None);
     }
-    let Some(row) = rows::claim_for_create(&mut tx, row.id).await? else {
+    let Some(row) = rows::claim_for_create(&mut tx, row.id, &engine.instance).await? else {
         return Ok(None);
     };
     tx.commit().await.context("cannot claim a meeting row")?;

@@ -9,6 +9,7 @@
 
 pub mod engine;
 pub mod meetings;
+pub mod retention;
 pub mod sync;
 pub mod worker;
 

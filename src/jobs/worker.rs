@@ -40,16 +40,21 @@ impl Worker {
         &self.name
     }
 
-    /// Runs every queue's worker and the periodic sync until `shutdown` resolves; running
-    /// jobs finish first (up to 30 s).
+    /// Runs every queue's worker, the periodic sync and the retention of finished jobs
+    /// until `shutdown` resolves. Then it takes no new job, lets running ones finish for up
+    /// to `worker.shutdown_timeout_seconds`, and releases the rest (pending again, so the
+    /// next start runs them at once instead of after the orphan timeout).
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let engine = self.engine.clone();
         let ticker = tokio::spawn(periodic_sync(engine.clone()));
+        let retention = tokio::spawn(super::retention::periodic_prune(engine.clone()));
         let monitor = Monitor::new()
-            .shutdown_timeout(Duration::from_secs(30))
+            .shutdown_timeout(Duration::from_secs(
+                engine.settings.worker.shutdown_timeout_seconds,
+            ))
             .register({
                 let (engine, name) = (engine.clone(), self.name.clone());
                 move |_| {
@@ -109,6 +114,16 @@ impl Worker {
         };
         let result = monitor.run_with_signal(signal).await;
         ticker.abort();
+        retention.abort();
+        match release_jobs(&engine, &self.name).await {
+            Ok(0) => {}
+            Ok(released) => {
+                tracing::warn!(worker = %self.name, jobs = released, "released jobs that did not finish in time")
+            }
+            Err(error) => {
+                tracing::error!(worker = %self.name, error = %format!("{error:#}"), "could not release unfinished jobs")
+            }
+        }
         let stopped_on_request = stop_rx.await.is_ok();
         result.context("a worker failed")?;
         anyhow::ensure!(stopped_on_request, "the workers stopped on their own");
@@ -116,6 +131,37 @@ impl Worker {
         Ok(())
     }
 }
+
+/// Puts the jobs this process's workers still hold back in the queue, ready to run now:
+/// those cut off, those fetched but not started, and those whose handler finished but whose
+/// ack apalis had not written yet (every job is idempotent, so running it again is safe). A
+/// create cut off mid-call keeps its row's claim for a short grace (Zoom may still finish a
+/// request it received); its next run then looks for the meeting before creating one.
+async fn release_jobs(engine: &Engine, name: &str) -> anyhow::Result<u64> {
+    let mut tx = engine.store.begin_write().await?;
+    let released = sqlx::query(
+        "UPDATE Jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, done_at = NULL, \
+         last_result = '{\"Err\": \"Released at worker shutdown\"}' \
+         WHERE status IN ('Queued', 'Running') AND lock_by LIKE ?1 || '-%'",
+    )
+    .bind(name)
+    .execute(&mut *tx)
+    .await
+    .context("cannot release jobs at shutdown")?
+    .rows_affected();
+    crate::store::meetings::shorten_claims(
+        &mut tx,
+        &engine.instance,
+        engine.claim_duration(),
+        chrono::Duration::seconds(RELEASED_CLAIM_GRACE_SECONDS),
+    )
+    .await?;
+    tx.commit().await.context("cannot commit released jobs")?;
+    Ok(released)
+}
+
+/// How long a create cut off by a shutdown keeps its claim.
+const RELEASED_CLAIM_GRACE_SECONDS: i64 = 3;
 
 fn backend<J: Job>(engine: &Engine) -> PollWith<SqliteStorage<J>, IntervalStrategy> {
     let worker = &engine.settings.worker;

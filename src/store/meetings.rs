@@ -323,17 +323,43 @@ pub async fn set_content(
 pub async fn claim_for_create(
     conn: &mut SqliteConnection,
     id: i64,
+    claimed_by: &str,
 ) -> anyhow::Result<Option<MeetingRow>> {
     let sql = format!(
-        "UPDATE meetings SET state = 'creating', attempts = attempts + 1, next_attempt_at = NULL, claimed_at = ?1, updated_at = ?1 \
+        "UPDATE meetings SET state = 'creating', attempts = attempts + 1, next_attempt_at = NULL, claimed_at = ?1, \
+         claimed_by = ?3, updated_at = ?1 \
          WHERE id = ?2 AND state IN ('pending', 'deferred', 'failed', 'creating') RETURNING {COLUMNS}"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(now_text())
         .bind(id)
+        .bind(claimed_by)
         .fetch_optional(&mut *conn)
         .await
         .context("cannot claim a meeting row")
+}
+
+/// At a graceful shutdown: the claims `claimed_by` still holds were cut off mid-call (the
+/// process dropped those requests), so they end `grace` from now instead of a whole claim
+/// duration after they began: long enough for Zoom to finish a request it had received.
+/// Returns how many rows were shortened.
+pub async fn shorten_claims(
+    conn: &mut SqliteConnection,
+    claimed_by: &str,
+    claim_duration: chrono::Duration,
+    grace: chrono::Duration,
+) -> anyhow::Result<u64> {
+    let claimed_at = super::utc_text(chrono::Utc::now() - claim_duration + grace);
+    let changed = sqlx::query(
+        "UPDATE meetings SET claimed_at = min(claimed_at, ?1) WHERE state = 'creating' AND claimed_by = ?2 AND claimed_at IS NOT NULL",
+    )
+    .bind(claimed_at)
+    .bind(claimed_by)
+    .execute(&mut *conn)
+    .await
+    .context("cannot shorten claims")?
+    .rows_affected();
+    Ok(changed)
 }
 
 /// One call's slot of a host's daily create/update quota (`host_daily_usage`).

@@ -620,3 +620,70 @@ async fn r_reschedule_update_failed_update_is_retried_by_the_next_sync() {
     assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
     app.stop().await;
 }
+
+/// Waits (polling, bounded) until the Zoom replay has received a faulted request.
+async fn until_faulted(app: &TestApp) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while app.zoom.faulted().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no faulted request");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Graceful shutdown: a create in flight when the worker is told to stop finishes within
+/// `worker.shutdown_timeout_seconds`; one that takes longer is released — pending, unlocked,
+/// ready at once for the next start — and that start adopts what Zoom made (R-ONCE).
+#[tokio::test]
+async fn shutdown_lets_running_jobs_finish_then_releases_the_rest() {
+    for (delay_ms, finishes) in [(800, true), (4000, false)] {
+        let mut app = spawn_app_with(|s| {
+            s.worker.shutdown_timeout_seconds = 2;
+            s.worker.http_timeout_seconds = 10;
+        })
+        .await;
+        app.zoom.inject(
+            Fault::Delay(std::time::Duration::from_millis(delay_ms)),
+            1,
+            faults::zoom_create_for("suzuki@example.co.jp"),
+        );
+        app.api.trigger_sync(None).await.expect("sync accepted");
+        until_faulted(&app).await;
+        app.stop_worker().await;
+        let held: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT status, lock_by FROM Jobs WHERE status IN ('Queued', 'Running')",
+        )
+        .fetch_all(app.engine.store.pool())
+        .await
+        .expect("jobs");
+        assert!(held.is_empty(), "no job left locked: {held:?}");
+        let released: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM Jobs WHERE job_type = ? AND last_result LIKE '%Released at worker shutdown%'",
+        )
+        .bind(CreateMeeting::QUEUE)
+        .fetch_one(app.engine.store.pool())
+        .await
+        .expect("jobs");
+        let suzuki_created_at_stop = app
+            .meetings()
+            .await
+            .into_iter()
+            .filter(|m| m["host_email"] == "suzuki@example.co.jp" && m["state"] == "created")
+            .count();
+        if finishes {
+            assert!(suzuki_created_at_stop >= 1, "the running create finished");
+        } else {
+            assert!(released >= 1, "the cut-off create was released");
+        }
+        app.start_worker();
+        app.settle().await;
+        let adopted = app
+            .meetings()
+            .await
+            .into_iter()
+            .filter(|m| m["reason"] == "adopted")
+            .count();
+        assert_eq!(adopted, usize::from(!finishes), "delay {delay_ms} ms");
+        assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
+        app.stop().await;
+    }
+}

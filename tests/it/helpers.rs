@@ -94,11 +94,21 @@ impl TestApp {
     /// Stops the worker and starts a new one (a new engine: nothing in memory survives) on
     /// the same database, as a process restart would.
     pub async fn restart_worker(&mut self) {
+        self.stop_worker().await;
+        self.start_worker();
+    }
+
+    /// Stops the worker (as SIGTERM does) and waits until it has stopped.
+    pub async fn stop_worker(&mut self) {
         let _ = self.worker_stop.send(());
         let old = self.tasks.pop().expect("the worker task");
         old.await
             .expect("worker joins")
             .expect("worker stopped cleanly");
+    }
+
+    /// Starts a worker with a new engine on the same database.
+    pub fn start_worker(&mut self) {
         let engine = Engine::new(self.engine.settings.clone(), self.engine.store.clone())
             .expect("engine builds");
         self.tasks.push(spawn_worker(&engine, &self.worker_stop));
@@ -119,14 +129,21 @@ impl TestApp {
     }
 
     /// Drains, and while jobs wait for a later time, lets that time pass and drains again.
+    /// (A create whose claim is still fresh reschedules itself until the claim ends, in real
+    /// time: this polls until then, within a bound.)
     pub async fn settle(&self) {
-        for _ in 0..30 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
             self.drain().await;
             if self.advance_scheduled().await == 0 {
                 return;
             }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "jobs kept scheduling new waits"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("jobs kept scheduling new waits");
     }
 
     /// The run times (Unix seconds) of the scheduled jobs of `queue`.
