@@ -85,7 +85,7 @@ impl Engine {
         Ok(Arc::new(Engine {
             enabled_users: settings.enabled_users(),
             location: LocationMatcher::new(&settings.sync.location),
-            instance: super::new_job_id(),
+            instance: super::new_job_id().to_lowercase(),
             groupware,
             zoom,
             clock,

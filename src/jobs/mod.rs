@@ -8,6 +8,7 @@
 //! database, never an in-memory sleep: a restart honours them.
 
 pub mod engine;
+pub mod liveness;
 pub mod meetings;
 pub mod retention;
 pub mod sync;

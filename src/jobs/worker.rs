@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use super::{
     CreateMeeting, DeleteMeeting, Engine, FetchSlice, Job, PushOptions, SyncWindow, UpdateMeeting,
-    meetings, new_job_id, push, sync,
+    liveness::Liveness, meetings, new_job_id, push, sync,
 };
 use crate::store::sync_state;
 
@@ -31,7 +31,7 @@ pub struct Worker {
 impl Worker {
     /// Prepares a worker around a shared engine; nothing runs until [`Worker::run_until_stopped`].
     pub fn build(engine: Arc<Engine>) -> Worker {
-        let name = format!("jmz-{}-{}", std::process::id(), new_job_id().to_lowercase());
+        let name = format!("jmz-{}-{}", std::process::id(), engine.instance);
         Worker { engine, name }
     }
 
@@ -49,6 +49,15 @@ impl Worker {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let engine = self.engine.clone();
+        let liveness = Liveness::register(&engine, &self.name)?.map(Arc::new);
+        if let Some(liveness) = &liveness {
+            // A restarted worker first takes back what dead workers held: at once, not after
+            // the heartbeat timeout.
+            liveness.rescue_dead(&engine).await?;
+        }
+        let rescuer = liveness
+            .clone()
+            .map(|liveness| tokio::spawn(rescue_dead_workers(engine.clone(), liveness)));
         let ticker = tokio::spawn(periodic_sync(engine.clone()));
         let retention = tokio::spawn(super::retention::periodic_prune(engine.clone()));
         let monitor = Monitor::new()
@@ -115,6 +124,10 @@ impl Worker {
         let result = monitor.run_with_signal(signal).await;
         ticker.abort();
         retention.abort();
+        if let Some(rescuer) = rescuer {
+            rescuer.abort();
+            let _ = rescuer.await;
+        }
         match release_jobs(&engine, &self.name).await {
             Ok(0) => {}
             Ok(released) => {
@@ -123,6 +136,9 @@ impl Worker {
             Err(error) => {
                 tracing::error!(worker = %self.name, error = %format!("{error:#}"), "could not release unfinished jobs")
             }
+        }
+        if let Some(liveness) = liveness.and_then(|l| Arc::try_unwrap(l).ok()) {
+            liveness.remove();
         }
         let stopped_on_request = stop_rx.await.is_ok();
         result.context("a worker failed")?;
@@ -153,15 +169,26 @@ async fn release_jobs(engine: &Engine, name: &str) -> anyhow::Result<u64> {
         &mut tx,
         &engine.instance,
         engine.claim_duration(),
-        chrono::Duration::seconds(RELEASED_CLAIM_GRACE_SECONDS),
+        chrono::Duration::seconds(super::liveness::CUT_OFF_CLAIM_GRACE_SECONDS),
     )
     .await?;
     tx.commit().await.context("cannot commit released jobs")?;
     Ok(released)
 }
 
-/// How long a create cut off by a shutdown keeps its claim.
-const RELEASED_CLAIM_GRACE_SECONDS: i64 = 3;
+/// How often a worker looks for dead worker processes (lock files it can take).
+const RESCUE_EVERY: Duration = Duration::from_secs(2);
+
+async fn rescue_dead_workers(engine: Arc<Engine>, liveness: Arc<Liveness>) {
+    let mut interval = tokio::time::interval(RESCUE_EVERY);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(error) = liveness.rescue_dead(&engine).await {
+            tracing::warn!(error = %format!("{error:#}"), folder = %liveness.folder().display(), "could not look for dead workers");
+        }
+    }
+}
 
 fn backend<J: Job>(engine: &Engine) -> PollWith<SqliteStorage<J>, IntervalStrategy> {
     let worker = &engine.settings.worker;

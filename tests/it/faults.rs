@@ -687,3 +687,59 @@ async fn shutdown_lets_running_jobs_finish_then_releases_the_rest() {
         app.stop().await;
     }
 }
+
+/// SPEC §6 dead worker: a worker *process* SIGKILLed in the middle of a create has its jobs
+/// run again by a live worker of another process within 15 s (here: taken back through
+/// the dead process's lock file, then the create looks and adopts what Zoom stored).
+#[tokio::test]
+async fn r_once_job_of_a_sigkilled_worker_process_runs_again_within_15_s() {
+    let mut app = spawn_app_with(|s| s.worker.http_timeout_seconds = 30).await;
+    app.stop_worker().await;
+    let folder = tempfile::tempdir().expect("temp dir");
+    let config = folder.path().join("worker.toml");
+    let text = jmotto_zoom::cli::demo::demo_config(
+        &app.jmotto,
+        &app.zoom,
+        &app.engine.settings.database.url,
+        "127.0.0.1:0",
+    );
+    std::fs::write(&config, text).expect("config written");
+    app.zoom.inject(
+        Fault::Delay(std::time::Duration::from_secs(60)),
+        1,
+        faults::zoom_create_for("ito@example.co.jp"),
+    );
+    let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_jmotto-zoom-worker"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("worker process starts");
+    app.api.trigger_sync(None).await.expect("sync accepted");
+    until_faulted(&app).await;
+    app.start_worker();
+    process.start_kill().expect("SIGKILL");
+    let killed_at = std::time::Instant::now();
+    process.wait().await.expect("killed");
+    let deadline = killed_at + std::time::Duration::from_secs(15);
+    loop {
+        let adopted = app
+            .meetings()
+            .await
+            .into_iter()
+            .any(|m| m["reason"] == "adopted");
+        if adopted {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the killed worker's create did not run again within 15 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    app.settle().await;
+    assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
+    app.stop().await;
+}
