@@ -109,34 +109,55 @@ fn instance_of(name: &str) -> Option<&str> {
     name.rsplit_once('-').map(|(_, instance)| instance)
 }
 
-/// Puts back the jobs of the dead worker `name` and shortens its claims, in one transaction.
+/// Puts back the jobs of the dead worker `name` and shortens its claims.
 async fn rescue(engine: &Engine, name: &str) -> anyhow::Result<u64> {
-    let mut tx = engine.store.begin_write().await?;
-    let jobs = sqlx::query(
-        "UPDATE Jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, done_at = NULL, \
-         last_result = '{\"Err\": \"Re-enqueued: its worker process died\"}' \
-         WHERE status IN ('Queued', 'Running') AND lock_by LIKE ?1 || '-%'",
+    let Some(instance) = instance_of(name) else {
+        return Ok(0);
+    };
+    let jobs = requeue_jobs_of(
+        engine,
+        name,
+        instance,
+        "Re-enqueued: its worker process died",
     )
-    .bind(name)
-    .execute(&mut *tx)
-    .await
-    .context("cannot re-enqueue a dead worker's jobs")?
-    .rows_affected();
-    if let Some(instance) = instance_of(name) {
-        shorten_claims(
-            &mut tx,
-            instance,
-            engine.claim_duration(),
-            chrono::Duration::seconds(CUT_OFF_CLAIM_GRACE_SECONDS),
-        )
-        .await?;
-    }
-    tx.commit()
-        .await
-        .context("cannot commit a dead worker's rescue")?;
+    .await?;
     if jobs > 0 {
         tracing::warn!(worker = %name, jobs, "a worker process died; its jobs are queued again");
     }
+    Ok(jobs)
+}
+
+/// In one transaction: the jobs the worker process `name` holds (queued or running) are
+/// pending again, ready now, and the claims its engine `instance` holds on meeting rows end
+/// after a short grace. For a process that died, or this one at shutdown.
+pub async fn requeue_jobs_of(
+    engine: &Engine,
+    name: &str,
+    instance: &str,
+    why: &str,
+) -> anyhow::Result<u64> {
+    let mut tx = engine.store.begin_write().await?;
+    let jobs = sqlx::query(
+        "UPDATE Jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, done_at = NULL, \
+         last_result = json_object('Err', ?2) \
+         WHERE status IN ('Queued', 'Running') AND lock_by LIKE ?1 || '-%'",
+    )
+    .bind(name)
+    .bind(why)
+    .execute(&mut *tx)
+    .await
+    .context("cannot re-enqueue a worker's jobs")?
+    .rows_affected();
+    shorten_claims(
+        &mut tx,
+        instance,
+        engine.claim_duration(),
+        chrono::Duration::seconds(CUT_OFF_CLAIM_GRACE_SECONDS),
+    )
+    .await?;
+    tx.commit()
+        .await
+        .context("cannot commit re-enqueued jobs")?;
     Ok(jobs)
 }
 

@@ -154,26 +154,13 @@ impl Worker {
 /// create cut off mid-call keeps its row's claim for a short grace (Zoom may still finish a
 /// request it received); its next run then looks for the meeting before creating one.
 async fn release_jobs(engine: &Engine, name: &str) -> anyhow::Result<u64> {
-    let mut tx = engine.store.begin_write().await?;
-    let released = sqlx::query(
-        "UPDATE Jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, done_at = NULL, \
-         last_result = '{\"Err\": \"Released at worker shutdown\"}' \
-         WHERE status IN ('Queued', 'Running') AND lock_by LIKE ?1 || '-%'",
-    )
-    .bind(name)
-    .execute(&mut *tx)
-    .await
-    .context("cannot release jobs at shutdown")?
-    .rows_affected();
-    crate::store::meetings::shorten_claims(
-        &mut tx,
+    super::liveness::requeue_jobs_of(
+        engine,
+        name,
         &engine.instance,
-        engine.claim_duration(),
-        chrono::Duration::seconds(super::liveness::CUT_OFF_CLAIM_GRACE_SECONDS),
+        "Released at worker shutdown",
     )
-    .await?;
-    tx.commit().await.context("cannot commit released jobs")?;
-    Ok(released)
+    .await
 }
 
 /// How often a worker looks for dead worker processes (lock files it can take).
