@@ -81,6 +81,9 @@ pub struct ScheduleEntry {
     pub owner: String,
     /// 登録先 in display order.
     pub members: Vec<String>,
+    /// When the entry was last changed in J-MOTTO (`None` when absent or unreadable): a
+    /// listing older than one already applied is not applied again.
+    pub updated: Option<NaiveDateTime>,
 }
 
 struct Session {
@@ -344,6 +347,10 @@ fn decode<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, GroupwareE
 
 fn convert_event(event: wire::WireEvent) -> ScheduleEntry {
     let slot = parse_slot(&event.start, &event.end, event.allday);
+    let updated = event
+        .updated
+        .as_deref()
+        .and_then(|text| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").ok());
     ScheduleEntry {
         key: EntryKey {
             schedule_id: event.id,
@@ -356,6 +363,7 @@ fn convert_event(event: wire::WireEvent) -> ScheduleEntry {
         slot,
         owner: event.owner,
         members: event.members,
+        updated,
     }
 }
 

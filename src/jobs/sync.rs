@@ -25,6 +25,9 @@ use crate::{
     },
 };
 
+/// How J-MOTTO's `updated` is stored (sortable as text).
+const UPDATED_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+
 /// Reason prefix of a row Zoom refused (a 4xx): retried only when its content changes.
 pub const REJECTED: &str = "zoom_rejected";
 /// Reason prefix of a row whose retries ran out after a request that may have reached Zoom.
@@ -279,6 +282,17 @@ async fn decide_entry(
     rows::record_sighting(tx, &job.sync_id, &job.user_id, &entry.key).await?;
     let matches_location = engine.location.matches(&entry.place);
     let existing = rows::entry(tx, &entry.key).await?;
+    let listed_updated = entry.updated.map(|t| t.format(UPDATED_FORMAT).to_string());
+    if let (Some(listed), Some(applied)) = (
+        listed_updated.as_deref(),
+        existing.as_ref().and_then(|e| e.listed_updated.as_deref()),
+    ) && listed < applied
+    {
+        // Overlapping runs: a newer listing of this entry was already applied; this older
+        // one must not undo it (it still counts as a sighting: the entry exists).
+        tracing::info!(schedule.id = %entry.key.schedule_id, occurrence = %entry.key.occurrence, listed, applied, "older listing of an entry ignored");
+        return Ok(());
+    }
     let time = entry
         .slot
         .clone()
@@ -348,6 +362,7 @@ async fn decide_entry(
             start_utc: desired.start_utc.clone(),
             end_utc: desired.end_utc.clone(),
             host_user_id: desired.host_user_id.as_deref(),
+            updated: listed_updated,
         },
     )
     .await?;

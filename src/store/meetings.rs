@@ -586,9 +586,11 @@ pub struct EntryRow {
     pub host_user_id: Option<String>,
     pub current_meeting_id: Option<i64>,
     pub gone_at: Option<String>,
+    /// J-MOTTO's `updated` of the listing last applied (`YYYY-MM-DDTHH:MM:SS`).
+    pub listed_updated: Option<String>,
 }
 
-const ENTRY_COLUMNS: &str = "schedule_id, occurrence, owner, members, start_utc, end_utc, host_user_id, current_meeting_id, gone_at";
+const ENTRY_COLUMNS: &str = "schedule_id, occurrence, owner, members, start_utc, end_utc, host_user_id, current_meeting_id, gone_at, listed_updated";
 
 /// The stored observation of one entry.
 pub async fn entry(
@@ -614,6 +616,8 @@ pub struct ObservedEntry<'a> {
     pub start_utc: String,
     pub end_utc: String,
     pub host_user_id: Option<&'a str>,
+    /// J-MOTTO's `updated` (`YYYY-MM-DDTHH:MM:SS`), when the listing has it.
+    pub updated: Option<String>,
 }
 
 /// Stores the latest observation; clears `gone_at` (the entry is listed again).
@@ -622,11 +626,12 @@ pub async fn upsert_entry(
     observed: &ObservedEntry<'_>,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "INSERT INTO entries (schedule_id, occurrence, owner, members, start_utc, end_utc, host_user_id, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+        "INSERT INTO entries (schedule_id, occurrence, owner, members, start_utc, end_utc, host_user_id, updated_at, listed_updated) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (schedule_id, occurrence) DO UPDATE SET owner = excluded.owner, members = excluded.members, \
          start_utc = excluded.start_utc, end_utc = excluded.end_utc, host_user_id = excluded.host_user_id, \
-         gone_at = NULL, gone_reason = NULL, updated_at = excluded.updated_at",
+         gone_at = NULL, gone_reason = NULL, updated_at = excluded.updated_at, \
+         listed_updated = coalesce(excluded.listed_updated, listed_updated)",
     )
     .bind(&observed.key.schedule_id)
     .bind(&observed.key.occurrence)
@@ -636,6 +641,7 @@ pub async fn upsert_entry(
     .bind(&observed.end_utc)
     .bind(observed.host_user_id)
     .bind(now_text())
+    .bind(&observed.updated)
     .execute(&mut *conn)
     .await
     .context("cannot store an entry")?;

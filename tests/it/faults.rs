@@ -743,3 +743,38 @@ async fn r_once_job_of_a_sigkilled_worker_process_runs_again_within_15_s() {
     assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
     app.stop().await;
 }
+
+/// Overlapping sync runs (R-RESCHEDULE `update`): a listing older than one already applied
+/// — by J-MOTTO's `updated` — is not applied again, so a slow slice of an earlier run cannot
+/// move a meeting back.
+#[tokio::test]
+async fn r_reschedule_an_older_listing_never_undoes_a_newer_one() {
+    let app = spawn_app_with(|s| s.sync.on_reschedule = ReschedulePolicy::Update).await;
+    app.sync().await;
+    let original = app
+        .jmotto
+        .events("10002", NOVEMBER.0, NOVEMBER.1, 1)
+        .expect("events");
+    app.edit_entry(&["10002"], NOVEMBER, "8801", |e| {
+        e["start"] = json!("2026-11-26T15:00:00");
+        e["end"] = json!("2026-11-26T16:30:00");
+        e["updated"] = json!("2026-11-25T09:30:00");
+        true
+    });
+    app.sync().await;
+    assert_eq!(
+        app.meetings_of("8801", "").await[0]["start"],
+        "2026-11-26T15:00:00+09:00"
+    );
+    app.zoom.clear_requests();
+    // an earlier run's listing, answered late
+    app.jmotto
+        .set_events("10002", NOVEMBER.0, NOVEMBER.1, 1, original, None);
+    app.sync().await;
+    assert!(app.zoom_writes().is_empty(), "{:?}", app.zoom_writes());
+    let rows = app.meetings_of("8801", "").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["start"], "2026-11-26T15:00:00+09:00");
+    assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
+    app.stop().await;
+}
