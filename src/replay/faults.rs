@@ -6,7 +6,11 @@
 //! its meeting) and then the answer comes late ([`Fault::Delay`]) or never
 //! ([`Fault::LostResponse`]: the connection drops after the status line).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use actix_web::HttpResponse;
 use serde_json::json;
@@ -127,6 +131,52 @@ impl Fault {
             ),
         };
         Some((status, response))
+    }
+}
+
+/// The window Zoom's per-second limits are checked over: one second less a 50 ms allowance
+/// for the jitter between when a paced client sends and when the replay sees a request.
+pub const RATE_WINDOW: Duration = Duration::from_millis(950);
+
+/// Zoom's per-second limits, per category, over a sliding window.
+#[derive(Debug)]
+pub(super) struct RateLimit {
+    medium: (usize, VecDeque<Instant>),
+    light: (usize, VecDeque<Instant>),
+}
+
+impl RateLimit {
+    pub(super) fn new(creates_per_second: u32, requests_per_second: u32) -> RateLimit {
+        let limit = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+        RateLimit {
+            medium: (limit(creates_per_second), VecDeque::new()),
+            light: (limit(requests_per_second), VecDeque::new()),
+        }
+    }
+
+    /// The per-second 429 when `request` goes over its category's limit, else counts it.
+    pub(super) fn check(&mut self, request: &RecordedRequest, now: Instant) -> Option<Fault> {
+        if !zoom_api(request) {
+            return None;
+        }
+        let (limit, recent) = if zoom_create(request) {
+            &mut self.medium
+        } else {
+            &mut self.light
+        };
+        while recent
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= RATE_WINDOW)
+        {
+            recent.pop_front();
+        }
+        if recent.len() >= *limit {
+            return Some(Fault::ZoomPerSecond {
+                retry_after_seconds: None,
+            });
+        }
+        recent.push_back(now);
+        None
     }
 }
 

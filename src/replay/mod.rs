@@ -115,6 +115,7 @@ struct State {
     meetings: BTreeMap<i64, Value>,
     next_meeting_id: i64,
     injections: Vec<faults::Injection>,
+    rate: Option<faults::RateLimit>,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -225,6 +226,16 @@ impl ReplayServer {
         });
     }
 
+    /// Makes the Zoom replay enforce Zoom's per-second limits per category: a create (Medium)
+    /// beyond `creates_per_second`, or any other API call (Light) beyond
+    /// `requests_per_second`, in a sliding window gets the per-second 429.
+    pub fn enforce_rate(&self, creates_per_second: u32, requests_per_second: u32) {
+        lock(&self.state).rate = Some(faults::RateLimit::new(
+            creates_per_second,
+            requests_per_second,
+        ));
+    }
+
     /// Drops every injected fault not used up yet.
     pub fn clear_faults(&self) {
         lock(&self.state).injections.clear();
@@ -310,7 +321,12 @@ async fn serve(request: HttpRequest, body: web::Bytes, state: web::Data<Shared>)
     let recorded = exchange::record(&request, &body);
     let (response, delay) = {
         let mut guard = lock(&state);
-        let fault = faults::take(&mut guard.injections, &recorded);
+        let fault = faults::take(&mut guard.injections, &recorded).or_else(|| {
+            guard
+                .rate
+                .as_mut()
+                .and_then(|rate| rate.check(&recorded, std::time::Instant::now()))
+        });
         let (status, response) = match fault.as_ref().and_then(Fault::answer) {
             Some(answer) => answer,
             None => answer(&mut guard, &recorded),

@@ -364,7 +364,8 @@ fn bulk_entry(index: usize, owner: &str) -> Value {
 
 /// SPEC §6 daily quota, counted by the worker: one host with 105 entries gets 100 meetings
 /// (counted exactly in the database by concurrent jobs) and 5 rows `deferred` to the next
-/// 00:00 UTC; the other hosts complete.
+/// 00:00 UTC; the other hosts complete. And SPEC §6 pacing: 116 creates at the configured
+/// rate draw no per-second 429 from a replay that enforces it.
 #[tokio::test]
 async fn daily_host_quota_creates_100_and_defers_5_to_midnight() {
     let app = spawn_app_with(|s| {
@@ -376,6 +377,12 @@ async fn daily_host_quota_creates_100_and_defers_5_to_midnight() {
         );
     })
     .await;
+    // SPEC §6 pacing as well: the replay answers Zoom's per-second 429 to any call over the
+    // configured rates, and the worker must cause none.
+    app.zoom.enforce_rate(
+        app.engine.settings.zoom.create_per_second,
+        app.engine.settings.zoom.requests_per_second,
+    );
     let entries: Vec<Value> = (0..105).map(|i| bulk_entry(i, "10009")).collect();
     app.jmotto
         .set_events("10009", NOVEMBER.0, NOVEMBER.1, 1, json!([]), None);
