@@ -499,6 +499,7 @@ pub async fn run_update(engine: &Engine, job: &UpdateMeeting) -> anyhow::Result<
         Ok(()) => {
             tracing::info!(zoom.meeting_id = zoom_id, schedule.id = %row.schedule_id, "updated Zoom meeting");
             rows::set_state(&mut tx, row.id, MeetingState::Created, Some("updated")).await?;
+            rows::reset_attempts(&mut tx, row.id).await?;
         }
         Err(error) if error.is_not_found() => {
             rows::set_state(

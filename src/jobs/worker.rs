@@ -49,7 +49,14 @@ impl Worker {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let engine = self.engine.clone();
-        let liveness = Liveness::register(&engine, &self.name)?.map(Arc::new);
+        let liveness = match Liveness::register(&engine, &self.name) {
+            Ok(liveness) => liveness.map(Arc::new),
+            Err(error) => {
+                // Without a lock file, dead workers are still found by apalis's heartbeat.
+                tracing::warn!(error = %format!("{error:#}"), "no worker lock file; dead workers are rescued after the heartbeat timeout only");
+                None
+            }
+        };
         if let Some(liveness) = &liveness {
             // A restarted worker first takes back what dead workers held: at once, not after
             // the heartbeat timeout.

@@ -444,7 +444,8 @@ pub async fn host_slots_used(
     Ok(used.unwrap_or(0))
 }
 
-/// Records Zoom's answer to a create.
+/// Records Zoom's answer to a create (its attempts are spent: the meeting's updates and
+/// delete count their own).
 pub async fn mark_created(
     conn: &mut SqliteConnection,
     id: i64,
@@ -454,7 +455,7 @@ pub async fn mark_created(
 ) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE meetings SET state = 'created', zoom_meeting_id = ?, join_url = ?, reason = ?, look_first = 0, \
-         claimed_at = NULL, updated_at = ? WHERE id = ?",
+         claimed_at = NULL, attempts = 0, updated_at = ? WHERE id = ?",
     )
     .bind(zoom_meeting_id)
     .bind(join_url)
@@ -501,6 +502,17 @@ pub async fn mark_retry(
     .execute(&mut *conn)
     .await
     .context("cannot record a retry")?;
+    Ok(())
+}
+
+/// Forgets the attempts of a row whose last call succeeded (the next update or delete gets
+/// its own `worker.max_attempts`).
+pub async fn reset_attempts(conn: &mut SqliteConnection, id: i64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE meetings SET attempts = 0 WHERE id = ?")
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .context("cannot reset attempts")?;
     Ok(())
 }
 
