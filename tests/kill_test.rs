@@ -231,7 +231,11 @@ async fn run() -> anyhow::Result<bool> {
         .ok()
         != Some(200)
     {
-        anyhow::ensure!(Instant::now() < ready_by, "the server never became ready");
+        anyhow::ensure!(
+            Instant::now() < ready_by,
+            "the server never became ready; its log:\n{}",
+            std::fs::read_to_string(&logs).unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let store = jmotto_zoom::store::Store::connect(&database).await?;
