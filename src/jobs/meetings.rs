@@ -537,6 +537,12 @@ pub async fn run_update(engine: &Engine, job: &UpdateMeeting) -> anyhow::Result<
     tx.commit().await.context("cannot record an update")
 }
 
+/// Reason prefix of a delete whose retries ran out: the next complete listing of the
+/// host's window pushes it again (`rows::failed_deletes`).
+pub const DELETE_FAILED: &str = "delete_failed";
+/// Reason prefix of a delete Zoom refused (in progress, already ended): not retried.
+pub const DELETE_REFUSED: &str = "delete_refused";
+
 /// Runs one delete (R-DELETE `delete`, R-RESCHEDULE `replace`). Zoom's 404 counts as done.
 /// No database connection is held across the Zoom call.
 pub async fn run_delete(engine: &Engine, job: &DeleteMeeting) -> anyhow::Result<()> {
@@ -567,10 +573,14 @@ pub async fn run_delete(engine: &Engine, job: &DeleteMeeting) -> anyhow::Result<
             rows::set_state(&mut conn, row.id, MeetingState::Deleted, Some(&job.reason)).await
         }
         Err(error) => {
-            // 3002 in progress, 3007 already ended (permanent), or attempts exhausted:
-            // recorded, not retried.
-            if matches!(error, ZoomError::Permanent { .. }) || attempts >= engine.max_attempts() {
-                let reason = format!("delete_failed: {error}");
+            // 3002 in progress, 3007 already ended (permanent): recorded, not retried.
+            // Attempts exhausted: recorded; the user's next complete listing tries again.
+            if matches!(error, ZoomError::Permanent { .. }) {
+                let reason = format!("{DELETE_REFUSED}: {error}");
+                return rows::set_state(&mut conn, row.id, row.state(), Some(&reason)).await;
+            }
+            if attempts >= engine.max_attempts() {
+                let reason = format!("{DELETE_FAILED}: {error}");
                 return rows::set_state(&mut conn, row.id, row.state(), Some(&reason)).await;
             }
             drop(conn);

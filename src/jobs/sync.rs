@@ -152,6 +152,7 @@ pub async fn run_fetch_slice(engine: &Engine, job: &FetchSlice) -> anyhow::Resul
                 counts.gone += 1;
             }
         }
+        retry_failed_deletes(engine, &mut tx, job).await?;
         sync_state::record_user_sync(&mut tx, &job.user_id, None).await?;
     }
     tx.commit()
@@ -168,6 +169,33 @@ pub async fn run_fetch_slice(engine: &Engine, job: &FetchSlice) -> anyhow::Resul
         gone = counts.gone,
         "slice decided"
     );
+    Ok(())
+}
+
+/// A complete listing of the user's window pushes again the deletes that ran out of attempts
+/// (a meeting that should be gone must not stay in Zoom for good), as far as the policies
+/// still ask for them.
+async fn retry_failed_deletes(
+    engine: &Engine,
+    tx: &mut SqliteConnection,
+    job: &FetchSlice,
+) -> anyhow::Result<()> {
+    let sync = &engine.settings.sync;
+    for (meeting_id, reason) in rows::failed_deletes(tx, &job.user_id).await? {
+        let wanted = if reason == "replaced" {
+            sync.on_reschedule == crate::config::ReschedulePolicy::Replace
+        } else {
+            sync.on_delete == DeletePolicy::Delete
+        };
+        if wanted {
+            let delete = DeleteMeeting {
+                meeting_id,
+                reason,
+                request_id: job.request_id.clone(),
+            };
+            push(tx, &delete, PushOptions::default()).await?;
+        }
+    }
     Ok(())
 }
 

@@ -697,6 +697,25 @@ pub async fn mark_gone(
     Ok(())
 }
 
+/// Meetings of `host_user_id` that still exist in Zoom although they should not — the
+/// entry is gone (R-DELETE `delete`) or another row replaced them (`replace`) — because
+/// their delete ran out of attempts (reason `delete_failed…`), with the reason to delete.
+pub async fn failed_deletes(
+    conn: &mut SqliteConnection,
+    host_user_id: &str,
+) -> anyhow::Result<Vec<(i64, String)>> {
+    sqlx::query_as(
+        "SELECT m.id, CASE WHEN e.current_meeting_id = m.id THEN coalesce(e.gone_reason, 'entry_deleted') \
+         ELSE 'replaced' END FROM meetings m JOIN entries e ON e.schedule_id = m.schedule_id AND e.occurrence = m.occurrence \
+         WHERE m.host_user_id = ? AND m.state = 'created' AND m.reason LIKE 'delete_failed%' \
+         AND (e.gone_at IS NOT NULL OR e.current_meeting_id IS NOT m.id) ORDER BY m.id",
+    )
+    .bind(host_user_id)
+    .fetch_all(&mut *conn)
+    .await
+    .context("cannot list failed deletes")
+}
+
 /// Records that `user`'s listing in sync `sync_id` held the entry.
 pub async fn record_sighting(
     conn: &mut SqliteConnection,

@@ -785,3 +785,35 @@ async fn r_reschedule_an_older_listing_never_undoes_a_newer_one() {
     assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
     app.stop().await;
 }
+
+/// R-DELETE `delete`: a delete whose retries ran out is recorded (`delete_failed`) and the
+/// next complete listing deletes the meeting after all.
+#[tokio::test]
+async fn r_delete_failed_delete_is_retried_by_the_next_complete_listing() {
+    let app = spawn_app_with(|s| {
+        s.sync.on_delete = jmotto_zoom::config::DeletePolicy::Delete;
+        s.worker.max_attempts = 1;
+    })
+    .await;
+    app.sync().await;
+    app.zoom
+        .inject(Fault::ServerError(503), 1, faults::zoom_delete);
+    app.edit_entry(&["10002"], NOVEMBER, "8801", |_| false);
+    app.sync().await;
+    let row = &app.meetings_of("8801", "").await[0];
+    assert_eq!(row["state"], "created", "{row}");
+    assert!(
+        row["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("delete_failed")),
+        "{row}"
+    );
+    assert_eq!(app.stored_per_marker()["jmotto-zoom: 8801"], 1);
+    app.sync().await;
+    let row = &app.meetings_of("8801", "").await[0];
+    assert_eq!(row["state"], "deleted", "{row}");
+    assert_eq!(row["reason"], "entry_deleted");
+    assert!(!app.stored_per_marker().contains_key("jmotto-zoom: 8801"));
+    assert_each_meeting_once(&app, FIXTURE_MEETINGS - 1).await;
+    app.stop().await;
+}
