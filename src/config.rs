@@ -540,6 +540,9 @@ zoom_email = "tanaka@example.co.jp"
         assert_eq!(s.groupware.requests_per_second, 5);
         assert_eq!(s.server.body_limit_bytes, 65_536);
         assert!(s.users[0].enabled);
+        assert_eq!(s.worker.shutdown_timeout_seconds, 30);
+        assert_eq!(s.worker.retention_days, 7);
+        assert_eq!(s.worker.http_timeout_seconds, 30);
     }
 
     #[test]

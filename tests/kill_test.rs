@@ -355,7 +355,11 @@ async fn run() -> anyhow::Result<bool> {
         println!("  requests no fixture covers: {unmatched:?}");
     }
     store.close().await;
-    let ok = lost == 0 && duplicated == 0 && kills >= 20;
+    let created_rows = rows
+        .iter()
+        .find(|(state, _)| state == "created")
+        .map_or(0, |(_, n)| *n);
+    let ok = lost == 0 && duplicated == 0 && kills >= 20 && created_rows == i64::try_from(ENTRIES)?;
     if !ok {
         println!("FAILED (process logs: {})", logs.display());
         let _ = folder.keep();
