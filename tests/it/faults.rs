@@ -695,12 +695,13 @@ async fn shutdown_lets_running_jobs_finish_then_releases_the_rest() {
     }
 }
 
-/// SPEC §6 dead worker: a worker *process* SIGKILLed in the middle of a create has its jobs
-/// run again by a live worker of another process within 15 s (here: taken back through
-/// the dead process's lock file, then the create looks and adopts what Zoom stored).
-#[tokio::test]
-async fn r_once_job_of_a_sigkilled_worker_process_runs_again_within_15_s() {
-    let mut app = spawn_app_with(|s| s.worker.http_timeout_seconds = 30).await;
+/// Stops the app's own worker, starts the worker binary as a process on the app's database
+/// (its `[worker]` settings changed by `worker_settings`), triggers a sync and waits until
+/// that process is stuck in a create Zoom stored but does not answer for a minute.
+async fn worker_process_in_a_create(
+    app: &mut TestApp,
+    worker_settings: &str,
+) -> (tokio::process::Child, tempfile::TempDir) {
     app.stop_worker().await;
     let folder = tempfile::tempdir().expect("temp dir");
     let config = folder.path().join("worker.toml");
@@ -709,6 +710,10 @@ async fn r_once_job_of_a_sigkilled_worker_process_runs_again_within_15_s() {
         &app.zoom,
         &app.engine.settings.database.url,
         "127.0.0.1:0",
+    )
+    .replace(
+        "queue_poll_interval_ms = 50",
+        &format!("queue_poll_interval_ms = 50\n{worker_settings}"),
     );
     std::fs::write(&config, text).expect("config written");
     app.zoom.inject(
@@ -716,7 +721,7 @@ async fn r_once_job_of_a_sigkilled_worker_process_runs_again_within_15_s() {
         1,
         faults::zoom_create_for("ito@example.co.jp"),
     );
-    let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_jmotto-zoom-worker"))
+    let process = tokio::process::Command::new(env!("CARGO_BIN_EXE_jmotto-zoom-worker"))
         .arg("--config")
         .arg(&config)
         .stdout(std::process::Stdio::null())
@@ -725,7 +730,17 @@ async fn r_once_job_of_a_sigkilled_worker_process_runs_again_within_15_s() {
         .spawn()
         .expect("worker process starts");
     app.api.trigger_sync(None).await.expect("sync accepted");
-    until_faulted(&app).await;
+    until_faulted(app).await;
+    (process, folder)
+}
+
+/// SPEC §6 dead worker: a worker *process* SIGKILLed in the middle of a create has its jobs
+/// run again by a live worker of another process within 15 s (here: taken back through
+/// the dead process's lock file, then the create looks and adopts what Zoom stored).
+#[tokio::test]
+async fn r_once_job_of_a_sigkilled_worker_process_runs_again_within_15_s() {
+    let mut app = spawn_app_with(|s| s.worker.http_timeout_seconds = 30).await;
+    let (mut process, _folder) = worker_process_in_a_create(&mut app, "").await;
     app.start_worker();
     process.start_kill().expect("SIGKILL");
     let killed_at = std::time::Instant::now();
@@ -746,6 +761,71 @@ async fn r_once_job_of_a_sigkilled_worker_process_runs_again_within_15_s() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    app.settle().await;
+    assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
+    app.stop().await;
+}
+
+/// SPEC §6 dead worker, the fallback when its lock file is gone: apalis-sqlite's rescue. A
+/// live worker re-enqueues, on its own heartbeat, the jobs of a worker whose last beat is
+/// two heartbeats old — so within three heartbeats (and a second of rounding) of the kill.
+#[tokio::test]
+async fn dead_worker_jobs_are_rescued_by_the_heartbeat_without_a_lock_file() {
+    const HEARTBEAT: u64 = 2;
+    let mut app = spawn_app_with(|s| s.worker.heartbeat_seconds = HEARTBEAT).await;
+    let (mut process, _folder) =
+        worker_process_in_a_create(&mut app, &format!("heartbeat_seconds = {HEARTBEAT}")).await;
+    let pid = process.id().expect("pid");
+    let held: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM Jobs WHERE status IN ('Queued', 'Running') AND lock_by LIKE ?",
+    )
+    .bind(format!("jmz-{pid}-%"))
+    .fetch_all(app.engine.store.pool())
+    .await
+    .expect("jobs");
+    assert!(!held.is_empty(), "the process holds its create");
+    let lock_folder = std::path::PathBuf::from(
+        app.engine
+            .settings
+            .database
+            .url
+            .trim_start_matches("sqlite://")
+            .to_owned()
+            + ".workers",
+    );
+    for entry in std::fs::read_dir(&lock_folder)
+        .expect("lock folder")
+        .flatten()
+    {
+        std::fs::remove_file(entry.path()).expect("lock file removed");
+    }
+    app.start_worker();
+    process.start_kill().expect("SIGKILL");
+    let killed_at = std::time::Instant::now();
+    process.wait().await.expect("killed");
+    let bound = std::time::Duration::from_secs(3 * HEARTBEAT + 1);
+    loop {
+        let still: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM Jobs WHERE lock_by LIKE ? AND status IN ('Queued', 'Running')",
+        )
+        .bind(format!("jmz-{pid}-%"))
+        .fetch_one(app.engine.store.pool())
+        .await
+        .expect("jobs");
+        if still == 0 {
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < bound,
+            "not rescued within {bound:?} of the kill"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // the dead process's claim has no known end but its length: let that time pass
+    sqlx::query("UPDATE meetings SET claimed_at = '2000-01-01T00:00:00Z' WHERE state = 'creating'")
+        .execute(app.engine.store.pool())
+        .await
+        .expect("claims");
     app.settle().await;
     assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
     app.stop().await;
