@@ -369,6 +369,8 @@ fn bulk_entry(index: usize, owner: &str) -> Value {
 #[tokio::test]
 async fn daily_host_quota_creates_100_and_defers_5_to_midnight() {
     let app = spawn_app_with(|s| {
+        s.zoom.create_per_second = 8;
+        s.zoom.requests_per_second = 16;
         s.users.push(
             toml::from_str(
                 "groupware_id = \"10009\"\nzoom_email = \"bulk@example.co.jp\"\nenabled = true",
@@ -377,12 +379,10 @@ async fn daily_host_quota_creates_100_and_defers_5_to_midnight() {
         );
     })
     .await;
-    // SPEC §6 pacing as well: the replay answers Zoom's per-second 429 to any call over the
-    // configured rates, and the worker must cause none.
-    app.zoom.enforce_rate(
-        app.engine.settings.zoom.create_per_second,
-        app.engine.settings.zoom.requests_per_second,
-    );
+    // SPEC §6 pacing as well: the replay answers Zoom's per-second 429 to any call over
+    // Zoom's limits (10 creates/s, 20 other calls/s); the worker, configured within them,
+    // must cause none.
+    app.zoom.enforce_rate(10, 20);
     let entries: Vec<Value> = (0..105).map(|i| bulk_entry(i, "10009")).collect();
     app.jmotto
         .set_events("10009", NOVEMBER.0, NOVEMBER.1, 1, json!([]), None);
