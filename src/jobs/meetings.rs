@@ -245,6 +245,25 @@ pub async fn run_create(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<
     }
 }
 
+/// Gives back the slot of a call Zoom refused; when Zoom says the host's day is used up,
+/// marks it so (Zoom also counts calls other apps made for that host).
+async fn give_back_slot(
+    engine: &Engine,
+    tx: &mut sqlx::SqliteConnection,
+    slot: &HostSlot,
+    error: &ZoomError,
+) -> anyhow::Result<()> {
+    rows::release_host_slot(tx, slot).await?;
+    if let ZoomError::Quota {
+        kind: QuotaKind::HostDaily,
+        ..
+    } = error
+    {
+        rows::exhaust_host_day(tx, slot, engine.settings.zoom.daily_host_limit).await?;
+    }
+    Ok(())
+}
+
 /// Did Zoom answer with an error status (so the call created or changed nothing and did not
 /// count against the host's daily quota)? A 2xx whose body could not be read did count.
 fn zoom_refused(error: &ZoomError) -> bool {
@@ -386,17 +405,7 @@ async fn schedule_retry(
     };
     let mut tx = engine.store.begin_write().await?;
     if let Some(slot) = unused_slot {
-        rows::release_host_slot(&mut tx, slot).await?;
-        if matches!(
-            error,
-            ZoomError::Quota {
-                kind: QuotaKind::HostDaily,
-                ..
-            }
-        ) {
-            // Zoom counts calls we did not make (other apps): no more slots today.
-            rows::exhaust_host_day(&mut tx, slot, engine.settings.zoom.daily_host_limit).await?;
-        }
+        give_back_slot(engine, &mut tx, slot, error).await?;
     }
     if row.attempts >= engine.max_attempts() && !daily {
         tracing::warn!(meeting.row = row.id, error = %error, "create failed; attempts exhausted");
@@ -484,16 +493,7 @@ pub async fn run_update(engine: &Engine, job: &UpdateMeeting) -> anyhow::Result<
     if let Err(error) = &result
         && zoom_refused(error)
     {
-        rows::release_host_slot(&mut tx, &slot).await?;
-        if matches!(
-            error,
-            ZoomError::Quota {
-                kind: QuotaKind::HostDaily,
-                ..
-            }
-        ) {
-            rows::exhaust_host_day(&mut tx, &slot, engine.settings.zoom.daily_host_limit).await?;
-        }
+        give_back_slot(engine, &mut tx, &slot, error).await?;
     }
     match result {
         Ok(()) => {

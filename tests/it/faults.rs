@@ -900,3 +900,41 @@ async fn r_delete_failed_delete_is_retried_by_the_next_complete_listing() {
     assert_each_meeting_once(&app, FIXTURE_MEETINGS - 1).await;
     app.stop().await;
 }
+
+/// SPEC §6 daily quota counts updates too: with tanaka's 11 creates filling a limit of 11,
+/// a reschedule under `update` is not sent but deferred to 00:00 UTC (the meeting stays
+/// `created`, reason `update_deferred…`), and PATCHed on the next UTC day.
+#[tokio::test]
+async fn daily_host_quota_defers_an_update_to_midnight() {
+    let app = spawn_app_with(|s| {
+        s.sync.on_reschedule = ReschedulePolicy::Update;
+        s.zoom.daily_host_limit = 11;
+    })
+    .await;
+    app.sync().await;
+    assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
+    app.zoom.clear_requests();
+    let before = Utc::now();
+    move_8801(&app, "2026-11-26T15:00:00", "2026-11-26T16:30:00");
+    app.sync().await;
+    assert!(app.zoom_writes().is_empty(), "{:?}", app.zoom_writes());
+    let row = &app.meetings_of("8801", "").await[0];
+    assert_eq!(row["state"], "created");
+    assert_eq!(row["reason"], "update_deferred: host_daily_limit");
+    assert_eq!(
+        app.scheduled_run_times(jmotto_zoom::jobs::UpdateMeeting::QUEUE)
+            .await,
+        [unix(next_utc_midnight(before))]
+    );
+    sqlx::query("DELETE FROM host_daily_usage")
+        .execute(app.engine.store.pool())
+        .await
+        .expect("a new day");
+    app.settle().await;
+    let writes = app.zoom_writes();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert_eq!(writes[0].method, "PATCH");
+    assert_eq!(app.meetings_of("8801", "").await[0]["reason"], "updated");
+    assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
+    app.stop().await;
+}
