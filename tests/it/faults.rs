@@ -74,6 +74,14 @@ fn move_8801(app: &TestApp, start: &str, end: &str) {
     });
 }
 
+/// The next UTC day, as far as the quota is concerned: every host's count starts again.
+async fn next_utc_day(app: &TestApp) {
+    sqlx::query("DELETE FROM host_daily_usage")
+        .execute(app.engine.store.pool())
+        .await
+        .expect("a new day");
+}
+
 fn unix(instant: DateTime<Utc>) -> i64 {
     instant.timestamp()
 }
@@ -336,11 +344,7 @@ async fn zoom_host_daily_limit_defers_that_host_to_midnight() {
                 .all(|&at| at == midnight || at == unix(next_utc_midnight(Utc::now())))
         );
 
-        // the next UTC day: the host's count starts again
-        sqlx::query("DELETE FROM host_daily_usage")
-            .execute(app.engine.store.pool())
-            .await
-            .expect("a new day");
+        next_utc_day(&app).await;
         app.settle().await;
         assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
         app.stop().await;
@@ -926,10 +930,7 @@ async fn daily_host_quota_defers_an_update_to_midnight() {
             .await,
         [unix(next_utc_midnight(before))]
     );
-    sqlx::query("DELETE FROM host_daily_usage")
-        .execute(app.engine.store.pool())
-        .await
-        .expect("a new day");
+    next_utc_day(&app).await;
     app.settle().await;
     let writes = app.zoom_writes();
     assert_eq!(writes.len(), 1, "{writes:?}");
