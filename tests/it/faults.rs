@@ -939,3 +939,43 @@ async fn daily_host_quota_defers_an_update_to_midnight() {
     assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
     app.stop().await;
 }
+
+/// Graceful shutdown of the worker binary on SIGTERM: it exits 0 after
+/// `worker.shutdown_timeout_seconds` although a create hangs, leaves no job locked, and the
+/// next worker adopts what Zoom stored at once (R-ONCE).
+#[tokio::test]
+async fn worker_process_stops_on_sigterm_and_releases_its_jobs() {
+    let mut app = spawn_app().await;
+    let (mut process, _folder) =
+        worker_process_in_a_create(&mut app, "shutdown_timeout_seconds = 1").await;
+    let pid = process.id().expect("pid");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), process.wait())
+        .await
+        .expect("the worker stops after SIGTERM")
+        .expect("exit status");
+    assert!(status.success(), "exit 0 on SIGTERM: {status:?}");
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM Jobs WHERE lock_by LIKE ? AND status IN ('Queued', 'Running')",
+    )
+    .bind(format!("jmz-{pid}-%"))
+    .fetch_one(app.engine.store.pool())
+    .await
+    .expect("jobs");
+    assert_eq!(held, 0, "the stopped worker holds no job");
+    app.start_worker();
+    app.settle().await;
+    let adopted = app
+        .meetings()
+        .await
+        .into_iter()
+        .filter(|m| m["reason"] == "adopted")
+        .count();
+    assert_eq!(adopted, 1);
+    assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
+    app.stop().await;
+}
