@@ -12,6 +12,12 @@ test:
 lint:
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings
+    cargo clippy --test kill-test -- -D warnings
+
+# SIGKILL the worker process 20+ times during a 200-meeting sync; fails on any lost or
+# duplicated meeting (tests/kill_test.rs; a debug build, about a minute)
+kill-test:
+    cargo test --test kill-test
 
 # What CI runs
 ci:

@@ -227,6 +227,16 @@ pub struct WorkerSettings {
     /// First retry delay; doubled per attempt, with jitter.
     #[serde(default = "default_retry_base")]
     pub retry_base_seconds: u64,
+    /// On SIGTERM/SIGINT, how long running jobs may finish before the rest are released
+    /// (put back as pending, so the next start runs them at once).
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout_seconds: u64,
+    /// Finished jobs (done, killed, failed for good) are deleted after this many days.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u64,
+    /// Total timeout of one J-MOTTO or Zoom HTTP call (connect timeout: at most 5 s).
+    #[serde(default = "default_http_timeout")]
+    pub http_timeout_seconds: u64,
 }
 
 impl Default for WorkerSettings {
@@ -237,6 +247,9 @@ impl Default for WorkerSettings {
             concurrency: default_concurrency(),
             max_attempts: default_max_attempts(),
             retry_base_seconds: default_retry_base(),
+            shutdown_timeout_seconds: default_shutdown_timeout(),
+            retention_days: default_retention_days(),
+            http_timeout_seconds: default_http_timeout(),
         }
     }
 }
@@ -259,6 +272,18 @@ fn default_max_attempts() -> u32 {
 
 fn default_retry_base() -> u64 {
     2
+}
+
+fn default_shutdown_timeout() -> u64 {
+    30
+}
+
+fn default_retention_days() -> u64 {
+    7
+}
+
+fn default_http_timeout() -> u64 {
+    30
 }
 
 /// `[clock]` — a fixed "now" for the demo and tests, which replay fixtures recorded at one
@@ -431,6 +456,11 @@ impl Settings {
             "worker.max_attempts",
             "must be at least 1",
         )?;
+        check(
+            self.worker.http_timeout_seconds >= 1,
+            "worker.http_timeout_seconds",
+            "must be at least 1",
+        )?;
         let mut seen = std::collections::BTreeSet::new();
         for user in &self.users {
             check(
@@ -544,6 +574,9 @@ zoom_email = "tanaka@example.co.jp"
         assert_eq!(s.groupware.requests_per_second, 5);
         assert_eq!(s.server.body_limit_bytes, 65_536);
         assert!(s.users[0].enabled);
+        assert_eq!(s.worker.shutdown_timeout_seconds, 30);
+        assert_eq!(s.worker.retention_days, 7);
+        assert_eq!(s.worker.http_timeout_seconds, 30);
     }
 
     #[test]

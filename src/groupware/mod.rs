@@ -81,6 +81,9 @@ pub struct ScheduleEntry {
     pub owner: String,
     /// 登録先 in display order.
     pub members: Vec<String>,
+    /// When the entry was last changed in J-MOTTO (`None` when absent or unreadable): a
+    /// listing older than one already applied is not applied again.
+    pub updated: Option<NaiveDateTime>,
 }
 
 struct Session {
@@ -110,16 +113,18 @@ impl std::fmt::Debug for GroupwareClient {
 const PAGE_LIMIT: u32 = 1000;
 
 impl GroupwareClient {
-    /// A client for `base_url` (ending with `/`), logging in as `login_id`.
+    /// A client for `base_url` (ending with `/`), logging in as `login_id`; `timeout` bounds
+    /// each HTTP call.
     pub fn new(
         base_url: &str,
         login_id: &str,
         password: SecretString,
         limiter: Arc<DefaultDirectRateLimiter>,
+        timeout: Duration,
     ) -> anyhow::Result<GroupwareClient> {
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .timeout(timeout)
             .user_agent(concat!("jmotto-zoom/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(GroupwareClient {
@@ -386,6 +391,10 @@ fn decode<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, GroupwareE
 
 fn convert_event(event: wire::WireEvent) -> ScheduleEntry {
     let slot = parse_slot(&event.start, &event.end, event.allday);
+    let updated = event
+        .updated
+        .as_deref()
+        .and_then(|text| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").ok());
     ScheduleEntry {
         key: EntryKey {
             schedule_id: event.id,
@@ -398,6 +407,7 @@ fn convert_event(event: wire::WireEvent) -> ScheduleEntry {
         slot,
         owner: event.owner,
         members: event.members,
+        updated,
     }
 }
 

@@ -119,6 +119,9 @@ pub struct WireEvent {
     pub owner: String,
     #[serde(default, deserialize_with = "strings_or_numbers")]
     pub members: Vec<String>,
+    /// When the entry was last changed (local time, no offset).
+    #[serde(default)]
+    pub updated: Option<String>,
 }
 
 /// Request fields of `list_events`.

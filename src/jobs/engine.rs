@@ -46,6 +46,9 @@ pub struct Engine {
     pub location: LocationMatcher,
     /// This process's counters behind `/metrics` (flushed to the database by the worker).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// This process's id in the rows it claims (`meetings.claimed_by`), so that its
+    /// shutdown can tell which claims it cut off.
+    pub instance: String,
 }
 
 impl Engine {
@@ -57,11 +60,14 @@ impl Engine {
             settings.zoom.requests_per_second,
             settings.groupware.requests_per_second,
         );
+        let http_timeout =
+            std::time::Duration::from_secs(settings.worker.http_timeout_seconds.max(1));
         let groupware = GroupwareClient::new(
             &settings.groupware.base_url,
             &settings.groupware.admin_login_id,
             settings.groupware.admin_password.clone(),
             limiters.groupware.clone(),
+            http_timeout,
         )?
         .with_metrics(metrics.clone());
         let zoom = ZoomClient::new(
@@ -74,6 +80,7 @@ impl Engine {
             },
             limiters.zoom_create.clone(),
             limiters.zoom_light.clone(),
+            http_timeout,
         )?
         .with_metrics(metrics.clone());
         let clock = match settings.clock.now {
@@ -84,6 +91,7 @@ impl Engine {
             enabled_users: settings.enabled_users(),
             location: LocationMatcher::new(&settings.sync.location),
             metrics,
+            instance: super::new_job_id().to_lowercase(),
             groupware,
             zoom,
             clock,
@@ -98,6 +106,19 @@ impl Engine {
             std::time::Duration::from_secs(self.settings.worker.retry_base_seconds),
             attempt,
         )
+    }
+
+    /// How long a create's claim keeps other runs of its job away: an attempt still in
+    /// flight ends (answer or client timeout) within two HTTP timeouts (a token request, then
+    /// the create); a margin covers the pacing before the call.
+    pub fn claim_duration(&self) -> chrono::Duration {
+        let seconds = self
+            .settings
+            .worker
+            .http_timeout_seconds
+            .saturating_mul(2)
+            .saturating_add(5);
+        chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX / 1000))
     }
 
     /// Attempts per job before `failed`.

@@ -12,18 +12,31 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 
 use super::{CreateMeeting, DeleteMeeting, Engine, PushOptions, UpdateMeeting, push};
 use crate::{
-    store::{MeetingRow, MeetingState, meetings as rows, parse_utc, sync_state},
+    store::{
+        MeetingRow, MeetingState,
+        meetings::{self as rows, HostSlot},
+        parse_utc, sync_state,
+    },
     zoom::{Invitee, ListedMeeting, MeetingRequest, MeetingSettings, QuotaKind, ZoomError},
 };
 
-/// How long a claim protects an attempt in flight: the Zoom client's timeout and a margin.
-const CLAIM_SECONDS: i64 = 60;
-
 /// Until when a fresh claim (an attempt possibly still in flight) keeps other runs away.
-fn claim_busy_until(row: &MeetingRow) -> Option<DateTime<Utc>> {
+fn claim_busy_until(
+    engine: &Engine,
+    row: &MeetingRow,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     let claimed = parse_utc(row.claimed_at.as_deref()?).ok()?;
-    let until = claimed + ChronoDuration::seconds(CLAIM_SECONDS);
-    (until > Utc::now()).then_some(until)
+    let until = claimed + engine.claim_duration();
+    (until > now).then_some(until)
+}
+
+/// Reason of a row waiting for its host's daily quota (SPEC §6).
+pub const HOST_DAILY_LIMIT: &str = "host_daily_limit";
+
+/// The UTC day a quota slot belongs to.
+fn utc_day(now: DateTime<Utc>) -> String {
+    now.format("%Y-%m-%d").to_string()
 }
 
 /// Zoom's list of a host's meetings cuts each agenda to this many characters.
@@ -59,49 +72,97 @@ pub fn next_utc_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
     tomorrow.and_time(chrono::NaiveTime::MIN).and_utc()
 }
 
+/// A row this run of a create job may call Zoom for.
+struct Claim {
+    row: MeetingRow,
+    host_email: String,
+    /// An earlier attempt may have reached Zoom: look before creating.
+    look_first: bool,
+    /// The host's daily slot reserved for this attempt.
+    slot: HostSlot,
+}
+
+/// In one write transaction: decides whether this run may act (the row is claimable, or its
+/// claim is too old to be in flight), applies R-PAST and R-HOST, reserves the host's daily
+/// slot — or defers the row to 00:00 UTC when the host has used its quota — and claims the
+/// row. `None`: nothing to do now (done, skipped, deferred, or another attempt in flight).
+async fn claim(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<Option<Claim>> {
+    let now = Utc::now();
+    let mut tx = engine.store.begin_write().await?;
+    let Some(row) = rows::meeting_by_id(&mut tx, job.meeting_id).await? else {
+        return Ok(None);
+    };
+    let look_first = match row.state() {
+        state if state.is_claimable() => row.look_first,
+        MeetingState::Creating => {
+            // Another attempt took the row moments ago and may still be talking to Zoom (a
+            // job re-run while its first run is alive): look later, not now.
+            if let Some(busy_until) = claim_busy_until(engine, &row, now) {
+                push(&mut tx, job, PushOptions::at(busy_until)).await?;
+                tx.commit().await?;
+                return Ok(None);
+            }
+            true
+        }
+        // created, superseded, skipped…: nothing left to do (R-ONCE)
+        _ => return Ok(None),
+    };
+    let skip = if parse_utc(&row.end_utc)? <= engine.clock.now() {
+        Some("ended") // R-PAST: ended before its job ran
+    } else if row.host_email.is_none() {
+        Some("no_enabled_host")
+    } else {
+        None
+    };
+    let (Some(host_email), None) = (row.host_email.clone(), skip) else {
+        rows::set_state(&mut tx, row.id, MeetingState::Skipped, skip).await?;
+        tx.commit().await?;
+        return Ok(None);
+    };
+    let slot = HostSlot {
+        host_email: host_email.clone(),
+        utc_day: utc_day(now),
+    };
+    if !rows::reserve_host_slot(&mut tx, &slot, engine.settings.zoom.daily_host_limit).await? {
+        let run_at = next_utc_midnight(now);
+        let wait = rows::Wait {
+            state: MeetingState::Deferred,
+            reason: HOST_DAILY_LIMIT,
+            next_attempt_at: crate::store::utc_text(run_at),
+            look_first,
+            uncount_attempt: false,
+        };
+        rows::mark_retry(&mut tx, row.id, &wait).await?;
+        push(&mut tx, job, PushOptions::at(run_at)).await?;
+        tx.commit().await?;
+        tracing::info!(meeting.row = row.id, host = %host_email, retry_at = %run_at, "host's daily quota used; create deferred to 00:00 UTC");
+        return Ok(None);
+    }
+    let Some(row) = rows::claim_for_create(&mut tx, row.id, &engine.instance).await? else {
+        return Ok(None);
+    };
+    tx.commit().await.context("cannot claim a meeting row")?;
+    Ok(Some(Claim {
+        row,
+        host_email,
+        look_first,
+        slot,
+    }))
+}
+
 /// Runs one create.
 pub async fn run_create(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<()> {
-    let (row, retry_of_claim) = {
-        let mut tx = engine.store.begin_write().await?;
-        let claimed = rows::claim_for_create(&mut tx, job.meeting_id).await?;
-        let result = match claimed {
-            Some(row) => (row, false),
-            None => match rows::meeting_by_id(&mut tx, job.meeting_id).await? {
-                Some(row) if row.state() == MeetingState::Creating => {
-                    // Another attempt took the row moments ago and may still be talking to
-                    // Zoom (a job re-run while its first run is alive): look later, not now.
-                    if let Some(busy_until) = claim_busy_until(&row) {
-                        push(&mut tx, job, PushOptions::at(busy_until)).await?;
-                        tx.commit().await?;
-                        return Ok(());
-                    }
-                    (row, true)
-                }
-                // created, superseded, skipped…: nothing left to do (R-ONCE)
-                _ => return Ok(()),
-            },
-        };
-        tx.commit().await?;
-        result
-    };
-    let end = parse_utc(&row.end_utc)?;
-    if end <= engine.clock.now() {
-        // R-PAST: ended before its job ran.
-        let mut conn = engine.store.pool().acquire().await?;
-        return rows::set_state(&mut conn, row.id, MeetingState::Skipped, Some("ended")).await;
-    }
-    let Some(host_email) = row.host_email.clone() else {
-        let mut conn = engine.store.pool().acquire().await?;
-        return rows::set_state(
-            &mut conn,
-            row.id,
-            MeetingState::Skipped,
-            Some("no_enabled_host"),
-        )
-        .await;
+    let Some(Claim {
+        row,
+        host_email,
+        look_first,
+        slot,
+    }) = claim(engine, job).await?
+    else {
+        return Ok(());
     };
     let mut flag = None;
-    if retry_of_claim {
+    if look_first {
         match find_existing(engine, &row, &host_email).await {
             Ok(Some((zoom_id, join_url))) => {
                 tracing::info!(
@@ -109,20 +170,24 @@ pub async fn run_create(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<
                     zoom.meeting_id = zoom_id,
                     "adopted the meeting an earlier attempt created"
                 );
+                // This attempt made no create call: its slot goes back.
                 return record_created(
                     engine,
                     job,
                     &row,
-                    zoom_id,
-                    join_url.as_deref(),
-                    Some("adopted"),
+                    Created {
+                        zoom_meeting_id: zoom_id,
+                        join_url: join_url.as_deref(),
+                        reason: Some("adopted"),
+                        unused_slot: Some(&slot),
+                    },
                 )
                 .await;
             }
             Ok(None) => {}
             Err(ListUnavailable::NoScope) => flag = Some("possible_duplicate"),
             Err(ListUnavailable::Failed(error)) => {
-                return schedule_retry(engine, job, &row, &error, MeetingState::Creating).await;
+                return schedule_retry(engine, job, &row, &error, true, Some(&slot)).await;
             }
         }
     }
@@ -144,38 +209,68 @@ pub async fn run_create(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<
                 engine,
                 job,
                 &row,
-                created.id,
-                created.join_url.as_deref(),
-                flag,
+                Created {
+                    zoom_meeting_id: created.id,
+                    join_url: created.join_url.as_deref(),
+                    reason: flag,
+                    unused_slot: None,
+                },
             )
             .await
         }
-        // Zoom answered before creating anything: the row can be claimed afresh.
-        // Zoom answered before creating anything; but if an earlier attempt may have
-        // reached Zoom, the next one must still look first.
+        // Zoom answered before creating anything: the slot goes back; but if an earlier
+        // attempt may have reached Zoom, the next one must still look first.
         Err(error @ ZoomError::Quota { .. }) | Err(error @ ZoomError::Auth(_)) => {
-            let waiting = if retry_of_claim {
-                MeetingState::Creating
-            } else {
-                MeetingState::Pending
-            };
-            schedule_retry(engine, job, &row, &error, waiting).await
+            schedule_retry(engine, job, &row, &error, look_first, Some(&slot)).await
         }
-        // The request may have reached Zoom: keep the claim so the retry looks first.
+        // The request may have reached Zoom: the slot stays used, and the retry looks first.
         Err(error @ ZoomError::Retryable(_)) => {
-            schedule_retry(engine, job, &row, &error, MeetingState::Creating).await
+            schedule_retry(engine, job, &row, &error, true, None).await
         }
         Err(error @ ZoomError::Permanent { .. }) => {
-            let mut conn = engine.store.pool().acquire().await?;
             tracing::warn!(meeting.row = row.id, error = %error, "Zoom refused a create");
+            let mut tx = engine.store.begin_write().await?;
+            if zoom_refused(&error) {
+                rows::release_host_slot(&mut tx, &slot).await?;
+            }
             rows::set_state(
-                &mut conn,
+                &mut tx,
                 row.id,
                 MeetingState::Failed,
                 Some(&format!("{}: {error}", super::sync::REJECTED)),
             )
-            .await
+            .await?;
+            tx.commit().await.context("cannot record a refused create")
         }
+    }
+}
+
+/// Gives back the slot of a call Zoom refused; when Zoom says the host's day is used up,
+/// marks it so (Zoom also counts calls other apps made for that host).
+async fn give_back_slot(
+    engine: &Engine,
+    tx: &mut sqlx::SqliteConnection,
+    slot: &HostSlot,
+    error: &ZoomError,
+) -> anyhow::Result<()> {
+    rows::release_host_slot(tx, slot).await?;
+    if let ZoomError::Quota {
+        kind: QuotaKind::HostDaily,
+        ..
+    } = error
+    {
+        rows::exhaust_host_day(tx, slot, engine.settings.zoom.daily_host_limit).await?;
+    }
+    Ok(())
+}
+
+/// Did Zoom answer with an error status (so the call created or changed nothing and did not
+/// count against the host's daily quota)? A 2xx whose body could not be read did count.
+fn zoom_refused(error: &ZoomError) -> bool {
+    match error {
+        ZoomError::Quota { .. } | ZoomError::Auth(_) => true,
+        ZoomError::Permanent { status, .. } => *status >= 300,
+        ZoomError::Retryable(_) => false,
     }
 }
 
@@ -234,16 +329,33 @@ fn is_same_meeting(listed: &ListedMeeting, row: &MeetingRow) -> bool {
         && listed.topic.as_deref() == Some(row.topic.as_str())
 }
 
+/// What a create (or an adoption) ends with.
+struct Created<'a> {
+    zoom_meeting_id: i64,
+    join_url: Option<&'a str>,
+    reason: Option<&'a str>,
+    /// The attempt's slot when it made no create call (an adoption).
+    unused_slot: Option<&'a HostSlot>,
+}
+
 async fn record_created(
     engine: &Engine,
     job: &CreateMeeting,
     row: &MeetingRow,
-    zoom_meeting_id: i64,
-    join_url: Option<&str>,
-    reason: Option<&str>,
+    created: Created<'_>,
 ) -> anyhow::Result<()> {
     let mut tx = engine.store.begin_write().await?;
-    rows::mark_created(&mut tx, row.id, zoom_meeting_id, join_url, reason).await?;
+    rows::mark_created(
+        &mut tx,
+        row.id,
+        created.zoom_meeting_id,
+        created.join_url,
+        created.reason,
+    )
+    .await?;
+    if let Some(slot) = created.unused_slot {
+        rows::release_host_slot(&mut tx, slot).await?;
+    }
     if let Some(old) = row.replaces_meeting_id {
         // R-RESCHEDULE `replace`: the new meeting exists, now the old one goes.
         let delete = DeleteMeeting {
@@ -267,51 +379,49 @@ async fn record_created(
 }
 
 /// Records a failed attempt: a durable retry (a new task with a future run time) while
-/// attempts remain, else `failed` with the reason.
+/// attempts remain, else `failed` with the reason. A quota wait shows as `deferred`; a
+/// daily quota (the host's or the account's) is not a failed attempt and is not counted.
+/// `unused_slot`: the attempt's host slot, given back because Zoom created nothing.
 async fn schedule_retry(
     engine: &Engine,
     job: &CreateMeeting,
     row: &MeetingRow,
     error: &ZoomError,
-    state_while_waiting: MeetingState,
+    look_first: bool,
+    unused_slot: Option<&HostSlot>,
 ) -> anyhow::Result<()> {
     let now = Utc::now();
-    let (state, run_at, reason) = match error {
+    let waiting = if look_first {
+        MeetingState::Creating
+    } else {
+        MeetingState::Pending
+    };
+    let run_at = retry_at(engine, error, row.attempts, now);
+    let (state, reason, daily) = match error {
         ZoomError::Quota {
             kind: QuotaKind::HostDaily,
-            retry_after,
+            ..
+        } => (MeetingState::Deferred, HOST_DAILY_LIMIT.to_owned(), true),
+        ZoomError::Quota {
+            kind: QuotaKind::AccountDaily,
             ..
         } => (
             MeetingState::Deferred,
-            retry_after.unwrap_or_else(|| next_utc_midnight(now)),
-            "host_daily_limit".to_owned(),
+            "account_daily_limit".to_owned(),
+            true,
         ),
-        ZoomError::Quota {
-            retry_after: Some(at),
-            kind,
-            ..
-        } => (
-            state_while_waiting,
-            (*at).max(now),
-            format!("rate_limited: {kind:?}"),
-        ),
-        other => {
-            let attempt = u32::try_from(row.attempts).unwrap_or(u32::MAX);
-            let delay = ChronoDuration::from_std(engine.retry_delay(attempt))
-                .unwrap_or(ChronoDuration::seconds(60));
-            (
-                state_while_waiting,
-                now + delay,
-                format!("retrying: {other}"),
-            )
-        }
+        ZoomError::Quota { .. } => (MeetingState::Deferred, "rate_limited".to_owned(), false),
+        other => (waiting, format!("retrying: {other}"), false),
     };
     let mut tx = engine.store.begin_write().await?;
-    if row.attempts >= engine.max_attempts() && state != MeetingState::Deferred {
+    if let Some(slot) = unused_slot {
+        give_back_slot(engine, &mut tx, slot, error).await?;
+    }
+    if row.attempts >= engine.max_attempts() && !daily {
         tracing::warn!(meeting.row = row.id, error = %error, "create failed; attempts exhausted");
         // The next sync tries a failed row again; after a request that may have reached Zoom
         // it looks for the meeting first.
-        let prefix = if state_while_waiting == MeetingState::Creating {
+        let prefix = if look_first {
             super::sync::FAILED_AFTER_SEND
         } else {
             "failed"
@@ -319,14 +429,14 @@ async fn schedule_retry(
         let reason = format!("{prefix}: {error}");
         rows::set_state(&mut tx, row.id, MeetingState::Failed, Some(&reason)).await?;
     } else {
-        rows::mark_retry(
-            &mut tx,
-            row.id,
+        let wait = rows::Wait {
             state,
-            &reason,
-            &crate::store::utc_text(run_at),
-        )
-        .await?;
+            reason: &reason,
+            next_attempt_at: crate::store::utc_text(run_at),
+            look_first,
+            uncount_attempt: daily,
+        };
+        rows::mark_retry(&mut tx, row.id, &wait).await?;
         push(&mut tx, job, PushOptions::at(run_at)).await?;
         tracing::info!(meeting.row = row.id, retry_at = %run_at, error = %error, "create will be retried");
     }
@@ -336,51 +446,112 @@ async fn schedule_retry(
 /// While a create is in flight, updates and deletes of that row wait for it.
 const WAIT_FOR_CREATE_SECONDS: i64 = 30;
 
+/// Reason prefix of an update whose retries ran out: the next sync PATCHes again.
+pub const UPDATE_FAILED: &str = "update_failed";
+/// Reason prefix of an update Zoom refused (a 4xx): tried again when the content changes.
+pub const UPDATE_REJECTED: &str = "update_rejected";
+/// Reason of an update waiting for its host's daily quota (its job is queued for 00:00 UTC).
+pub const UPDATE_DEFERRED: &str = "update_deferred: host_daily_limit";
+
 /// Runs one update (R-RESCHEDULE `update`, or a title/memo change under update/replace).
-/// No database connection is held across the Zoom call.
+/// An update counts against the host's daily quota like a create: its slot is reserved in
+/// the transaction that counts the attempt. No database connection is held across the Zoom
+/// call.
 pub async fn run_update(engine: &Engine, job: &UpdateMeeting) -> anyhow::Result<()> {
-    let pool = engine.store.pool();
-    let Some(row) = rows::meeting_by_id(&mut *pool.acquire().await?, job.meeting_id).await? else {
-        return Ok(());
+    let now = Utc::now();
+    let (row, zoom_id, attempts, slot) = {
+        let mut tx = engine.store.begin_write().await?;
+        let Some(row) = rows::meeting_by_id(&mut tx, job.meeting_id).await? else {
+            return Ok(());
+        };
+        if row.state() == MeetingState::Creating {
+            drop(tx);
+            return wait_for_create(engine, job).await;
+        }
+        let (MeetingState::Created, Some(zoom_id), Some(host_email)) =
+            (row.state(), row.zoom_meeting_id, row.host_email.clone())
+        else {
+            return Ok(());
+        };
+        let slot = HostSlot {
+            host_email,
+            utc_day: utc_day(now),
+        };
+        if !rows::reserve_host_slot(&mut tx, &slot, engine.settings.zoom.daily_host_limit).await? {
+            let run_at = next_utc_midnight(now);
+            rows::set_state(
+                &mut tx,
+                row.id,
+                MeetingState::Created,
+                Some(UPDATE_DEFERRED),
+            )
+            .await?;
+            push(&mut tx, job, PushOptions::at(run_at)).await?;
+            tx.commit().await?;
+            tracing::info!(meeting.row = row.id, retry_at = %run_at, "host's daily quota used; update deferred to 00:00 UTC");
+            return Ok(());
+        }
+        let attempts = rows::count_attempt(&mut tx, row.id).await?;
+        tx.commit().await.context("cannot start an update")?;
+        (row, zoom_id, attempts, slot)
     };
-    if row.state() == MeetingState::Creating {
-        return wait_for_create(engine, job).await;
-    }
-    let (MeetingState::Created, Some(zoom_id)) = (row.state(), row.zoom_meeting_id) else {
-        return Ok(());
-    };
-    let attempts = rows::count_attempt(&mut *pool.acquire().await?, row.id).await?;
     let result = engine
         .zoom
         .update_meeting(zoom_id, &meeting_request(&row))
         .await;
-    let mut conn = pool.acquire().await?;
+    let mut tx = engine.store.begin_write().await?;
+    if let Err(error) = &result
+        && zoom_refused(error)
+    {
+        give_back_slot(engine, &mut tx, &slot, error).await?;
+    }
     match result {
         Ok(()) => {
             tracing::info!(zoom.meeting_id = zoom_id, schedule.id = %row.schedule_id, "updated Zoom meeting");
-            rows::set_state(&mut conn, row.id, MeetingState::Created, Some("updated")).await
+            rows::set_state(&mut tx, row.id, MeetingState::Created, Some("updated")).await?;
+            rows::reset_attempts(&mut tx, row.id).await?;
         }
         Err(error) if error.is_not_found() => {
             rows::set_state(
-                &mut conn,
+                &mut tx,
                 row.id,
                 MeetingState::Deleted,
                 Some("missing_in_zoom"),
             )
-            .await
+            .await?;
         }
         Err(error) => {
             // The meeting stays `created` (it exists); only the change waits or is given up.
-            if matches!(error, ZoomError::Permanent { .. }) || attempts >= engine.max_attempts() {
-                let reason = format!("update_failed: {error}");
-                return rows::set_state(&mut conn, row.id, MeetingState::Created, Some(&reason))
-                    .await;
+            let daily = matches!(
+                error,
+                ZoomError::Quota {
+                    kind: QuotaKind::HostDaily | QuotaKind::AccountDaily,
+                    ..
+                }
+            );
+            if let ZoomError::Permanent { .. } = error {
+                let reason = format!("{UPDATE_REJECTED}: {error}");
+                rows::set_state(&mut tx, row.id, MeetingState::Created, Some(&reason)).await?;
+            } else if attempts >= engine.max_attempts() && !daily {
+                // The next sync sees this reason and PATCHes again (see `sync`).
+                let reason = format!("{UPDATE_FAILED}: {error}");
+                rows::set_state(&mut tx, row.id, MeetingState::Created, Some(&reason)).await?;
+            } else {
+                let run_at = retry_at(engine, &error, attempts, Utc::now());
+                let reason = format!("update_retrying: {error}");
+                rows::set_state(&mut tx, row.id, MeetingState::Created, Some(&reason)).await?;
+                push(&mut tx, job, PushOptions::at(run_at)).await?;
             }
-            drop(conn);
-            retry_later(engine, job, &error, attempts).await
         }
     }
+    tx.commit().await.context("cannot record an update")
 }
+
+/// Reason prefix of a delete whose retries ran out: the next complete listing of the
+/// host's window pushes it again (`rows::failed_deletes`).
+pub const DELETE_FAILED: &str = "delete_failed";
+/// Reason prefix of a delete Zoom refused (in progress, already ended): not retried.
+pub const DELETE_REFUSED: &str = "delete_refused";
 
 /// Runs one delete (R-DELETE `delete`, R-RESCHEDULE `replace`). Zoom's 404 counts as done.
 /// No database connection is held across the Zoom call.
@@ -412,10 +583,14 @@ pub async fn run_delete(engine: &Engine, job: &DeleteMeeting) -> anyhow::Result<
             rows::set_state(&mut conn, row.id, MeetingState::Deleted, Some(&job.reason)).await
         }
         Err(error) => {
-            // 3002 in progress, 3007 already ended (permanent), or attempts exhausted:
-            // recorded, not retried.
-            if matches!(error, ZoomError::Permanent { .. }) || attempts >= engine.max_attempts() {
-                let reason = format!("delete_failed: {error}");
+            // 3002 in progress, 3007 already ended (permanent): recorded, not retried.
+            // Attempts exhausted: recorded; the user's next complete listing tries again.
+            if matches!(error, ZoomError::Permanent { .. }) {
+                let reason = format!("{DELETE_REFUSED}: {error}");
+                return rows::set_state(&mut conn, row.id, row.state(), Some(&reason)).await;
+            }
+            if attempts >= engine.max_attempts() {
+                let reason = format!("{DELETE_FAILED}: {error}");
                 return rows::set_state(&mut conn, row.id, row.state(), Some(&reason)).await;
             }
             drop(conn);
@@ -450,7 +625,7 @@ async fn retry_later<J: super::Job>(
     push(
         &mut tx,
         job,
-        PushOptions::at(retry_at(engine, error, attempts)),
+        PushOptions::at(retry_at(engine, error, attempts, Utc::now())),
     )
     .await?;
     tx.commit().await.context("cannot schedule a retry")
@@ -458,8 +633,12 @@ async fn retry_later<J: super::Job>(
 
 /// When to try again: Zoom's `Retry-After`; the next 00:00 UTC for a host's daily limit
 /// (SPEC §6); else exponential backoff.
-fn retry_at(engine: &Engine, error: &ZoomError, attempts: i64) -> DateTime<Utc> {
-    let now = Utc::now();
+fn retry_at(
+    engine: &Engine,
+    error: &ZoomError,
+    attempts: i64,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
     match error {
         ZoomError::Quota {
             kind: QuotaKind::HostDaily,
@@ -507,6 +686,7 @@ mod tests {
             claimed_at: None,
             created_at: String::new(),
             updated_at: String::new(),
+            look_first: false,
         }
     }
 

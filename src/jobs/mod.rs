@@ -9,7 +9,9 @@
 
 pub mod engine;
 pub mod housekeeping;
+pub mod liveness;
 pub mod meetings;
+pub mod retention;
 pub mod sync;
 pub mod worker;
 

@@ -25,6 +25,9 @@ use crate::{
     },
 };
 
+/// How J-MOTTO's `updated` is stored (sortable as text).
+const UPDATED_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+
 /// Reason prefix of a row Zoom refused (a 4xx): retried only when its content changes.
 pub const REJECTED: &str = "zoom_rejected";
 /// Reason prefix of a row whose retries ran out after a request that may have reached Zoom.
@@ -149,6 +152,7 @@ pub async fn run_fetch_slice(engine: &Engine, job: &FetchSlice) -> anyhow::Resul
                 counts.gone += 1;
             }
         }
+        retry_failed_deletes(engine, &mut tx, job).await?;
         sync_state::record_user_sync(&mut tx, &job.user_id, None).await?;
     }
     tx.commit()
@@ -165,6 +169,33 @@ pub async fn run_fetch_slice(engine: &Engine, job: &FetchSlice) -> anyhow::Resul
         gone = counts.gone,
         "slice decided"
     );
+    Ok(())
+}
+
+/// A complete listing of the user's window pushes again the deletes that ran out of attempts
+/// (a meeting that should be gone must not stay in Zoom for good), as far as the policies
+/// still ask for them.
+async fn retry_failed_deletes(
+    engine: &Engine,
+    tx: &mut SqliteConnection,
+    job: &FetchSlice,
+) -> anyhow::Result<()> {
+    let sync = &engine.settings.sync;
+    for (meeting_id, reason) in rows::failed_deletes(tx, &job.user_id).await? {
+        let wanted = if reason == "replaced" {
+            sync.on_reschedule == crate::config::ReschedulePolicy::Replace
+        } else {
+            sync.on_delete == DeletePolicy::Delete
+        };
+        if wanted {
+            let delete = DeleteMeeting {
+                meeting_id,
+                reason,
+                request_id: job.request_id.clone(),
+            };
+            push(tx, &delete, PushOptions::default()).await?;
+        }
+    }
     Ok(())
 }
 
@@ -279,6 +310,17 @@ async fn decide_entry(
     rows::record_sighting(tx, &job.sync_id, &job.user_id, &entry.key).await?;
     let matches_location = engine.location.matches(&entry.place);
     let existing = rows::entry(tx, &entry.key).await?;
+    let listed_updated = entry.updated.map(|t| t.format(UPDATED_FORMAT).to_string());
+    if let (Some(listed), Some(applied)) = (
+        listed_updated.as_deref(),
+        existing.as_ref().and_then(|e| e.listed_updated.as_deref()),
+    ) && listed < applied
+    {
+        // Overlapping runs: a newer listing of this entry was already applied; this older
+        // one must not undo it (it still counts as a sighting: the entry exists).
+        tracing::info!(schedule.id = %entry.key.schedule_id, occurrence = %entry.key.occurrence, listed, applied, "older listing of an entry ignored");
+        return Ok(());
+    }
     let time = entry
         .slot
         .clone()
@@ -348,6 +390,7 @@ async fn decide_entry(
             start_utc: desired.start_utc.clone(),
             end_utc: desired.end_utc.clone(),
             host_user_id: desired.host_user_id.as_deref(),
+            updated: listed_updated,
         },
     )
     .await?;
@@ -356,12 +399,12 @@ async fn decide_entry(
         Some(id) => rows::meeting_by_id(tx, id).await?,
         None => None,
     };
-    if current
-        .as_ref()
-        .is_some_and(|r| r.state() == MeetingState::Creating)
-    {
-        // A create is in flight (or waiting to look for what it may have made): deciding now
-        // could lose the change or make a second meeting. The next sync decides.
+    if current.as_ref().is_some_and(|r| {
+        r.state() == MeetingState::Creating || (r.look_first && r.state() != MeetingState::Failed)
+    }) {
+        // A create is in flight (or its job waits to look for what an earlier attempt may
+        // have made): deciding now could lose the change or make a second meeting. The next
+        // sync decides. (A failed row has no job left: it is re-armed below.)
         return Ok(());
     }
     if came_back
@@ -385,7 +428,13 @@ async fn decide_entry(
                         .reason
                         .as_deref()
                         .is_some_and(|r| r.starts_with(REJECTED))),
-            content_same: desired.same_content(row),
+            // An update whose retries ran out is sent again: Zoom may still hold the old
+            // content (the row already holds the new one).
+            content_same: desired.same_content(row)
+                && !row
+                    .reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with(super::meetings::UPDATE_FAILED)),
         }
     });
     let observation = Observation {

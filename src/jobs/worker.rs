@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use super::{
     CreateMeeting, DeleteMeeting, Engine, FetchSlice, Job, PushOptions, SyncWindow, UpdateMeeting,
-    meetings, new_job_id, push, sync,
+    liveness::Liveness, meetings, new_job_id, push, sync,
 };
 use crate::store::sync_state;
 
@@ -31,7 +31,7 @@ pub struct Worker {
 impl Worker {
     /// Prepares a worker around a shared engine; nothing runs until [`Worker::run_until_stopped`].
     pub fn build(engine: Arc<Engine>) -> Worker {
-        let name = format!("jmz-{}-{}", std::process::id(), new_job_id().to_lowercase());
+        let name = format!("jmz-{}-{}", std::process::id(), engine.instance);
         Worker { engine, name }
     }
 
@@ -40,17 +40,38 @@ impl Worker {
         &self.name
     }
 
-    /// Runs every queue's worker and the periodic sync until `shutdown` resolves; running
-    /// jobs finish first (up to 30 s).
+    /// Runs every queue's worker, the periodic sync and the retention of finished jobs
+    /// until `shutdown` resolves. Then it takes no new job, lets running ones finish for up
+    /// to `worker.shutdown_timeout_seconds`, and releases the rest (pending again, so the
+    /// next start runs them at once instead of after the orphan timeout).
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let engine = self.engine.clone();
+        let liveness = match Liveness::register(&engine, &self.name) {
+            Ok(liveness) => liveness.map(Arc::new),
+            Err(error) => {
+                // Without a lock file, dead workers are still found by apalis's heartbeat.
+                tracing::warn!(error = %format!("{error:#}"), "no worker lock file; dead workers are rescued after the heartbeat timeout only");
+                None
+            }
+        };
+        if let Some(liveness) = &liveness {
+            // A restarted worker first takes back what dead workers held: at once, not after
+            // the heartbeat timeout.
+            liveness.rescue_dead(&engine).await?;
+        }
+        let rescuer = liveness
+            .clone()
+            .map(|liveness| tokio::spawn(rescue_dead_workers(engine.clone(), liveness)));
         let ticker = tokio::spawn(periodic_sync(engine.clone()));
         let housekeeping = tokio::spawn(super::housekeeping::run(engine.clone()));
+        let retention = tokio::spawn(super::retention::periodic_prune(engine.clone()));
         let monitor = Monitor::new()
-            .shutdown_timeout(Duration::from_secs(30))
+            .shutdown_timeout(Duration::from_secs(
+                engine.settings.worker.shutdown_timeout_seconds,
+            ))
             .register({
                 let (engine, name) = (engine.clone(), self.name.clone());
                 move |_| {
@@ -110,13 +131,59 @@ impl Worker {
         };
         let result = monitor.run_with_signal(signal).await;
         ticker.abort();
+        retention.abort();
         housekeeping.abort();
         super::housekeeping::flush_metrics(&engine).await;
+        if let Some(rescuer) = rescuer {
+            rescuer.abort();
+            let _ = rescuer.await;
+        }
+        match release_jobs(&engine, &self.name).await {
+            Ok(0) => {}
+            Ok(released) => {
+                tracing::warn!(worker = %self.name, jobs = released, "released jobs that did not finish in time")
+            }
+            Err(error) => {
+                tracing::error!(worker = %self.name, error = %format!("{error:#}"), "could not release unfinished jobs")
+            }
+        }
+        if let Some(liveness) = liveness.and_then(|l| Arc::try_unwrap(l).ok()) {
+            liveness.remove();
+        }
         let stopped_on_request = stop_rx.await.is_ok();
         result.context("a worker failed")?;
         anyhow::ensure!(stopped_on_request, "the workers stopped on their own");
         tracing::info!(worker = %self.name, "worker stopped");
         Ok(())
+    }
+}
+
+/// Puts the jobs this process's workers still hold back in the queue, ready to run now:
+/// those cut off, those fetched but not started, and those whose handler finished but whose
+/// ack apalis had not written yet (every job is idempotent, so running it again is safe). A
+/// create cut off mid-call keeps its row's claim for a short grace (Zoom may still finish a
+/// request it received); its next run then looks for the meeting before creating one.
+async fn release_jobs(engine: &Engine, name: &str) -> anyhow::Result<u64> {
+    super::liveness::requeue_jobs_of(
+        engine,
+        name,
+        &engine.instance,
+        "Released at worker shutdown",
+    )
+    .await
+}
+
+/// How often a worker looks for dead worker processes (lock files it can take).
+const RESCUE_EVERY: Duration = Duration::from_secs(2);
+
+async fn rescue_dead_workers(engine: Arc<Engine>, liveness: Arc<Liveness>) {
+    let mut interval = tokio::time::interval(RESCUE_EVERY);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(error) = liveness.rescue_dead(&engine).await {
+            tracing::warn!(error = %format!("{error:#}"), folder = %liveness.folder().display(), "could not look for dead workers");
+        }
     }
 }
 

@@ -220,6 +220,7 @@ pub(super) fn record(request: &HttpRequest, body: &[u8]) -> RecordedRequest {
         headers,
         json,
         status: 0,
+        fault: None,
     }
 }
 

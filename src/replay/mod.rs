@@ -9,6 +9,7 @@
 //! PATCH, DELETE and the upcoming list behave like Zoom.
 
 mod exchange;
+pub mod faults;
 
 use std::{
     collections::BTreeMap,
@@ -21,6 +22,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 pub use exchange::{Exchange, ExchangeRequest, ExchangeResponse, FixtureFile};
+pub use faults::Fault;
 
 /// Constants of the fixture company (fixtures/COMPANY.md): the demo's configuration and the
 /// tests use them.
@@ -91,6 +93,8 @@ pub struct RecordedRequest {
     pub json: Option<Value>,
     /// What the replay answered.
     pub status: u16,
+    /// The injected fault that shaped the answer, if any.
+    pub fault: Option<Fault>,
 }
 
 /// Why a replay could not start.
@@ -110,6 +114,8 @@ struct State {
     unmatched: Vec<String>,
     meetings: BTreeMap<i64, Value>,
     next_meeting_id: i64,
+    injections: Vec<faults::Injection>,
+    rate: Option<faults::RateLimit>,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -205,6 +211,46 @@ impl ReplayServer {
         lock(&self.state).overrides.insert(0, exchange);
     }
 
+    /// Makes the next `times` requests for which `applies` holds fail with `fault` (earlier
+    /// injections first; `usize::MAX` for every one). See [`faults`] for matchers.
+    pub fn inject(
+        &self,
+        fault: Fault,
+        times: usize,
+        applies: impl Fn(&RecordedRequest) -> bool + Send + Sync + 'static,
+    ) {
+        lock(&self.state).injections.push(faults::Injection {
+            fault,
+            remaining: times,
+            applies: Arc::new(applies),
+        });
+    }
+
+    /// Makes the Zoom replay enforce Zoom's per-second limits per category: a create (Medium)
+    /// beyond `creates_per_second`, or any other API call (Light) beyond
+    /// `requests_per_second`, in a sliding window gets the per-second 429.
+    pub fn enforce_rate(&self, creates_per_second: u32, requests_per_second: u32) {
+        lock(&self.state).rate = Some(faults::RateLimit::new(
+            creates_per_second,
+            requests_per_second,
+        ));
+    }
+
+    /// Drops every injected fault not used up yet.
+    pub fn clear_faults(&self) {
+        lock(&self.state).injections.clear();
+    }
+
+    /// Requests answered with an injected fault.
+    pub fn faulted(&self) -> Vec<RecordedRequest> {
+        lock(&self.state)
+            .requests
+            .iter()
+            .filter(|r| r.fault.is_some())
+            .cloned()
+            .collect()
+    }
+
     /// Overrides the `list_events` answer of one (uid, from, to, page) request.
     pub fn set_events(
         &self,
@@ -252,7 +298,8 @@ impl ReplayServer {
 
     /// Stops the server.
     pub async fn stop(self) {
-        self.handle.stop(true).await;
+        // Not graceful: an injected delay must not hold the test up.
+        self.handle.stop(false).await;
         let _ = self.task.await;
     }
 }
@@ -272,20 +319,51 @@ fn load(files: &[(&str, &str)]) -> Result<Vec<Exchange>, ReplayError> {
 
 async fn serve(request: HttpRequest, body: web::Bytes, state: web::Data<Shared>) -> HttpResponse {
     let recorded = exchange::record(&request, &body);
-    let mut guard = lock(&state);
-    let found = guard
+    let (response, delay) = {
+        let mut guard = lock(&state);
+        let fault = faults::take(&mut guard.injections, &recorded).or_else(|| {
+            guard
+                .rate
+                .as_mut()
+                .and_then(|rate| rate.check(&recorded, std::time::Instant::now()))
+        });
+        let (status, response) = match fault.as_ref().and_then(Fault::answer) {
+            Some(answer) => answer,
+            None => answer(&mut guard, &recorded),
+        };
+        let (response, delay) = match &fault {
+            Some(Fault::LostResponse) => (faults::lost(status), None),
+            Some(Fault::Delay(delay)) => (response, Some(*delay)),
+            _ => (response, None),
+        };
+        guard.requests.push(RecordedRequest {
+            status,
+            fault,
+            ..recorded
+        });
+        (response, delay)
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    response
+}
+
+/// The recorded (or dynamic) answer to `recorded`.
+fn answer(state: &mut State, recorded: &RecordedRequest) -> (u16, HttpResponse) {
+    let found = state
         .overrides
         .iter()
-        .chain(guard.exchanges.iter())
-        .find_map(|e| e.matches(&recorded).map(|captures| (e.clone(), captures)));
-    let (status, response) = match found {
+        .chain(state.exchanges.iter())
+        .find_map(|e| e.matches(recorded).map(|captures| (e.clone(), captures)));
+    match found {
         Some((exchange, captures)) => match exchange.response.dynamic.as_deref() {
-            Some(kind) => dynamic(&mut guard, kind, &exchange, &captures, &recorded),
+            Some(kind) => dynamic(state, kind, &exchange, &captures, recorded),
             None => (exchange.response.status, exchange.response.to_http()),
         },
         None => {
-            let description = exchange::describe(&recorded);
-            guard.unmatched.push(description.clone());
+            let description = exchange::describe(recorded);
+            state.unmatched.push(description.clone());
             tracing::warn!(request = %description, "replay: unmatched request");
             (
                 599,
@@ -293,9 +371,7 @@ async fn serve(request: HttpRequest, body: web::Bytes, state: web::Data<Shared>)
                     .json(json!({"replay_error": format!("unmatched request: {description}")})),
             )
         }
-    };
-    guard.requests.push(RecordedRequest { status, ..recorded });
-    response
+    }
 }
 
 fn status_code(status: u16) -> actix_web::http::StatusCode {

@@ -253,3 +253,52 @@ fn fixture_entries_follow_the_contract() {
     assert!(count >= 20, "{count} entries");
     load(ZOOM_FIXTURES).expect("zoom fixtures parse");
 }
+
+fn request(method: &str, path: &str) -> RecordedRequest {
+    RecordedRequest {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        query: BTreeMap::new(),
+        form: BTreeMap::new(),
+        headers: BTreeMap::new(),
+        json: None,
+        status: 0,
+        fault: None,
+    }
+}
+
+/// SPEC §6: Zoom's per-second limits, per category, in any window (less the jitter
+/// allowance); the token endpoint is not counted.
+#[test]
+fn rate_limit_answers_429_over_the_limit_per_category() {
+    let mut rate = faults::RateLimit::new(2, 3);
+    let create = request("POST", "/v2/users/a@example.co.jp/meetings");
+    let patch = request("PATCH", "/v2/meetings/1");
+    let token = request("POST", "/oauth/token");
+    let t0 = std::time::Instant::now();
+    let at = |ms: u64| t0 + std::time::Duration::from_millis(ms);
+    let limited = |fault: Option<Fault>| fault.is_some();
+    let cases = [
+        (&create, 0, false),
+        (&create, 100, false),
+        (&create, 200, true),
+        (&patch, 200, false),
+        (&patch, 210, false),
+        (&patch, 220, false),
+        (&patch, 230, true),
+        (&token, 230, false),
+        (&create, 949, true),
+        (&create, 950, false),
+        (&create, 1049, true),
+        (&create, 1050, false),
+    ];
+    for (req, ms, expected) in cases {
+        assert_eq!(
+            limited(rate.check(req, at(ms))),
+            expected,
+            "{} {} at {ms} ms",
+            req.method,
+            req.path
+        );
+    }
+}

@@ -113,6 +113,8 @@ pub struct MeetingRow {
     pub claimed_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// An earlier create attempt may have reached Zoom: look before creating (R-ONCE).
+    pub look_first: bool,
 }
 
 impl MeetingRow {
@@ -163,7 +165,7 @@ pub struct NewMeeting<'a> {
     pub replaces_meeting_id: Option<i64>,
 }
 
-const COLUMNS: &str = "id, schedule_id, occurrence, start_utc, end_utc, host_user_id, host_email, topic, agenda, duration_minutes, timezone, invitees, state, reason, zoom_meeting_id, join_url, replaces_meeting_id, attempts, next_attempt_at, claimed_at, created_at, updated_at";
+const COLUMNS: &str = "id, schedule_id, occurrence, start_utc, end_utc, host_user_id, host_email, topic, agenda, duration_minutes, timezone, invitees, state, reason, zoom_meeting_id, join_url, replaces_meeting_id, attempts, next_attempt_at, claimed_at, created_at, updated_at, look_first";
 
 fn now_text() -> String {
     super::utc_text(chrono::Utc::now())
@@ -255,7 +257,9 @@ pub async fn set_state(
     Ok(())
 }
 
-/// Re-arms a row that never reached Zoom (skipped, failed, deleted) with fresh content.
+/// Re-arms a row whose meeting is not in Zoom (skipped, failed, deleted) with fresh
+/// content, including which meeting it replaces (`replace` policy: moving an entry back to
+/// a time whose meeting was deleted must still delete the meeting it moved away from).
 pub async fn rearm(
     conn: &mut SqliteConnection,
     id: i64,
@@ -265,7 +269,7 @@ pub async fn rearm(
     sqlx::query(
         "UPDATE meetings SET host_user_id = ?, host_email = ?, topic = ?, agenda = ?, duration_minutes = ?, \
          timezone = ?, invitees = ?, state = ?, reason = ?, zoom_meeting_id = NULL, join_url = NULL, \
-         attempts = 0, next_attempt_at = NULL, claimed_at = NULL, updated_at = ? WHERE id = ?",
+         attempts = 0, next_attempt_at = NULL, claimed_at = NULL, replaces_meeting_id = ?, updated_at = ? WHERE id = ?",
     )
     .bind(new.host_user_id)
     .bind(new.host_email)
@@ -276,6 +280,7 @@ pub async fn rearm(
     .bind(invitees)
     .bind(new.state.as_str())
     .bind(new.reason)
+    .bind(new.replaces_meeting_id)
     .bind(now_text())
     .bind(id)
     .execute(&mut *conn)
@@ -311,26 +316,136 @@ pub async fn set_content(
     Ok(())
 }
 
-/// Claims a row for its create call: only one caller can move it to `creating`.
-/// Returns the claimed row, or `None` when it is not claimable (already claimed, created,
-/// superseded…).
+/// Claims a row for its create call: moves it to `creating`, counts the attempt and stamps
+/// the claim. The caller decides, in the same write transaction, that the row may be
+/// claimed: claimable, or `creating` with a claim too old to be in flight. Returns `None`
+/// when the row is in neither state.
 pub async fn claim_for_create(
     conn: &mut SqliteConnection,
     id: i64,
+    claimed_by: &str,
 ) -> anyhow::Result<Option<MeetingRow>> {
     let sql = format!(
-        "UPDATE meetings SET state = 'creating', attempts = attempts + 1, next_attempt_at = NULL, claimed_at = ?1, updated_at = ?1 \
-         WHERE id = ?2 AND state IN ('pending', 'deferred', 'failed') RETURNING {COLUMNS}"
+        "UPDATE meetings SET state = 'creating', attempts = attempts + 1, next_attempt_at = NULL, claimed_at = ?1, \
+         claimed_by = ?3, updated_at = ?1 \
+         WHERE id = ?2 AND state IN ('pending', 'deferred', 'failed', 'creating') RETURNING {COLUMNS}"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(now_text())
         .bind(id)
+        .bind(claimed_by)
         .fetch_optional(&mut *conn)
         .await
         .context("cannot claim a meeting row")
 }
 
-/// Records Zoom's answer to a create.
+/// At a graceful shutdown: the claims `claimed_by` still holds were cut off mid-call (the
+/// process dropped those requests), so they end `grace` from now instead of a whole claim
+/// duration after they began: long enough for Zoom to finish a request it had received.
+/// Returns how many rows were shortened.
+pub async fn shorten_claims(
+    conn: &mut SqliteConnection,
+    claimed_by: &str,
+    claim_duration: chrono::Duration,
+    grace: chrono::Duration,
+) -> anyhow::Result<u64> {
+    let claimed_at = super::utc_text(chrono::Utc::now() - claim_duration + grace);
+    let changed = sqlx::query(
+        "UPDATE meetings SET claimed_at = min(claimed_at, ?1) WHERE state = 'creating' AND claimed_by = ?2 AND claimed_at IS NOT NULL",
+    )
+    .bind(claimed_at)
+    .bind(claimed_by)
+    .execute(&mut *conn)
+    .await
+    .context("cannot shorten claims")?
+    .rows_affected();
+    Ok(changed)
+}
+
+/// One call's slot of a host's daily create/update quota (`host_daily_usage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSlot {
+    pub host_email: String,
+    /// `YYYY-MM-DD`, UTC.
+    pub utc_day: String,
+}
+
+/// Reserves one of the host's `limit` calls of the day; false when all are taken. Run it in
+/// the write transaction that claims the row, so that concurrent workers count exactly.
+pub async fn reserve_host_slot(
+    conn: &mut SqliteConnection,
+    slot: &HostSlot,
+    limit: u32,
+) -> anyhow::Result<bool> {
+    if limit == 0 {
+        return Ok(false);
+    }
+    let used: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO host_daily_usage (host_email, utc_day, used) VALUES (?1, ?2, 1) \
+         ON CONFLICT (host_email, utc_day) DO UPDATE SET used = used + 1 WHERE used < ?3 RETURNING used",
+    )
+    .bind(&slot.host_email)
+    .bind(&slot.utc_day)
+    .bind(i64::from(limit))
+    .fetch_optional(&mut *conn)
+    .await
+    .context("cannot reserve a host's daily slot")?;
+    Ok(used.is_some())
+}
+
+/// Gives a slot back: only for a call proven not to have made Zoom count it (Zoom answered
+/// with an error, or no call was made).
+pub async fn release_host_slot(conn: &mut SqliteConnection, slot: &HostSlot) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE host_daily_usage SET used = used - 1 WHERE host_email = ? AND utc_day = ? AND used > 0",
+    )
+    .bind(&slot.host_email)
+    .bind(&slot.utc_day)
+    .execute(&mut *conn)
+    .await
+    .context("cannot release a host's daily slot")?;
+    Ok(())
+}
+
+/// Zoom says the host's day is used up (its count may include calls made by others): no
+/// more slots that day.
+pub async fn exhaust_host_day(
+    conn: &mut SqliteConnection,
+    slot: &HostSlot,
+    limit: u32,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO host_daily_usage (host_email, utc_day, used) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (host_email, utc_day) DO UPDATE SET used = max(used, excluded.used)",
+    )
+    .bind(&slot.host_email)
+    .bind(&slot.utc_day)
+    .bind(i64::from(limit))
+    .execute(&mut *conn)
+    .await
+    .context("cannot record a host's exhausted day")?;
+    Ok(())
+}
+
+/// Calls reserved for the host on that day.
+pub async fn host_slots_used(
+    conn: &mut SqliteConnection,
+    host_email: &str,
+    utc_day: &str,
+) -> anyhow::Result<i64> {
+    let used: Option<i64> = sqlx::query_scalar(
+        "SELECT used FROM host_daily_usage WHERE host_email = ? AND utc_day = ?",
+    )
+    .bind(host_email)
+    .bind(utc_day)
+    .fetch_optional(&mut *conn)
+    .await
+    .context("cannot read a host's daily usage")?;
+    Ok(used.unwrap_or(0))
+}
+
+/// Records Zoom's answer to a create (its attempts are spent: the meeting's updates and
+/// delete count their own).
 pub async fn mark_created(
     conn: &mut SqliteConnection,
     id: i64,
@@ -339,7 +454,8 @@ pub async fn mark_created(
     reason: Option<&str>,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "UPDATE meetings SET state = 'created', zoom_meeting_id = ?, join_url = ?, reason = ?, updated_at = ? WHERE id = ?",
+        "UPDATE meetings SET state = 'created', zoom_meeting_id = ?, join_url = ?, reason = ?, look_first = 0, \
+         claimed_at = NULL, attempts = 0, updated_at = ? WHERE id = ?",
     )
     .bind(zoom_meeting_id)
     .bind(join_url)
@@ -352,25 +468,51 @@ pub async fn mark_created(
     Ok(())
 }
 
-/// Records a retry for later: the row goes back to a claimable state with its reason.
+/// A create that waits (a retry, a quota): when it runs next and how the row looks until.
+#[derive(Debug, Clone)]
+pub struct Wait<'a> {
+    /// `pending`, `deferred` (a quota), or `creating` (the last attempt may have reached
+    /// Zoom and nothing may change the row until the next attempt looked).
+    pub state: MeetingState,
+    pub reason: &'a str,
+    pub next_attempt_at: String,
+    /// The next attempt looks for the meeting before creating one.
+    pub look_first: bool,
+    /// The wait is not a failed attempt (a daily quota): the attempt is not counted.
+    pub uncount_attempt: bool,
+}
+
+/// Records a wait: the row goes to `wait.state` with its reason, unclaimed.
 pub async fn mark_retry(
     conn: &mut SqliteConnection,
     id: i64,
-    state: MeetingState,
-    reason: &str,
-    next_attempt_at: &str,
+    wait: &Wait<'_>,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "UPDATE meetings SET state = ?, reason = ?, next_attempt_at = ?, claimed_at = NULL, updated_at = ? WHERE id = ?",
+        "UPDATE meetings SET state = ?, reason = ?, next_attempt_at = ?, claimed_at = NULL, look_first = ?, \
+         attempts = max(0, attempts - ?), updated_at = ? WHERE id = ?",
     )
-    .bind(state.as_str())
-    .bind(reason)
-    .bind(next_attempt_at)
+    .bind(wait.state.as_str())
+    .bind(wait.reason)
+    .bind(&wait.next_attempt_at)
+    .bind(wait.look_first)
+    .bind(i64::from(wait.uncount_attempt))
     .bind(now_text())
     .bind(id)
     .execute(&mut *conn)
     .await
     .context("cannot record a retry")?;
+    Ok(())
+}
+
+/// Forgets the attempts of a row whose last call succeeded (the next update or delete gets
+/// its own `worker.max_attempts`).
+pub async fn reset_attempts(conn: &mut SqliteConnection, id: i64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE meetings SET attempts = 0 WHERE id = ?")
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .context("cannot reset attempts")?;
     Ok(())
 }
 
@@ -456,9 +598,11 @@ pub struct EntryRow {
     pub host_user_id: Option<String>,
     pub current_meeting_id: Option<i64>,
     pub gone_at: Option<String>,
+    /// J-MOTTO's `updated` of the listing last applied (`YYYY-MM-DDTHH:MM:SS`).
+    pub listed_updated: Option<String>,
 }
 
-const ENTRY_COLUMNS: &str = "schedule_id, occurrence, owner, members, start_utc, end_utc, host_user_id, current_meeting_id, gone_at";
+const ENTRY_COLUMNS: &str = "schedule_id, occurrence, owner, members, start_utc, end_utc, host_user_id, current_meeting_id, gone_at, listed_updated";
 
 /// The stored observation of one entry.
 pub async fn entry(
@@ -484,6 +628,8 @@ pub struct ObservedEntry<'a> {
     pub start_utc: String,
     pub end_utc: String,
     pub host_user_id: Option<&'a str>,
+    /// J-MOTTO's `updated` (`YYYY-MM-DDTHH:MM:SS`), when the listing has it.
+    pub updated: Option<String>,
 }
 
 /// Stores the latest observation; clears `gone_at` (the entry is listed again).
@@ -492,11 +638,12 @@ pub async fn upsert_entry(
     observed: &ObservedEntry<'_>,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "INSERT INTO entries (schedule_id, occurrence, owner, members, start_utc, end_utc, host_user_id, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+        "INSERT INTO entries (schedule_id, occurrence, owner, members, start_utc, end_utc, host_user_id, updated_at, listed_updated) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (schedule_id, occurrence) DO UPDATE SET owner = excluded.owner, members = excluded.members, \
          start_utc = excluded.start_utc, end_utc = excluded.end_utc, host_user_id = excluded.host_user_id, \
-         gone_at = NULL, gone_reason = NULL, updated_at = excluded.updated_at",
+         gone_at = NULL, gone_reason = NULL, updated_at = excluded.updated_at, \
+         listed_updated = coalesce(excluded.listed_updated, listed_updated)",
     )
     .bind(&observed.key.schedule_id)
     .bind(&observed.key.occurrence)
@@ -506,6 +653,7 @@ pub async fn upsert_entry(
     .bind(&observed.end_utc)
     .bind(observed.host_user_id)
     .bind(now_text())
+    .bind(&observed.updated)
     .execute(&mut *conn)
     .await
     .context("cannot store an entry")?;
@@ -547,6 +695,25 @@ pub async fn mark_gone(
     .await
     .context("cannot mark an entry gone")?;
     Ok(())
+}
+
+/// Meetings of `host_user_id` that still exist in Zoom although they should not — the
+/// entry is gone (R-DELETE `delete`) or another row replaced them (`replace`) — because
+/// their delete ran out of attempts (reason `delete_failed…`), with the reason to delete.
+pub async fn failed_deletes(
+    conn: &mut SqliteConnection,
+    host_user_id: &str,
+) -> anyhow::Result<Vec<(i64, String)>> {
+    sqlx::query_as(
+        "SELECT m.id, CASE WHEN e.current_meeting_id = m.id THEN coalesce(e.gone_reason, 'entry_deleted') \
+         ELSE 'replaced' END FROM meetings m JOIN entries e ON e.schedule_id = m.schedule_id AND e.occurrence = m.occurrence \
+         WHERE m.host_user_id = ? AND m.state = 'created' AND m.reason LIKE 'delete_failed%' \
+         AND (e.gone_at IS NOT NULL OR e.current_meeting_id IS NOT m.id) ORDER BY m.id",
+    )
+    .bind(host_user_id)
+    .fetch_all(&mut *conn)
+    .await
+    .context("cannot list failed deletes")
 }
 
 /// Records that `user`'s listing in sync `sync_id` held the entry.

@@ -51,6 +51,13 @@ impl Store {
                 format!("cannot create the database folder {}", parent.display())
             })?;
         }
+        // Processes started together (a server and a worker) would both switch a new file
+        // to WAL and apply apalis's migrations; one fails ("database is locked", or a column
+        // the other just added). Opening and migrating happen one process at a time.
+        let lock = match migration_lock_path(options.get_filename()) {
+            Some(path) => Some(lock_file(path).await?),
+            None => None,
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
@@ -58,6 +65,7 @@ impl Store {
             .with_context(|| format!("cannot open the database {url}"))?;
         let store = Store { pool };
         store.migrate().await?;
+        drop(lock);
         Ok(store)
     }
 
@@ -104,6 +112,31 @@ impl Store {
     }
 }
 
+/// `<database>.open.lock` next to a database file; `None` in memory.
+fn migration_lock_path(database: &std::path::Path) -> Option<std::path::PathBuf> {
+    let name = database.file_name()?.to_str()?;
+    (!name.is_empty() && name != ":memory:")
+        .then(|| database.with_file_name(format!("{name}.open.lock")))
+}
+
+/// Opens `path` and waits for an exclusive lock on it (released when the file is dropped,
+/// or when the process dies).
+async fn lock_file(path: std::path::PathBuf) -> anyhow::Result<std::fs::File> {
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        file.lock()
+            .with_context(|| format!("cannot lock {}", path.display()))?;
+        Ok(file)
+    })
+    .await
+    .context("the migration lock task failed")?
+}
+
 /// Instants are stored as `YYYY-MM-DDTHH:MM:SSZ`: sortable as text, and exactly what Zoom
 /// is sent.
 pub fn utc_text(instant: DateTime<Utc>) -> String {
@@ -115,4 +148,20 @@ pub fn parse_utc(text: &str) -> anyhow::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .with_context(|| format!("stored instant {text:?} is not RFC 3339"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server and a worker opening a new database at the same moment both start.
+    #[tokio::test]
+    async fn concurrent_first_opens_both_migrate() {
+        for round in 0..5 {
+            let folder = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", folder.path().join("new.db").display());
+            let (a, b) = tokio::join!(Store::connect(&url), Store::connect(&url));
+            assert!(a.is_ok() && b.is_ok(), "round {round}: {a:?} {b:?}");
+        }
+    }
 }

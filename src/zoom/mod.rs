@@ -199,15 +199,16 @@ enum Body<'a> {
 }
 
 impl ZoomClient {
-    /// A client with the process's limiters.
+    /// A client with the process's limiters; `timeout` bounds each HTTP call.
     pub fn new(
         credentials: ZoomCredentials,
         create_limiter: Arc<DefaultDirectRateLimiter>,
         light_limiter: Arc<DefaultDirectRateLimiter>,
+        timeout: Duration,
     ) -> anyhow::Result<ZoomClient> {
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .timeout(timeout)
             .user_agent(concat!("jmotto-zoom/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(ZoomClient {

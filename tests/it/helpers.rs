@@ -29,6 +29,7 @@ pub struct TestApp {
     /// The jobs dashboard's port (`server.dashboard_listen`).
     pub dashboard_port: Option<u16>,
     stop: tokio::sync::broadcast::Sender<()>,
+    worker_stop: tokio::sync::broadcast::Sender<()>,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _folder: tempfile::TempDir,
 }
@@ -59,16 +60,13 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let address = format!("http://127.0.0.1:{}", application.port());
     let dashboard_port = application.dashboard_port();
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
+    let (worker_stop, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut server_stop = stop.subscribe();
-    let mut worker_stop = stop.subscribe();
-    let worker = Worker::build(engine.clone());
     let tasks = vec![
         tokio::spawn(application.run_until_stopped(async move {
             let _ = server_stop.recv().await;
         })),
-        tokio::spawn(worker.run_until_stopped(async move {
-            let _ = worker_stop.recv().await;
-        })),
+        spawn_worker(&engine, &worker_stop),
     ];
     TestApp {
         api: AdminClient::new(address.clone(), DEMO_ADMIN_TOKEN.to_owned()).expect("client"),
@@ -79,12 +77,105 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         engine,
         dashboard_port,
         stop,
+        worker_stop,
         tasks,
         _folder: folder,
     }
 }
 
+fn spawn_worker(
+    engine: &Arc<Engine>,
+    stop: &tokio::sync::broadcast::Sender<()>,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    let mut stop = stop.subscribe();
+    let worker = Worker::build(engine.clone());
+    tokio::spawn(worker.run_until_stopped(async move {
+        let _ = stop.recv().await;
+    }))
+}
+
 impl TestApp {
+    /// Stops the worker and starts a new one (a new engine: nothing in memory survives) on
+    /// the same database, as a process restart would.
+    pub async fn restart_worker(&mut self) {
+        self.stop_worker().await;
+        self.start_worker();
+    }
+
+    /// Stops the worker (as SIGTERM does) and waits until it has stopped.
+    pub async fn stop_worker(&mut self) {
+        let _ = self.worker_stop.send(());
+        let old = self.tasks.pop().expect("the worker task");
+        old.await
+            .expect("worker joins")
+            .expect("worker stopped cleanly");
+    }
+
+    /// Starts a worker with a new engine on the same database.
+    pub fn start_worker(&mut self) {
+        let engine = Engine::new(self.engine.settings.clone(), self.engine.store.clone())
+            .expect("engine builds");
+        self.tasks.push(spawn_worker(&engine, &self.worker_stop));
+    }
+
+    /// Lets time pass for the jobs waiting in the database: every scheduled job of ours
+    /// becomes due now. Returns how many were moved.
+    pub async fn advance_scheduled(&self) -> u64 {
+        sqlx::query(
+            "UPDATE Jobs SET run_at = strftime('%s', 'now') WHERE job_type LIKE 'jmz.%' \
+             AND lock_by IS NULL AND (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts)) \
+             AND run_at > strftime('%s', 'now')",
+        )
+        .execute(self.engine.store.pool())
+        .await
+        .expect("jobs advanced")
+        .rows_affected()
+    }
+
+    /// Drains, and while jobs wait for a later time, lets that time pass and drains again.
+    /// (A create whose claim is still fresh reschedules itself until the claim ends, in real
+    /// time: this polls until then, within a bound.)
+    pub async fn settle(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            self.drain().await;
+            if self.advance_scheduled().await == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "jobs kept scheduling new waits"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The run times (Unix seconds) of the scheduled jobs of `queue`.
+    pub async fn scheduled_run_times(&self, queue: &str) -> Vec<i64> {
+        sqlx::query_scalar(
+            "SELECT run_at FROM Jobs WHERE job_type = ? AND status = 'Pending' AND lock_by IS NULL \
+             AND run_at > strftime('%s', 'now') ORDER BY run_at",
+        )
+        .bind(queue)
+        .fetch_all(self.engine.store.pool())
+        .await
+        .expect("scheduled jobs")
+    }
+
+    /// How many meetings the Zoom replay holds per agenda marker (the agenda's last line).
+    pub fn stored_per_marker(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for meeting in self.zoom.zoom_meetings() {
+            let marker = meeting["agenda"]
+                .as_str()
+                .and_then(|a| a.lines().last())
+                .unwrap_or("")
+                .to_owned();
+            *counts.entry(marker).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// Triggers a full sync through `POST /api/v1/sync` and drives the worker until the
     /// queue is empty.
     pub async fn sync(&self) {
@@ -210,6 +301,7 @@ impl TestApp {
 
     pub async fn stop(self) {
         let _ = self.stop.send(());
+        let _ = self.worker_stop.send(());
         for task in self.tasks {
             task.await.expect("task joins").expect("stopped cleanly");
         }
