@@ -46,6 +46,15 @@ async fn assert_each_meeting_once(app: &TestApp, expected: usize) {
     }
 }
 
+/// The `meetings` rows whose reason is `reason`.
+async fn with_reason(app: &TestApp, reason: &str) -> Vec<Value> {
+    app.meetings()
+        .await
+        .into_iter()
+        .filter(|m| m["reason"] == reason)
+        .collect()
+}
+
 fn rows_in<'a>(rows: &'a [Value], state: &str) -> Vec<&'a Value> {
     rows.iter().filter(|r| r["state"] == state).collect()
 }
@@ -117,12 +126,7 @@ async fn r_once_timeout_after_zoom_created_the_meeting_is_adopted() {
     );
     app.sync().await;
     app.settle().await;
-    let adopted: Vec<Value> = app
-        .meetings()
-        .await
-        .into_iter()
-        .filter(|m| m["reason"] == "adopted")
-        .collect();
+    let adopted = with_reason(&app, "adopted").await;
     assert_eq!(adopted.len(), 1, "the timed-out create was adopted");
     assert_eq!(adopted[0]["host_email"], "suzuki@example.co.jp");
     assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
@@ -165,12 +169,7 @@ async fn r_once_lost_response() {
     );
     app.sync().await;
     app.settle().await;
-    let flagged: Vec<Value> = app
-        .meetings()
-        .await
-        .into_iter()
-        .filter(|m| m["reason"] == "possible_duplicate")
-        .collect();
+    let flagged = with_reason(&app, "possible_duplicate").await;
     assert_eq!(flagged.len(), 1);
     let marker = format!(
         "jmotto-zoom: {}{}",
@@ -689,12 +688,7 @@ async fn shutdown_lets_running_jobs_finish_then_releases_the_rest() {
         }
         app.start_worker();
         app.settle().await;
-        let adopted = app
-            .meetings()
-            .await
-            .into_iter()
-            .filter(|m| m["reason"] == "adopted")
-            .count();
+        let adopted = with_reason(&app, "adopted").await.len();
         assert_eq!(adopted, usize::from(!finishes), "delay {delay_ms} ms");
         assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
         app.stop().await;
@@ -753,12 +747,7 @@ async fn r_once_job_of_a_sigkilled_worker_process_runs_again_within_15_s() {
     process.wait().await.expect("killed");
     let deadline = killed_at + std::time::Duration::from_secs(15);
     loop {
-        let adopted = app
-            .meetings()
-            .await
-            .into_iter()
-            .any(|m| m["reason"] == "adopted");
-        if adopted {
+        if !with_reason(&app, "adopted").await.is_empty() {
             break;
         }
         assert!(
@@ -969,13 +958,7 @@ async fn worker_process_stops_on_sigterm_and_releases_its_jobs() {
     assert_eq!(held, 0, "the stopped worker holds no job");
     app.start_worker();
     app.settle().await;
-    let adopted = app
-        .meetings()
-        .await
-        .into_iter()
-        .filter(|m| m["reason"] == "adopted")
-        .count();
-    assert_eq!(adopted, 1);
+    assert_eq!(with_reason(&app, "adopted").await.len(), 1);
     assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
     app.stop().await;
 }
