@@ -138,7 +138,7 @@ async fn r_once_timeout_after_zoom_created_the_meeting_is_adopted() {
 /// again and flags the row `possible_duplicate` (SPEC R-ONCE).
 #[tokio::test]
 async fn r_once_lost_response() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.worker.http_timeout_seconds = 3).await;
     app.zoom.inject(
         Fault::LostResponse,
         1,
@@ -152,7 +152,7 @@ async fn r_once_lost_response() {
     assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
     app.stop().await;
 
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.worker.http_timeout_seconds = 3).await;
     let seed_scopes: jmotto_zoom::replay::Exchange = serde_json::from_value(json!({
         "name": "token with the seed's two scopes",
         "request": {"method": "POST", "path": "/oauth/token"},
