@@ -112,13 +112,27 @@ impl Engine {
     /// flight ends (answer or client timeout) within two HTTP timeouts (a token request, then
     /// the create); a margin covers the pacing before the call.
     pub fn claim_duration(&self) -> chrono::Duration {
+        // The attempt's bound plus one more client timeout and 10 s for its last write to
+        // wait out a busy database (busy_timeout).
         let seconds = self
             .settings
             .worker
             .http_timeout_seconds
-            .saturating_mul(2)
-            .saturating_add(5);
+            .saturating_mul(3)
+            .saturating_add(15);
         chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX / 1000))
+    }
+
+    /// How long one create attempt may take (a token renewal, the look-up and the create);
+    /// well inside [`Engine::claim_duration`].
+    pub fn attempt_bound(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.settings
+                .worker
+                .http_timeout_seconds
+                .saturating_mul(2)
+                .saturating_add(5),
+        )
     }
 
     /// Attempts per job before `failed`.

@@ -52,14 +52,20 @@ impl Liveness {
         std::fs::create_dir_all(&folder)
             .with_context(|| format!("cannot create {}", folder.display()))?;
         let own = folder.join(format!("{name}.lock"));
+        // Lock a file under another name first, then move it into place: a rescuer that
+        // scans the folder meanwhile never sees an unlocked `<name>.lock` and takes this
+        // live worker for dead.
+        let staging = folder.join(format!("{name}.starting"));
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(&own)
-            .with_context(|| format!("cannot create {}", own.display()))?;
+            .open(&staging)
+            .with_context(|| format!("cannot create {}", staging.display()))?;
         lock.try_lock()
-            .map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", own.display()))?;
+            .map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", staging.display()))?;
+        std::fs::rename(&staging, &own)
+            .with_context(|| format!("cannot create {}", own.display()))?;
         Ok(Some(Liveness {
             folder,
             own,

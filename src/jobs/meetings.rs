@@ -152,15 +152,33 @@ async fn claim(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<Option<Cl
 
 /// Runs one create.
 pub async fn run_create(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<()> {
-    let Some(Claim {
+    let Some(claim) = claim(engine, job).await? else {
+        return Ok(());
+    };
+    let row = claim.row.clone();
+    // The claim keeps other attempts away for `claim_duration`; this attempt's calls must end
+    // well inside it, so its last write lands before any other attempt may look or create.
+    let bound = engine.attempt_bound();
+    match tokio::time::timeout(bound, attempt_create(engine, job, claim)).await {
+        Ok(result) => result,
+        Err(_) => {
+            let error = ZoomError::Retryable(format!(
+                "the attempt took longer than {} s",
+                bound.as_secs()
+            ));
+            schedule_retry(engine, job, &row, &error, true, None).await
+        }
+    }
+}
+
+/// One claimed attempt: look first when an earlier one may have reached Zoom, then create.
+async fn attempt_create(engine: &Engine, job: &CreateMeeting, claim: Claim) -> anyhow::Result<()> {
+    let Claim {
         row,
         host_email,
         look_first,
         slot,
-    }) = claim(engine, job).await?
-    else {
-        return Ok(());
-    };
+    } = claim;
     let mut flag = None;
     if look_first {
         match find_existing(engine, &row, &host_email).await {
@@ -344,6 +362,29 @@ async fn record_created(
     row: &MeetingRow,
     created: Created<'_>,
 ) -> anyhow::Result<()> {
+    // Zoom's answer is in hand: a busy database must not turn it into a retry that creates
+    // again (or flags a possible duplicate), so the write itself is retried here.
+    let mut pause = std::time::Duration::from_millis(500);
+    for _ in 0..3 {
+        match write_created(engine, job, row, &created).await {
+            Ok(()) => return observe_created(engine, job).await,
+            Err(error) => {
+                tracing::warn!(meeting.row = row.id, error = %format!("{error:#}"), "cannot record a created meeting yet; retrying");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+        }
+    }
+    write_created(engine, job, row, &created).await?;
+    observe_created(engine, job).await
+}
+
+async fn write_created(
+    engine: &Engine,
+    job: &CreateMeeting,
+    row: &MeetingRow,
+    created: &Created<'_>,
+) -> anyhow::Result<()> {
     let mut tx = engine.store.begin_write().await?;
     rows::mark_created(
         &mut tx,
@@ -365,9 +406,11 @@ async fn record_created(
         };
         push(&mut tx, &delete, PushOptions::default()).await?;
     }
-    tx.commit()
-        .await
-        .context("cannot record a created meeting")?;
+    tx.commit().await.context("cannot record a created meeting")
+}
+
+/// The trigger-to-meeting time of a meeting just recorded.
+async fn observe_created(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<()> {
     if let Some(sync_id) = &job.sync_id
         && let Ok(Some(triggered)) =
             sync_state::sync_run_created_at(engine.store.pool(), sync_id).await
@@ -428,6 +471,11 @@ async fn schedule_retry(
         };
         let reason = format!("{prefix}: {error}");
         rows::set_state(&mut tx, row.id, MeetingState::Failed, Some(&reason)).await?;
+        if look_first {
+            // Whatever happens to the row next (skipped, re-armed), its next create looks
+            // for the meeting this attempt may have made.
+            rows::set_look_first(&mut tx, row.id).await?;
+        }
     } else {
         let wait = rows::Wait {
             state,
@@ -651,10 +699,93 @@ fn retry_at(
             retry_after: Some(at),
             ..
         } => (*at).max(now),
+        // The account's daily limit without a date: it resets at 00:00 UTC (not a busy loop).
+        ZoomError::Quota {
+            kind: QuotaKind::AccountDaily,
+            retry_after: None,
+            ..
+        } => next_utc_midnight(now),
+        // The request may still be running in Zoom: the retry, which looks for its meeting
+        // first, waits at least one client timeout so Zoom has finished what it started.
+        ZoomError::Retryable(_) => {
+            let delay = engine.retry_delay(u32::try_from(attempts).unwrap_or(u32::MAX));
+            let grace = std::time::Duration::from_secs(engine.settings.worker.http_timeout_seconds);
+            now + ChronoDuration::from_std(delay.max(grace)).unwrap_or(ChronoDuration::seconds(60))
+        }
         _ => {
             let delay = engine.retry_delay(u32::try_from(attempts).unwrap_or(u32::MAX));
             now + ChronoDuration::from_std(delay).unwrap_or(ChronoDuration::seconds(60))
         }
+    }
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+
+    async fn engine(folder: &tempfile::TempDir) -> std::sync::Arc<Engine> {
+        let url = format!("sqlite://{}", folder.path().join("r.db").display());
+        let text = format!(
+            r#"
+[database]
+url = "{url}"
+[server]
+admin_token = "t"
+[zoom]
+account_id = "a"
+client_id = "c"
+client_secret = "s"
+[groupware]
+base_url = "http://127.0.0.1:9/"
+admin_login_id = "admin"
+admin_password = "p"
+timezone = "Asia/Tokyo"
+[worker]
+http_timeout_seconds = 20
+retry_base_seconds = 1
+[[users]]
+groupware_id = "10002"
+zoom_email = "tanaka@example.co.jp"
+"#
+        );
+        let settings =
+            crate::config::Settings::from_toml_str(&text, std::iter::empty()).expect("settings");
+        let store = crate::store::Store::connect(&settings.database.url)
+            .await
+            .expect("store");
+        Engine::new(settings, store).expect("engine")
+    }
+
+    /// SPEC §6 durable waits: an account-daily 429 without a date waits for 00:00 UTC (not a
+    /// loop of short backoffs); a create that may still be running in Zoom is looked for no
+    /// sooner than one client timeout later (R-ONCE); a claim outlives its attempt's bound.
+    #[tokio::test]
+    async fn waits_by_error_kind() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let engine = engine(&folder).await;
+        let now = DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
+            .expect("instant")
+            .with_timezone(&Utc);
+        let account_daily = ZoomError::Quota {
+            kind: QuotaKind::AccountDaily,
+            retry_after: None,
+            message: "daily limit".to_owned(),
+        };
+        assert_eq!(
+            retry_at(&engine, &account_daily, 1, now),
+            next_utc_midnight(now)
+        );
+        let lost = ZoomError::Retryable("timed out".to_owned());
+        assert!(retry_at(&engine, &lost, 1, now) >= now + ChronoDuration::seconds(20));
+        let refused = ZoomError::Quota {
+            kind: QuotaKind::PerSecond,
+            retry_after: None,
+            message: "qps".to_owned(),
+        };
+        assert!(retry_at(&engine, &refused, 1, now) < now + ChronoDuration::seconds(5));
+        let bound = ChronoDuration::from_std(engine.attempt_bound()).expect("bound");
+        assert!(engine.claim_duration() >= bound + ChronoDuration::seconds(20));
+        engine.store.close().await;
     }
 }
 

@@ -400,11 +400,13 @@ async fn decide_entry(
         None => None,
     };
     if current.as_ref().is_some_and(|r| {
-        r.state() == MeetingState::Creating || (r.look_first && r.state() != MeetingState::Failed)
+        r.state() == MeetingState::Creating
+            || (r.look_first && matches!(r.state(), MeetingState::Pending | MeetingState::Deferred))
     }) {
         // A create is in flight (or its job waits to look for what an earlier attempt may
         // have made): deciding now could lose the change or make a second meeting. The next
-        // sync decides. (A failed row has no job left: it is re-armed below.)
+        // sync decides. (Failed or skipped rows have no job left: they are decided below,
+        // and a re-armed row keeps `look_first`.)
         return Ok(());
     }
     if came_back

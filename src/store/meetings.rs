@@ -257,6 +257,16 @@ pub async fn set_state(
     Ok(())
 }
 
+/// Marks a row whose last create may have reached Zoom: its next create looks first.
+pub async fn set_look_first(conn: &mut SqliteConnection, id: i64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE meetings SET look_first = 1 WHERE id = ?")
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .context("cannot flag a meeting row")?;
+    Ok(())
+}
+
 /// Re-arms a row whose meeting is not in Zoom (skipped, failed, deleted) with fresh
 /// content, including which meeting it replaces (`replace` policy: moving an entry back to
 /// a time whose meeting was deleted must still delete the meeting it moved away from).

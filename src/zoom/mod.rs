@@ -311,11 +311,10 @@ impl ZoomClient {
         let value = self
             .send(Method::POST, &path, &[], Body::Json(request), true)
             .await?;
-        serde_json::from_value(value).map_err(|e| ZoomError::Permanent {
-            status: 201,
-            code: 0,
-            message: format!("unexpected answer to a create: {e}"),
-        })
+        // A 2xx we cannot read may still mean Zoom made the meeting: retryable, so the
+        // retry looks for it before creating again.
+        serde_json::from_value(value)
+            .map_err(|e| ZoomError::Retryable(format!("unexpected answer to a create: {e}")))
     }
 
     /// `PATCH /meetings/{id}`.
