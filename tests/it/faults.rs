@@ -688,8 +688,18 @@ async fn shutdown_lets_running_jobs_finish_then_releases_the_rest() {
         }
         app.start_worker();
         app.settle().await;
-        let adopted = with_reason(&app, "adopted").await.len();
-        assert_eq!(adopted, usize::from(!finishes), "delay {delay_ms} ms");
+        // The delayed create (suzuki's first) is adopted exactly when it was cut off; any
+        // other create in flight at the cut-off (a loaded machine) may be adopted too.
+        let suzuki_adopted = with_reason(&app, "adopted")
+            .await
+            .iter()
+            .filter(|m| m["host_email"] == "suzuki@example.co.jp")
+            .count();
+        if finishes {
+            assert_eq!(suzuki_adopted, 0, "delay {delay_ms} ms");
+        } else {
+            assert!(suzuki_adopted >= 1, "delay {delay_ms} ms");
+        }
         assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
         app.stop().await;
     }
