@@ -134,13 +134,7 @@ pub async fn run(engine: &Engine) -> Vec<CheckResult> {
 
     // Zoom: the token, its scopes, every mapped e-mail.
     let token = engine.zoom.token_info().await;
-    match &token {
-        Ok(_) => results.push(CheckResult::pass("Zoom token", "OK")),
-        Err(error) => results.push(CheckResult::fail(
-            "Zoom token",
-            format!("{error} ({ZOOM_APP_SCREEN} › App Credentials)"),
-        )),
-    }
+    results.push(token_result(&token));
     let Ok(info) = &token else {
         for scope in needed_scopes(settings) {
             results.push(CheckResult::not_checked(
@@ -213,17 +207,14 @@ pub async fn run(engine: &Engine) -> Vec<CheckResult> {
 async fn groupware_checks(engine: &Engine, mut results: Vec<CheckResult>) -> Vec<CheckResult> {
     let settings = &engine.settings;
     let login = engine.groupware.login().await;
-    match &login {
-        Ok(_) => results.push(CheckResult::pass("J-MOTTO login", "OK")),
-        Err(error) => results.push(CheckResult::fail("J-MOTTO login", login_problem(error))),
-    }
+    results.push(login_result(&login));
     results.push(timezone_check(settings, login.as_ref().ok()));
     let place_item = format!("J-MOTTO location item {}", settings.sync.location);
     let month = first_of_month(engine);
-    for_each_checked(&mut results, login.is_ok(), place_item, place_check(engine)).await;
+    check_after_login(&mut results, login.is_ok(), place_item, place_check(engine)).await;
     for user in settings.users.iter().filter(|u| u.enabled) {
         let id = user.groupware_id.as_str();
-        for_each_checked(
+        check_after_login(
             &mut results,
             login.is_ok(),
             format!("J-MOTTO schedule of user {id}"),
@@ -237,7 +228,7 @@ async fn groupware_checks(engine: &Engine, mut results: Vec<CheckResult>) -> Vec
 
 /// Runs `check` when its prerequisite (the J-MOTTO login) passed, else lists it as not
 /// checked.
-async fn for_each_checked(
+async fn check_after_login(
     results: &mut Vec<CheckResult>,
     login_ok: bool,
     item: String,
@@ -250,23 +241,16 @@ async fn for_each_checked(
     }
 }
 
-/// The worker's quick check (start-up and every poll tick): the Zoom token, the J-MOTTO
-/// login and the timezone, recorded for `status`. Costs two requests.
+/// The worker's quick check (start-up and every `housekeeping::CHECK_EVERY`): the Zoom
+/// token, the J-MOTTO login and the timezone, recorded for `status`. Costs two requests.
 pub async fn quick_check(engine: &Engine) -> Vec<CheckResult> {
-    let mut results = Vec::new();
-    match engine.zoom.token_info().await {
-        Ok(_) => results.push(CheckResult::pass("Zoom token", "OK")),
-        Err(error) => results.push(CheckResult::fail(
-            "Zoom token",
-            format!("{error} ({ZOOM_APP_SCREEN} › App Credentials)"),
-        )),
-    }
+    let token = engine.zoom.token_info().await;
     let login = engine.groupware.login().await;
-    match &login {
-        Ok(_) => results.push(CheckResult::pass("J-MOTTO login", "OK")),
-        Err(error) => results.push(CheckResult::fail("J-MOTTO login", login_problem(error))),
-    }
-    results.push(timezone_check(&engine.settings, login.as_ref().ok()));
+    let results = vec![
+        token_result(&token),
+        login_result(&login),
+        timezone_check(&engine.settings, login.as_ref().ok()),
+    ];
     record(engine, &results).await;
     results
 }
@@ -274,11 +258,7 @@ pub async fn quick_check(engine: &Engine) -> Vec<CheckResult> {
 /// Stores the R-ENABLED parts of `results` (`zoom`, `groupware`, `timezone`).
 async fn record(engine: &Engine, results: &[CheckResult]) {
     let now = chrono::Utc::now();
-    for (service, item) in [
-        ("zoom", "Zoom token"),
-        ("groupware", "J-MOTTO login"),
-        ("timezone", "timezone"),
-    ] {
+    for (service, item, _) in ENABLED_PARTS {
         let Some(result) = results.iter().find(|r| r.item == item) else {
             continue;
         };
@@ -288,6 +268,43 @@ async fn record(engine: &Engine, results: &[CheckResult]) {
         {
             tracing::warn!(error = %format!("{error:#}"), "cannot record a service check");
         }
+    }
+}
+
+/// The parts R-ENABLED names: the service's key in `service_checks`, the item whose result
+/// stands for it, and how `status` names it.
+const ENABLED_PARTS: [(&str, &str, &str); 3] = [
+    ("zoom", TOKEN_ITEM, "the Zoom credentials ([zoom])"),
+    (
+        "groupware",
+        LOGIN_ITEM,
+        "the J-MOTTO credentials ([groupware])",
+    ),
+    (
+        "timezone",
+        TIMEZONE_ITEM,
+        "the timezone (groupware.timezone)",
+    ),
+];
+
+const TOKEN_ITEM: &str = "Zoom token";
+const LOGIN_ITEM: &str = "J-MOTTO login";
+const TIMEZONE_ITEM: &str = "timezone";
+
+fn token_result<T>(token: &Result<T, crate::zoom::ZoomError>) -> CheckResult {
+    match token {
+        Ok(_) => CheckResult::pass(TOKEN_ITEM, "OK"),
+        Err(error) => CheckResult::fail(
+            TOKEN_ITEM,
+            format!("{error} ({ZOOM_APP_SCREEN} › App Credentials)"),
+        ),
+    }
+}
+
+fn login_result<T>(login: &Result<T, GroupwareError>) -> CheckResult {
+    match login {
+        Ok(_) => CheckResult::pass(LOGIN_ITEM, "OK"),
+        Err(error) => CheckResult::fail(LOGIN_ITEM, login_problem(error)),
     }
 }
 
@@ -304,18 +321,18 @@ fn timezone_check(settings: &Settings, admin: Option<&AdminInfo>) -> CheckResult
     let configured = settings.groupware.timezone.name();
     match admin.and_then(|a| a.timezone.as_deref()) {
         None if admin.is_none() => CheckResult::fail(
-            "timezone",
+            TIMEZONE_ITEM,
             format!(
                 "groupware.timezone = \"{configured}\" is a valid IANA name, but J-MOTTO's could not be read (the login failed)"
             ),
         ),
         None => CheckResult::pass(
-            "timezone",
+            TIMEZONE_ITEM,
             format!("OK (\"{configured}\"; J-MOTTO did not report the administrator's timezone)"),
         ),
-        Some(reported) if reported == configured => CheckResult::pass("timezone", "OK"),
+        Some(reported) if reported == configured => CheckResult::pass(TIMEZONE_ITEM, "OK"),
         Some(reported) => CheckResult::fail(
-            "timezone",
+            TIMEZONE_ITEM,
             format!(
                 "groupware.timezone is \"{configured}\" but J-MOTTO reports \"{reported}\" for the administrator: set groupware.timezone = \"{reported}\", or change {TIMEZONE_SCREEN}"
             ),
@@ -376,11 +393,7 @@ pub fn disabled_reasons(settings: &Settings, checks: &[receiver::ServiceCheck]) 
     if !settings.users.iter().any(|u| u.enabled) {
         reasons.push("no user is enabled: add [[users]] with enabled = true".to_owned());
     }
-    for (service, what) in [
-        ("zoom", "the Zoom credentials ([zoom])"),
-        ("groupware", "the J-MOTTO credentials ([groupware])"),
-        ("timezone", "the timezone (groupware.timezone)"),
-    ] {
+    for (service, _, what) in ENABLED_PARTS {
         match checks.iter().find(|c| c.service == service) {
             None => reasons.push(format!(
                 "{what} have not been checked yet: start the worker or run `jmotto-zoom doctor`"

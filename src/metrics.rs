@@ -249,19 +249,14 @@ async fn job_gauges(pool: &SqlitePool) -> anyhow::Result<Vec<(String, String, f6
 }
 
 fn family_of(sample: &str) -> &str {
-    if let Some(base) = sample.strip_suffix("_bucket")
-        && base == TRIGGER_TO_MEETING
-    {
-        return TRIGGER_TO_MEETING;
+    let is_histogram_sample = ["_bucket", "_sum", "_count"]
+        .iter()
+        .any(|suffix| sample.strip_suffix(suffix) == Some(TRIGGER_TO_MEETING));
+    if is_histogram_sample {
+        TRIGGER_TO_MEETING
+    } else {
+        sample
     }
-    for suffix in ["_sum", "_count"] {
-        if let Some(base) = sample.strip_suffix(suffix)
-            && base == TRIGGER_TO_MEETING
-        {
-            return TRIGGER_TO_MEETING;
-        }
-    }
-    sample
 }
 
 /// Order within a family: buckets by bound (`+Inf` last), then sum, then count; other

@@ -53,9 +53,6 @@ pub async fn prune_deliveries(pool: &SqlitePool, before: DateTime<Utc>) -> anyho
     Ok(done.rows_affected())
 }
 
-/// The parts R-ENABLED names.
-pub const CHECKED_SERVICES: [&str; 3] = ["zoom", "groupware", "timezone"];
-
 /// The last check of one service.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct ServiceCheck {
