@@ -112,6 +112,40 @@ async fn run_and_sync_wait_as_processes() {
         .and_then(|v| v.to_str().ok())
         .expect("x-request-id")
         .to_owned();
+    // Wait for the jobs the webhook caused to have run before SIGTERM (on a loaded machine
+    // they may still be queued while `status` and `doctor` run).
+    let accepted: serde_json::Value = delivered.json().await.expect("202 body");
+    let job_id = accepted["job_id"].as_str().expect("job_id").to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let job: serde_json::Value = http
+            .get(format!("http://{listen}/api/v1/jobs/{job_id}"))
+            .bearer_auth(DEMO_ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("job")
+            .json()
+            .await
+            .expect("job json");
+        let status: serde_json::Value = http
+            .get(format!("http://{listen}/api/v1/status"))
+            .bearer_auth(DEMO_ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("status json");
+        let queue = &status["queue"];
+        if job["state"] == "done" && queue["pending"] == 0 && queue["running"] == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the webhook's jobs never ran: {job} {queue}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // `status` through the API, `doctor` against the replay servers.
     for (command, expect_success, expect_text) in [
