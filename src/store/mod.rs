@@ -33,17 +33,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating file and folder when missing) and migrates the database at `url`.
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
-        let options = SqliteConnectOptions::from_str(url)
-            .with_context(|| format!("database.url {url:?} is not a SQLite URL"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL in WAL mode: a commit is durable against a process crash; the last
-            // commits may be lost only on power loss. Measured in BENCHMARKS.md.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true)
-            .pragma("temp_store", "MEMORY")
-            .pragma("cache_size", "-16000");
+        let options = connect_options(url)?;
         if let Some(parent) = options.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {
@@ -112,6 +102,28 @@ impl Store {
     }
 }
 
+/// `synchronous` as set on every connection, for a benchmark to report the mode it measured.
+pub const SYNCHRONOUS: &str = "FULL";
+
+/// The options every connection of [`Store::connect`] opens with (every pragma), public so
+/// a benchmark can open a connection exactly like the service's.
+///
+/// `synchronous = FULL` in WAL mode syncs the WAL at every commit: a committed transaction
+/// survives power loss, not only a process crash, so "202 only after commit" means durable.
+/// The webhook receiver commits concurrent deliveries together (`http::group_commit`) to
+/// pay one sync for many. Measured in BENCHMARKS.md.
+pub fn connect_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
+    Ok(SqliteConnectOptions::from_str(url)
+        .with_context(|| format!("database.url {url:?} is not a SQLite URL"))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true)
+        .pragma("temp_store", "MEMORY")
+        .pragma("cache_size", "-16000"))
+}
+
 /// `<database>.open.lock` next to a database file; `None` in memory.
 fn migration_lock_path(database: &std::path::Path) -> Option<std::path::PathBuf> {
     let name = database.file_name()?.to_str()?;
@@ -162,6 +174,33 @@ mod tests {
             let url = format!("sqlite://{}", folder.path().join("new.db").display());
             let (a, b) = tokio::join!(Store::connect(&url), Store::connect(&url));
             assert!(a.is_ok() && b.is_ok(), "round {round}: {a:?} {b:?}");
+        }
+    }
+
+    /// Issue 5's durability mode: every pooled connection runs in the mode [`SYNCHRONOUS`]
+    /// names (a benchmark prints that name), in WAL.
+    #[tokio::test]
+    async fn every_connection_runs_in_the_named_synchronous_mode() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", folder.path().join("mode.db").display());
+        let store = Store::connect(&url).await.expect("database opens");
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut conn = store.pool().acquire().await.expect("connection");
+            let mode: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("synchronous");
+            let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("journal_mode");
+            let name = ["OFF", "NORMAL", "FULL", "EXTRA"]
+                .get(usize::try_from(mode).expect("mode"))
+                .copied();
+            assert_eq!(name, Some(SYNCHRONOUS));
+            assert_eq!(journal, "wal");
+            held.push(conn);
         }
     }
 }
