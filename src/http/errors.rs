@@ -23,7 +23,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// snake_case, stable: `malformed_request`, `unauthorized`, `bad_signature`,
     /// `body_too_large`, `unsupported_media_type`, `invalid_field`, `unknown_user`,
-    /// `not_found`, `internal_error`.
+    /// `not_found`, `internal_error`, `unavailable`.
     #[schema(example = "unknown_user")]
     pub code: String,
     /// A sentence for a person.
@@ -58,6 +58,16 @@ impl ApiError {
     /// 422.
     pub fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::client(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    /// 503: the server cannot take the request now (a part of it has stopped); the caller
+    /// may send it again later.
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "unavailable",
+            message: message.into(),
+        }
     }
 
     /// The status.

@@ -1,10 +1,13 @@
 //! The HTTP receiver (SPEC §5): health, the manual trigger and the read APIs.
 //!
 //! Invariant: no handler calls J-MOTTO or Zoom. A trigger writes its state and enqueues its
-//! job in one transaction, and answers.
+//! job in one transaction, and answers; webhook deliveries share their transaction with the
+//! other deliveries committed at the same moment ([`group_commit`]), and are answered only
+//! after it has committed.
 
 mod dashboard;
 pub mod errors;
+pub mod group_commit;
 pub mod openapi;
 pub mod routes;
 pub mod webhooks;
@@ -32,6 +35,9 @@ pub struct RequestId(pub String);
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+    /// The webhook deliveries' way to their transaction (served by the application's
+    /// [`group_commit::Committer`] while it runs).
+    pub deliveries: group_commit::DeliveryQueue,
 }
 
 /// A bound, not yet running HTTP server (and the dashboard's, when configured).
@@ -39,6 +45,7 @@ pub struct Application {
     port: u16,
     server: Server,
     dashboard: Option<(u16, Server)>,
+    committer: group_commit::Committer,
 }
 
 impl Application {
@@ -71,7 +78,8 @@ impl Application {
                 Some((port, server))
             }
         };
-        let state = web::Data::new(AppState { engine });
+        let (deliveries, committer) = group_commit::channel(engine.store.clone());
+        let state = web::Data::new(AppState { engine, deliveries });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -107,6 +115,7 @@ impl Application {
             port,
             server,
             dashboard,
+            committer,
         })
     }
 
@@ -120,7 +129,8 @@ impl Application {
         self.dashboard.as_ref().map(|(port, _)| *port)
     }
 
-    /// Serves until `shutdown` resolves, then stops gracefully.
+    /// Serves until `shutdown` resolves, then stops gracefully: requests in flight are
+    /// answered, then the webhook committer commits what is still queued and ends.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -128,6 +138,11 @@ impl Application {
         let handle = self.server.handle();
         let dashboard = self.dashboard.map(|(_, server)| server);
         let dashboard_handle = dashboard.as_ref().map(Server::handle);
+        let (stop_committer, committer_stop) = tokio::sync::oneshot::channel::<()>();
+        let committer = tokio::spawn(self.committer.run(async move {
+            // Sent, or dropped: either way the server has stopped.
+            let _ = committer_stop.await;
+        }));
         let stopper = tokio::spawn(async move {
             shutdown.await;
             if let Some(handle) = dashboard_handle {
@@ -141,6 +156,9 @@ impl Application {
         if let Some(task) = dashboard_task {
             task.abort();
         }
-        result
+        let _ = stop_committer.send(());
+        let committed = committer.await.context("the webhook committer failed");
+        result?;
+        committed
     }
 }

@@ -1,7 +1,9 @@
 //! `POST /webhooks/groupware` (SPEC §5): Standard Webhooks verification over the raw body,
-//! then one transaction that records the delivery id and enqueues a resync of the named
-//! users' windows. A redelivery (same `webhook-id`) answers 200 with the first job's id and
-//! enqueues nothing.
+//! the redelivery look-up, the body's validation; then the delivery goes to the committer
+//! ([`super::group_commit`]), whose transaction records the delivery id and enqueues a resync
+//! of the named users' windows, shared with the deliveries that arrived at the same moment.
+//! The 202 follows that commit. A redelivery (same `webhook-id`) answers 200 with the first
+//! job's id and enqueues nothing.
 //!
 //! Verification follows the Standard Webhooks specification: the signed content is
 //! `"{webhook-id}.{webhook-timestamp}.{body}"`, signed with HMAC-SHA256 under the secret's
@@ -22,9 +24,10 @@ use sha2::Sha256;
 use super::{
     AppState, RequestId,
     errors::ApiError,
+    group_commit::{CommitError, Delivery, Recorded},
     routes::{parse_json, read_body, require_json},
 };
-use crate::{jobs::worker::enqueue_sync_in, metrics::WEBHOOK_VERIFICATIONS, store::receiver};
+use crate::{metrics::WEBHOOK_VERIFICATIONS, store::receiver};
 
 /// How far a `webhook-timestamp` may be from now, either way.
 pub const TOLERANCE_SECONDS: i64 = 300;
@@ -201,6 +204,7 @@ pub struct WebhookAccepted {
         (status = 413, description = "The body is over server.body_limit_bytes", body = super::errors::ErrorBody),
         (status = 415, description = "The body is not application/json", body = super::errors::ErrorBody),
         (status = 422, description = "Unknown event type, or no enabled user", body = super::errors::ErrorBody),
+        (status = 503, description = "Deliveries cannot be recorded now (the server is stopping): send it again later", body = super::errors::ErrorBody),
     )
 )]
 pub async fn receive(
@@ -239,7 +243,7 @@ pub async fn receive(
         }
     };
     // A redelivery is answered with the first job before the body is judged again (the
-    // configuration may have changed since); the transaction below still decides a race.
+    // configuration may have changed since); the committer's transaction still decides a race.
     {
         let mut conn = engine
             .store
@@ -248,8 +252,7 @@ pub async fn receive(
             .await
             .map_err(|e| anyhow::anyhow!("cannot look up a webhook delivery: {e}"))?;
         if let Some(job_id) = receiver::delivery_job(&mut conn, &webhook_id).await? {
-            tracing::info!(webhook.id = %webhook_id, job.id = %job_id, "webhook redelivered");
-            return Ok(HttpResponse::Ok().json(WebhookAccepted { job_id }));
+            return Ok(redelivered(&webhook_id, job_id));
         }
     }
     require_json(&request)?;
@@ -290,24 +293,37 @@ pub async fn receive(
     }
 
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let mut tx = engine.store.begin_write().await?;
-    if let Some(job_id) = receiver::delivery_job(&mut tx, &webhook_id).await? {
-        tracing::info!(webhook.id = %webhook_id, job.id = %job_id, "webhook redelivered");
-        return Ok(HttpResponse::Ok().json(WebhookAccepted { job_id }));
+    let delivery = Delivery {
+        webhook_id: webhook_id.clone(),
+        users,
+        event_type: event.event_type.clone(),
+        request_id,
+    };
+    // Answers only after the transaction holding the delivery has committed.
+    match state.deliveries.record(delivery).await {
+        Ok(Recorded::Queued { job_id }) => {
+            tracing::info!(
+                webhook.id = %webhook_id,
+                webhook.type = %event.event_type,
+                schedule.id = %event.data.schedule_id,
+                job.id = %job_id,
+                "webhook accepted"
+            );
+            Ok(HttpResponse::Accepted().json(WebhookAccepted { job_id }))
+        }
+        // A race with a delivery of the same id, decided in the transaction.
+        Ok(Recorded::Redelivery { job_id }) => Ok(redelivered(&webhook_id, job_id)),
+        Err(CommitError::Stopped) => Err(ApiError::unavailable(
+            "the server cannot record deliveries now; send this one again later",
+        )),
+        Err(CommitError::Failed(error)) => Err(error.into()),
     }
-    let job_id = enqueue_sync_in(&mut tx, "webhook", Some(users), request_id, None).await?;
-    receiver::insert_delivery(&mut tx, &webhook_id, &job_id, &event.event_type, Utc::now()).await?;
-    tx.commit()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot commit a webhook delivery: {e}"))?;
-    tracing::info!(
-        webhook.id = %webhook_id,
-        webhook.type = %event.event_type,
-        schedule.id = %event.data.schedule_id,
-        job.id = %job_id,
-        "webhook accepted"
-    );
-    Ok(HttpResponse::Accepted().json(WebhookAccepted { job_id }))
+}
+
+/// The answer to a delivery id seen before: its first job, nothing queued.
+fn redelivered(webhook_id: &str, job_id: String) -> HttpResponse {
+    tracing::info!(webhook.id = %webhook_id, job.id = %job_id, "webhook redelivered");
+    HttpResponse::Ok().json(WebhookAccepted { job_id })
 }
 
 #[cfg(test)]
