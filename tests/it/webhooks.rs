@@ -75,15 +75,24 @@ async fn deliver(
     (status, body, request_id)
 }
 
-/// A delivery signed with `secret` now.
-async fn deliver_signed(app: &TestApp, secret: &str, id: &str, body: String) -> (u16, Value) {
-    let timestamp = now();
-    let signature = sign(secret, id, timestamp, &body);
-    let headers = [
+/// The three Standard Webhooks headers of delivery `id` of `body`, signed with `secret` at
+/// `timestamp`.
+fn signed_headers(
+    secret: &str,
+    id: &str,
+    timestamp: i64,
+    body: &str,
+) -> [(&'static str, String); 3] {
+    [
         ("webhook-id", id.to_owned()),
         ("webhook-timestamp", timestamp.to_string()),
-        ("webhook-signature", signature),
-    ];
+        ("webhook-signature", sign(secret, id, timestamp, body)),
+    ]
+}
+
+/// A delivery signed with `secret` now.
+async fn deliver_signed(app: &TestApp, secret: &str, id: &str, body: String) -> (u16, Value) {
+    let headers = signed_headers(secret, id, now(), &body);
     let (status, body, _) = deliver(app, &headers, "application/json", body).await;
     (status, body)
 }
@@ -101,15 +110,7 @@ async fn sync_jobs(app: &TestApp) -> i64 {
 async fn signed_delivery_is_queued_once_and_syncs_the_named_users() {
     let app = spawn_app().await;
     let body = event(&["10002", "10004", "99999"]);
-    let timestamp = now();
-    let headers = [
-        ("webhook-id", "msg_first".to_owned()),
-        ("webhook-timestamp", timestamp.to_string()),
-        (
-            "webhook-signature",
-            sign(DEMO_WEBHOOK_SECRET, "msg_first", timestamp, &body),
-        ),
-    ];
+    let headers = signed_headers(DEMO_WEBHOOK_SECRET, "msg_first", now(), &body);
     let (status, answer, request_id) =
         deliver(&app, &headers, "application/json", body.clone()).await;
     assert_eq!(status, 202, "{answer}");
@@ -313,15 +314,7 @@ async fn bad_webhook_bodies_are_refused_and_enqueue_nothing() {
         ),
     ];
     for (name, content_type, body, status, code) in cases {
-        let t = now();
-        let headers = [
-            ("webhook-id", "bad-1".to_owned()),
-            ("webhook-timestamp", t.to_string()),
-            (
-                "webhook-signature",
-                sign(DEMO_WEBHOOK_SECRET, "bad-1", t, &body),
-            ),
-        ];
+        let headers = signed_headers(DEMO_WEBHOOK_SECRET, "bad-1", now(), &body);
         let (got, answer, _) = deliver(&app, &headers, content_type, body).await;
         assert_eq!(got, status, "{name}: {answer}");
         assert_eq!(answer["error"]["code"], code, "{name}: {answer}");
@@ -342,5 +335,95 @@ async fn bad_webhook_bodies_are_refused_and_enqueue_nothing() {
         status, 202,
         "the id of a refused delivery is still free: {answer}"
     );
+    app.stop().await;
+}
+
+/// SPEC §5 with issue 5's group commit: 64 deliveries at once are each answered 202 with a
+/// job of their own, and every job, sync run and dedup row is in the database (deliveries
+/// committed together are each committed). The worker is stopped so the jobs stay queued.
+#[tokio::test]
+async fn concurrent_deliveries_are_each_committed_with_their_own_job() {
+    let mut app = spawn_app().await;
+    app.stop_worker().await;
+    let ids: Vec<String> = (0..64).map(|i| format!("msg_concurrent_{i}")).collect();
+    let answers = futures::future::join_all(
+        ids.iter()
+            .map(|id| deliver_signed(&app, DEMO_WEBHOOK_SECRET, id, event(&["10002"]))),
+    )
+    .await;
+    let mut job_ids = std::collections::BTreeSet::new();
+    for (id, (status, answer)) in ids.iter().zip(&answers) {
+        assert_eq!(*status, 202, "{id}: {answer}");
+        job_ids.insert(answer["job_id"].as_str().expect("job id").to_owned());
+    }
+    assert_eq!(job_ids.len(), 64, "64 distinct jobs");
+
+    let pool = app.engine.store.pool();
+    let recorded: Vec<(String, String)> =
+        sqlx::query_as("SELECT webhook_id, job_id FROM webhook_deliveries")
+            .fetch_all(pool)
+            .await
+            .expect("deliveries");
+    let recorded: std::collections::BTreeMap<String, String> = recorded.into_iter().collect();
+    for (id, (_, answer)) in ids.iter().zip(&answers) {
+        assert_eq!(
+            recorded.get(id).map(String::as_str),
+            answer["job_id"].as_str(),
+            "{id}: the dedup row names the job answered"
+        );
+    }
+    let jobs: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM Jobs WHERE job_type = 'jmz.sync_window'")
+            .fetch_all(pool)
+            .await
+            .expect("jobs");
+    let runs: Vec<String> = sqlx::query_scalar("SELECT id FROM sync_runs")
+        .fetch_all(pool)
+        .await
+        .expect("runs");
+    assert_eq!(
+        jobs.into_iter().collect::<std::collections::BTreeSet<_>>(),
+        job_ids
+    );
+    assert_eq!(
+        runs.into_iter().collect::<std::collections::BTreeSet<_>>(),
+        job_ids
+    );
+    app.stop().await;
+}
+
+/// SPEC §5 redelivery under issue 5's group commit: the same delivery sent 8 times at once
+/// (so copies can share one batch) queues one job; one answer is 202, the others 200 with
+/// the same job id.
+#[tokio::test]
+async fn one_delivery_sent_concurrently_queues_one_job() {
+    let mut app = spawn_app().await;
+    app.stop_worker().await;
+    let body = event(&["10002"]);
+    let headers = signed_headers(DEMO_WEBHOOK_SECRET, "msg_repeated", now(), &body);
+    let answers = futures::future::join_all(
+        (0..8).map(|_| deliver(&app, &headers, "application/json", body.clone())),
+    )
+    .await;
+    let mut statuses: Vec<u16> = answers.iter().map(|(status, _, _)| *status).collect();
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 200, 200, 200, 202],
+        "{answers:?}"
+    );
+    let job_ids: std::collections::BTreeSet<&str> = answers
+        .iter()
+        .map(|(_, answer, _)| answer["job_id"].as_str().expect("job id"))
+        .collect();
+    assert_eq!(job_ids.len(), 1, "{answers:?}");
+    assert_eq!(sync_jobs(&app).await, 1, "one job queued");
+    let job_id: String = sqlx::query_scalar(
+        "SELECT job_id FROM webhook_deliveries WHERE webhook_id = 'msg_repeated'",
+    )
+    .fetch_one(app.engine.store.pool())
+    .await
+    .expect("one dedup row");
+    assert!(job_ids.contains(job_id.as_str()));
     app.stop().await;
 }
