@@ -16,18 +16,21 @@
 
 use std::{
     collections::BTreeMap,
-    path::{Path, PathBuf},
-    process::{ExitCode, Stdio},
+    path::PathBuf,
+    process::ExitCode,
     time::{Duration, Instant},
 };
 
 use anyhow::Context;
 use jmotto_zoom::{
-    cli::{AdminClient, demo::demo_config},
-    replay::ReplayServer,
+    cli::AdminClient,
+    replay::{ReplayServer, generated::GeneratedCompany},
 };
+use processes::{free_port, held_by, jobs_done, rescue_time, spawn, wait_for_progress, wait_ready};
 use rand::Rng;
-use serde_json::{Value, json};
+
+#[path = "support/processes.rs"]
+mod processes;
 
 /// Entries to create.
 const ENTRIES: usize = 200;
@@ -58,50 +61,9 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Even entries are in December, odd ones in January.
-fn month_of(index: usize) -> u32 {
-    if index.is_multiple_of(2) { 12 } else { 1 }
-}
-
-/// One generated entry: 30 minutes on a December or January day, hosted by its owner.
-fn entry(index: usize, owner: &str) -> Value {
-    let month = month_of(index);
-    let year = if month == 12 { 2026 } else { 2027 };
-    let day = 1 + (index / 2) % 28;
-    let minute = 30 * ((index / 56) % 16);
-    let (hour, minute) = (8 + minute / 60, minute % 60);
-    json!({
-        "id": format!("{}", 70_000 + index), "occurrence": "", "repeat": "none",
-        "event": "会議", "detail": format!("kill test {index}"), "place": "ZOOM 会議",
-        "place_detail": "", "memo": "", "allday": false,
-        "start": format!("{year}-{month:02}-{day:02}T{hour:02}:{minute:02}:00"),
-        "end": format!("{year}-{month:02}-{day:02}T{hour:02}:{:02}:00", minute + 29),
-        "owner": owner, "members": [owner], "private": false,
-        "updated": "2026-11-20T09:00:00"
-    })
-}
-
-/// The generated company on the J-MOTTO replay: every user's three months, one page each.
-fn load_company(jmotto: &ReplayServer) {
-    let mut listings: BTreeMap<(&str, u32), Vec<Value>> = BTreeMap::new();
-    for index in 0..ENTRIES {
-        let (user, _) = USERS[index % USERS.len()];
-        let month = month_of(index);
-        listings
-            .entry((user, month))
-            .or_default()
-            .push(entry(index, user));
-    }
-    for (user, _) in USERS {
-        jmotto.set_events(user, "2026-11-01", "2026-11-30", 1, json!([]), None);
-        for (month, from, to) in [
-            (12, "2026-12-01", "2026-12-31"),
-            (1, "2027-01-01", "2027-01-31"),
-        ] {
-            let events = listings.remove(&(user, month)).unwrap_or_default();
-            jmotto.set_events(user, from, to, 1, Value::Array(events), None);
-        }
-    }
+/// The run's company: `ENTRIES` entries over `USERS`, all to be created.
+fn company() -> GeneratedCompany {
+    GeneratedCompany::with_users(&USERS, ENTRIES / USERS.len())
 }
 
 /// The demo's configuration with this run's users and worker settings.
@@ -111,107 +73,20 @@ fn config_text(
     database: &str,
     listen: &str,
 ) -> anyhow::Result<String> {
-    let mut table: toml::Table = toml::from_str(&demo_config(jmotto, zoom, database, listen))?;
-    let users: Vec<toml::Value> = USERS
-        .iter()
-        .map(|(id, email)| {
-            toml::Value::Table(toml::Table::from_iter([
-                ("groupware_id".to_owned(), toml::Value::from(*id)),
-                ("zoom_email".to_owned(), toml::Value::from(*email)),
-                ("enabled".to_owned(), toml::Value::from(true)),
-            ]))
-        })
-        .collect();
-    table.insert("users".to_owned(), toml::Value::Array(users));
-    let worker: toml::Table = toml::from_str(
-        "queue_poll_interval_ms = 50\nheartbeat_seconds = 5\nconcurrency = 4\nhttp_timeout_seconds = 5\nretry_base_seconds = 1\n",
-    )?;
-    table.insert("worker".to_owned(), toml::Value::Table(worker));
-    let zoom_table = table
-        .get_mut("zoom")
-        .and_then(toml::Value::as_table_mut)
-        .context("the demo configuration has [zoom]")?;
-    zoom_table.insert("create_per_second".to_owned(), toml::Value::from(5));
-    Ok(toml::to_string(&table)?)
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn spawn(binary: &str, config: &Path, log: &Path) -> anyhow::Result<tokio::process::Child> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
-    tokio::process::Command::new(binary)
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("cannot start {binary}"))
-}
-
-/// Jobs finished so far (the progress a resume is measured by).
-async fn jobs_done(pool: &sqlx::SqlitePool) -> anyhow::Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT count(*) FROM Jobs WHERE status = 'Done'")
-            .fetch_one(pool)
-            .await?,
+    company().config(
+        jmotto,
+        zoom,
+        database,
+        listen,
+        "[worker]\nqueue_poll_interval_ms = 50\nheartbeat_seconds = 5\nconcurrency = 4\nhttp_timeout_seconds = 5\nretry_base_seconds = 1\n\n[zoom]\ncreate_per_second = 5\n",
     )
-}
-
-/// The jobs a worker process (by pid) holds.
-async fn held_by(pool: &sqlx::SqlitePool, pid: u32) -> anyhow::Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM Jobs WHERE status IN ('Queued', 'Running') AND lock_by LIKE ?",
-    )
-    .bind(format!("jmz-{pid}-%"))
-    .fetch_all(pool)
-    .await?)
-}
-
-/// Waits until none of `jobs` is held by the dead worker `pid` any more; returns how long.
-async fn rescue_time(
-    pool: sqlx::SqlitePool,
-    pid: u32,
-    jobs: Vec<String>,
-    killed_at: Instant,
-) -> Option<Duration> {
-    if jobs.is_empty() {
-        return None;
-    }
-    let ids = serde_json::to_string(&jobs).ok()?;
-    loop {
-        let still: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM Jobs WHERE id IN (SELECT value FROM json_each(?1)) AND lock_by LIKE ?2 \
-             AND status IN ('Queued', 'Running')",
-        )
-        .bind(&ids)
-        .bind(format!("jmz-{pid}-%"))
-        .fetch_one(&pool)
-        .await
-        .ok()?;
-        if still == 0 {
-            return Some(killed_at.elapsed());
-        }
-        if killed_at.elapsed() > Duration::from_secs(120) {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn run() -> anyhow::Result<bool> {
     let started = Instant::now();
     let jmotto = ReplayServer::start_jmotto().await?;
     let zoom = ReplayServer::start_zoom().await?;
-    load_company(&jmotto);
+    company().load(&jmotto);
     let folder = tempfile::tempdir()?;
     let database = format!("sqlite://{}", folder.path().join("kill.db").display());
     let listen = format!("127.0.0.1:{}", free_port()?);
@@ -221,23 +96,7 @@ async fn run() -> anyhow::Result<bool> {
 
     let _server = spawn(SERVER, &config, &logs)?;
     let mut worker = spawn(WORKER, &config, &logs)?;
-    let http = reqwest::Client::new();
-    let ready_by = Instant::now() + Duration::from_secs(60);
-    while http
-        .get(format!("http://{listen}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .ok()
-        != Some(200)
-    {
-        anyhow::ensure!(
-            Instant::now() < ready_by,
-            "the server never became ready; its log:\n{}",
-            std::fs::read_to_string(&logs).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&listen, Instant::now(), Duration::from_secs(60), &logs).await?;
     let store = jmotto_zoom::store::Store::connect(&database).await?;
     let pool = store.pool().clone();
     let api = AdminClient::new(
@@ -267,21 +126,12 @@ async fn run() -> anyhow::Result<bool> {
             pid,
             held,
             killed_at,
+            false,
         )));
         let done_at_kill = jobs_done(&pool).await?;
         worker = spawn(WORKER, &config, &logs)?;
         // the next kill comes only after this worker made progress, so each resume is measured
-        loop {
-            if jobs_done(&pool).await? > done_at_kill {
-                resumes.push(killed_at.elapsed());
-                break;
-            }
-            anyhow::ensure!(
-                killed_at.elapsed() < Duration::from_secs(60),
-                "no progress 60 s after kill {kills}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        resumes.push(wait_for_progress(&pool, done_at_kill, killed_at).await?);
     }
 
     // let the last worker finish: every meeting stored and nothing left to run
@@ -310,9 +160,7 @@ async fn run() -> anyhow::Result<bool> {
             .to_owned();
         *per_marker.entry(marker).or_default() += 1;
     }
-    let expected: Vec<String> = (0..ENTRIES)
-        .map(|i| format!("jmotto-zoom: {}", 70_000 + i))
-        .collect();
+    let expected = company().markers();
     let lost = expected
         .iter()
         .filter(|m| !per_marker.contains_key(*m))

@@ -2,7 +2,9 @@
 //! on 127.0.0.1, for the tests and for `demo`.
 //!
 //! A request is answered by the first exchange that matches it (test overrides first, then
-//! the fixture files in order). A request that matches nothing is answered HTTP 599 naming
+//! the listings set by [`ReplayServer::set_events`] — indexed by path and form, so a
+//! generated company of thousands of listings answers as fast as five — then the fixture
+//! files in order). A request that matches nothing is answered HTTP 599 naming
 //! the request, and is remembered in [`ReplayServer::unmatched`] so the test fails naming it.
 //! Zoom's meeting endpoints are *dynamic* exchanges: a create answers the fixture's template
 //! with a fresh 64-bit id and the request's fields, and the replay keeps the meetings so
@@ -10,9 +12,10 @@
 
 mod exchange;
 pub mod faults;
+pub mod generated;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     net::TcpListener,
     sync::{Arc, Mutex, MutexGuard},
 };
@@ -109,6 +112,8 @@ pub enum ReplayError {
 #[derive(Debug, Default)]
 struct State {
     overrides: Vec<Exchange>,
+    /// `set_events` listings by (path, exact form).
+    listings: HashMap<ListingKey, Exchange>,
     exchanges: Vec<Exchange>,
     requests: Vec<RecordedRequest>,
     unmatched: Vec<String>,
@@ -119,6 +124,13 @@ struct State {
 }
 
 type Shared = Arc<Mutex<State>>;
+
+/// A `list_events` request's path and exact form.
+type ListingKey = (String, BTreeMap<String, String>);
+
+fn listing_key(path: &str, form: &BTreeMap<String, String>) -> ListingKey {
+    (path.to_owned(), form.clone())
+}
 
 fn lock(state: &Shared) -> MutexGuard<'_, State> {
     state
@@ -251,7 +263,23 @@ impl ReplayServer {
             .collect()
     }
 
-    /// Overrides the `list_events` answer of one (uid, from, to, page) request.
+    /// How many requests received so far `applies` to (without copying them).
+    pub fn request_count(&self, applies: impl Fn(&RecordedRequest) -> bool) -> usize {
+        lock(&self.state)
+            .requests
+            .iter()
+            .filter(|r| applies(r))
+            .count()
+    }
+
+    /// How many meetings the Zoom replay holds.
+    pub fn meeting_count(&self) -> usize {
+        lock(&self.state).meetings.len()
+    }
+
+    /// Overrides the `list_events` answer of one (uid, from, to, page) request. A later
+    /// call wins over an earlier `set_events` or `override_exchange` of the same request;
+    /// a later `override_exchange` wins over it.
     pub fn set_events(
         &self,
         uid: &str,
@@ -268,7 +296,15 @@ impl ReplayServer {
             200,
             json!({"status": "ok", "page": page, "next_page": next_page, "events": events}),
         );
-        self.override_exchange(exchange);
+        let form = exchange.request.form.clone().unwrap_or_default();
+        let key = listing_key(&exchange.request.path, &form);
+        let mut state = lock(&self.state);
+        state.overrides.retain(|e| {
+            e.request.form_subset
+                || e.request.path != key.0
+                || e.request.form.as_ref() != Some(&key.1)
+        });
+        state.listings.insert(key, exchange);
     }
 
     /// The events the replay currently answers for one (uid, from, to, page) request.
@@ -280,14 +316,17 @@ impl ReplayServer {
 
     fn events_exchange(&self, uid: &str, from: &str, to: &str, page: u32) -> Option<Exchange> {
         let probe = Exchange::list_events(uid, from, to, page).request;
+        let same = |e: &&Exchange| {
+            e.request.form.as_ref() == probe.form.as_ref() && e.request.path == probe.path
+        };
         let state = lock(&self.state);
+        let form = probe.form.clone().unwrap_or_default();
         state
             .overrides
             .iter()
-            .chain(state.exchanges.iter())
-            .find(|e| {
-                e.request.form.as_ref() == probe.form.as_ref() && e.request.path == probe.path
-            })
+            .find(same)
+            .or_else(|| state.listings.get(&listing_key(&probe.path, &form)))
+            .or_else(|| state.exchanges.iter().find(same))
             .cloned()
     }
 
@@ -351,9 +390,13 @@ async fn serve(request: HttpRequest, body: web::Bytes, state: web::Data<Shared>)
 
 /// The recorded (or dynamic) answer to `recorded`.
 fn answer(state: &mut State, recorded: &RecordedRequest) -> (u16, HttpResponse) {
+    let listing = state
+        .listings
+        .get(&listing_key(&recorded.path, &recorded.form));
     let found = state
         .overrides
         .iter()
+        .chain(listing)
         .chain(state.exchanges.iter())
         .find_map(|e| e.matches(recorded).map(|captures| (e.clone(), captures)));
     match found {
