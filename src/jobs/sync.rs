@@ -1,5 +1,7 @@
 //! `SyncWindow` and `FetchSlice`: from "sync these users" to one decision per entry.
 
+use std::collections::{HashMap, HashSet};
+
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
@@ -20,7 +22,7 @@ use crate::{
     groupware::{GroupwareError, ScheduleEntry},
     store::{
         MeetingRow, MeetingState,
-        meetings::{self as rows, NewMeeting, ObservedEntry},
+        meetings::{self as rows, EntryRow, NewMeeting, ObservedEntry},
         parse_utc, sync_state, utc_text,
     },
 };
@@ -129,10 +131,18 @@ pub async fn run_fetch_slice(engine: &Engine, job: &FetchSlice) -> anyhow::Resul
     };
     let now = engine.clock.now();
     let mut tx = engine.store.begin_write().await?;
-    let mut counts = SliceCounts::default();
+    let keys: Vec<EntryKey> = entries.iter().map(|e| e.key.clone()).collect();
+    rows::record_sightings(&mut tx, &job.sync_id, &job.user_id, &keys).await?;
+    let mut work = SliceWork {
+        snapshot: SliceSnapshot::load(&mut tx, &keys).await?,
+        unchanged: Vec::new(),
+        counts: SliceCounts::default(),
+    };
     for entry in &entries {
-        decide_entry(engine, &mut tx, job, entry, window, now, &mut counts).await?;
+        decide_entry(engine, &mut tx, job, entry, window, now, &mut work).await?;
     }
+    rows::touch_entries(&mut tx, &work.unchanged).await?;
+    let mut counts = work.counts;
     let complete =
         sync_state::finish_slice(&mut tx, &job.sync_id, &job.user_id, &job.month, None).await?;
     if complete {
@@ -205,6 +215,62 @@ struct SliceCounts {
     updates: u32,
     skipped: u32,
     gone: u32,
+}
+
+/// One slice's decisions in progress.
+struct SliceWork {
+    snapshot: SliceSnapshot,
+    /// Listed entries whose stored observation was already up to date.
+    unchanged: Vec<EntryKey>,
+    counts: SliceCounts,
+}
+
+/// What the database held for a slice's listed entries, read in two statements at the start
+/// of the slice's transaction instead of two per entry (issue 5: a no-change resync of 100k
+/// entries). A decision touches only its own entry's rows, so a key's snapshot is exact the
+/// first time the key is decided; a key the listing holds twice is read again.
+struct SliceSnapshot {
+    entries: HashMap<EntryKey, EntryRow>,
+    meetings: HashMap<i64, MeetingRow>,
+    decided: HashSet<EntryKey>,
+}
+
+impl SliceSnapshot {
+    async fn load(tx: &mut SqliteConnection, keys: &[EntryKey]) -> anyhow::Result<SliceSnapshot> {
+        let entries = rows::entries_by_key(tx, keys).await?;
+        let ids: Vec<i64> = entries
+            .values()
+            .filter_map(|e| e.current_meeting_id)
+            .collect();
+        let meetings = rows::meetings_by_ids(tx, &ids).await?;
+        Ok(SliceSnapshot {
+            entries,
+            meetings,
+            decided: HashSet::new(),
+        })
+    }
+
+    /// The entry's stored row and its current meeting row.
+    async fn take(
+        &mut self,
+        tx: &mut SqliteConnection,
+        key: &EntryKey,
+    ) -> anyhow::Result<(Option<EntryRow>, Option<MeetingRow>)> {
+        if self.decided.insert(key.clone()) {
+            let entry = self.entries.remove(key);
+            let meeting = entry
+                .as_ref()
+                .and_then(|e| e.current_meeting_id)
+                .and_then(|id| self.meetings.get(&id).cloned());
+            return Ok((entry, meeting));
+        }
+        let entry = rows::entry(tx, key).await?;
+        let meeting = match entry.as_ref().and_then(|e| e.current_meeting_id) {
+            Some(id) => rows::meeting_by_id(tx, id).await?,
+            None => None,
+        };
+        Ok((entry, meeting))
+    }
 }
 
 async fn record_listing_failure(
@@ -303,13 +369,13 @@ async fn decide_entry(
     entry: &ScheduleEntry,
     window: (DateTime<Utc>, DateTime<Utc>),
     now: DateTime<Utc>,
-    counts: &mut SliceCounts,
+    work: &mut SliceWork,
 ) -> anyhow::Result<()> {
     let settings = &engine.settings;
     let tz = settings.groupware.timezone;
-    rows::record_sighting(tx, &job.sync_id, &job.user_id, &entry.key).await?;
+    let counts = &mut work.counts;
     let matches_location = engine.location.matches(&entry.place);
-    let existing = rows::entry(tx, &entry.key).await?;
+    let (existing, current) = work.snapshot.take(tx, &entry.key).await?;
     let listed_updated = entry.updated.map(|t| t.format(UPDATED_FORMAT).to_string());
     if let (Some(listed), Some(applied)) = (
         listed_updated.as_deref(),
@@ -381,24 +447,24 @@ async fn decide_entry(
         }
         return Ok(());
     }
-    rows::upsert_entry(
-        tx,
-        &ObservedEntry {
-            key: &entry.key,
-            owner: &entry.owner,
-            members: &entry.members,
-            start_utc: desired.start_utc.clone(),
-            end_utc: desired.end_utc.clone(),
-            host_user_id: desired.host_user_id.as_deref(),
-            updated: listed_updated,
-        },
-    )
-    .await?;
-    let came_back = matches_location && existing.as_ref().is_some_and(|e| e.gone_at.is_some());
-    let current = match existing.and_then(|e| e.current_meeting_id) {
-        Some(id) => rows::meeting_by_id(tx, id).await?,
-        None => None,
+    let observed = ObservedEntry {
+        key: &entry.key,
+        owner: &entry.owner,
+        members: &entry.members,
+        start_utc: desired.start_utc.clone(),
+        end_utc: desired.end_utc.clone(),
+        host_user_id: desired.host_user_id.as_deref(),
+        updated: listed_updated,
     };
+    if existing
+        .as_ref()
+        .is_some_and(|e| e.same_observation(&observed))
+    {
+        work.unchanged.push(entry.key.clone());
+    } else {
+        rows::upsert_entry(tx, &observed).await?;
+    }
+    let came_back = matches_location && existing.as_ref().is_some_and(|e| e.gone_at.is_some());
     if current.as_ref().is_some_and(|r| {
         r.state() == MeetingState::Creating
             || (r.look_first && matches!(r.state(), MeetingState::Pending | MeetingState::Deferred))

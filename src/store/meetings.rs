@@ -4,6 +4,8 @@
 //! start, end) — the table's UNIQUE key — and only the job that moved a row from a
 //! claimable state to `creating` may call Zoom to create its meeting.
 
+use std::collections::HashMap;
+
 use anyhow::Context;
 use serde::Serialize;
 use sqlx::SqliteConnection;
@@ -629,6 +631,95 @@ pub async fn entry(
         .context("cannot read an entry")
 }
 
+/// `keys` as a JSON array of `[schedule_id, occurrence]` pairs, for `json_each`.
+fn keys_json(keys: &[EntryKey]) -> anyhow::Result<String> {
+    let pairs: Vec<[&str; 2]> = keys
+        .iter()
+        .map(|k| [k.schedule_id.as_str(), k.occurrence.as_str()])
+        .collect();
+    Ok(serde_json::to_string(&pairs)?)
+}
+
+/// The `(schedule_id, occurrence)` pairs of a `keys_json` parameter, as a sub-select.
+const KEYS_OF_JSON: &str =
+    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)";
+
+/// The stored observations of `keys`, read in one statement (a slice's listing at once).
+pub async fn entries_by_key(
+    conn: &mut SqliteConnection,
+    keys: &[EntryKey],
+) -> anyhow::Result<HashMap<EntryKey, EntryRow>> {
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM entries WHERE (schedule_id, occurrence) IN ({KEYS_OF_JSON})"
+    );
+    let found: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(keys_json(keys)?)
+        .fetch_all(&mut *conn)
+        .await
+        .context("cannot read a slice's entries")?;
+    Ok(found
+        .into_iter()
+        .map(|row| {
+            let key = EntryKey {
+                schedule_id: row.schedule_id.clone(),
+                occurrence: row.occurrence.clone(),
+            };
+            (key, row)
+        })
+        .collect())
+}
+
+/// Meeting rows by id, read in one statement.
+pub async fn meetings_by_ids(
+    conn: &mut SqliteConnection,
+    ids: &[i64],
+) -> anyhow::Result<HashMap<i64, MeetingRow>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM meetings WHERE id IN (SELECT value FROM json_each(?))");
+    let found: Vec<MeetingRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(serde_json::to_string(ids)?)
+        .fetch_all(&mut *conn)
+        .await
+        .context("cannot read a slice's meeting rows")?;
+    Ok(found.into_iter().map(|row| (row.id, row)).collect())
+}
+
+/// Marks entries listed again with nothing changed (see [`EntryRow::same_observation`]):
+/// only `updated_at`, which says when an entry was last listed, moves — as
+/// [`upsert_entry`] would have moved it.
+pub async fn touch_entries(conn: &mut SqliteConnection, keys: &[EntryKey]) -> anyhow::Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE entries SET updated_at = ? WHERE (schedule_id, occurrence) IN ({KEYS_OF_JSON})"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(now_text())
+        .bind(keys_json(keys)?)
+        .execute(&mut *conn)
+        .await
+        .context("cannot mark entries as listed")?;
+    Ok(())
+}
+
+impl EntryRow {
+    /// Whether storing `observed` ([`upsert_entry`]) would change nothing but `updated_at`.
+    pub fn same_observation(&self, observed: &ObservedEntry<'_>) -> bool {
+        self.gone_at.is_none()
+            && self.owner == observed.owner
+            && self.start_utc == observed.start_utc
+            && self.end_utc == observed.end_utc
+            && self.host_user_id.as_deref() == observed.host_user_id
+            && observed
+                .updated
+                .as_ref()
+                .is_none_or(|u| self.listed_updated.as_ref() == Some(u))
+            && serde_json::from_str::<Vec<String>>(&self.members)
+                .is_ok_and(|members| members == observed.members)
+    }
+}
+
 /// What a listing says of one entry.
 #[derive(Debug, Clone)]
 pub struct ObservedEntry<'a> {
@@ -726,21 +817,28 @@ pub async fn failed_deletes(
     .context("cannot list failed deletes")
 }
 
-/// Records that `user`'s listing in sync `sync_id` held the entry.
-pub async fn record_sighting(
+/// Records that `user`'s listing in sync `sync_id` held each of `keys` (one statement).
+pub async fn record_sightings(
     conn: &mut SqliteConnection,
     sync_id: &str,
     user: &str,
-    key: &EntryKey,
+    keys: &[EntryKey],
 ) -> anyhow::Result<()> {
-    sqlx::query("INSERT INTO slice_sightings (sync_id, user_id, schedule_id, occurrence) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+    if keys.is_empty() {
+        return Ok(());
+    }
+    // `WHERE true` lets SQLite parse the upsert clause after a SELECT.
+    let sql = format!(
+        "INSERT INTO slice_sightings (sync_id, user_id, schedule_id, occurrence) \
+         SELECT ?, ?, * FROM ({KEYS_OF_JSON}) WHERE true ON CONFLICT DO NOTHING"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(sync_id)
         .bind(user)
-        .bind(&key.schedule_id)
-        .bind(&key.occurrence)
+        .bind(keys_json(keys)?)
         .execute(&mut *conn)
         .await
-        .context("cannot record a sighting")?;
+        .context("cannot record sightings")?;
     Ok(())
 }
 

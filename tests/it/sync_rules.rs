@@ -581,6 +581,61 @@ async fn r_once_unchanged_and_concurrent_syncs() {
     app.stop().await;
 }
 
+/// R-ONCE: a listing that holds one new entry twice (J-MOTTO's pages shifted while it was
+/// moved) makes one meeting, at the time listed last — the slice reads its rows once for all
+/// entries, and a key it meets again is read afresh (a stale read would create both times).
+#[tokio::test]
+async fn r_once_entry_listed_twice_in_one_slice() {
+    let app = spawn_app().await;
+    app.sync().await;
+    app.zoom.clear_requests();
+    let mut events = app
+        .jmotto
+        .events("10002", NOVEMBER.0, NOVEMBER.1, 1)
+        .and_then(|e| e.as_array().cloned())
+        .expect("events");
+    let mut new_entry = events
+        .iter()
+        .find(|e| e["id"] == "8801")
+        .cloned()
+        .expect("8801 listed");
+    new_entry["id"] = json!("8899");
+    events.insert(0, new_entry.clone());
+    new_entry["start"] = json!("2026-11-26T15:00:00");
+    new_entry["end"] = json!("2026-11-26T16:30:00");
+    events.push(new_entry);
+    let next = app
+        .jmotto
+        .events("10002", NOVEMBER.0, NOVEMBER.1, 2)
+        .map(|_| 2);
+    app.jmotto.set_events(
+        "10002",
+        NOVEMBER.0,
+        NOVEMBER.1,
+        1,
+        Value::Array(events),
+        next,
+    );
+    app.sync().await;
+    let writes = app.zoom_writes();
+    assert_eq!(writes.len(), 1, "one create: {writes:?}");
+    let creates = app.create_for("jmotto-zoom: 8899");
+    assert_eq!(creates.len(), 1);
+    assert_eq!(body(&creates[0])["start_time"], "2026-11-26T06:00:00Z");
+    let rows = app.meetings_of("8899", "").await;
+    let in_zoom: Vec<&Value> = rows
+        .iter()
+        .filter(|r| !r["zoom_meeting_id"].is_null())
+        .collect();
+    assert_eq!(in_zoom.len(), 1, "{rows:?}");
+    assert_eq!(in_zoom[0]["state"], "created");
+    assert_eq!(in_zoom[0]["start"], "2026-11-26T15:00:00+09:00");
+    app.zoom.clear_requests();
+    app.sync().await;
+    assert!(app.zoom_writes().is_empty(), "{:?}", app.zoom_writes());
+    app.stop().await;
+}
+
 /// R-ONCE: a create whose retries ran out after requests that may have reached Zoom is
 /// tried again by the next sync, which first looks among the host's meetings.
 #[tokio::test]
