@@ -19,6 +19,11 @@ lint:
 kill-test:
     cargo test --test kill-test
 
+# Every benchmark figure beside its limit, in one run (release build; BENCHMARKS.md).
+# BENCH_SCALE=0.1 scales the entry counts down for a quick look.
+bench:
+    cargo bench --bench bench
+
 # What CI runs
 ci:
     bash .ci/run
