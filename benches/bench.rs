@@ -18,7 +18,7 @@
 //! 5. Crash rescue: SIGKILL of a worker holding jobs → those jobs running again.
 //!
 //! Under `cargo test --all-targets` (no `--bench` argument) it prints one line and exits.
-//! `BENCH_SCALE` (default 1.0) scales the entry counts of (2), (3) and (5) for a quick look.
+//! `BENCH_ONLY=1,3` runs only those sections. `BENCH_SCALE` (default 1.0) scales the entry counts of (2), (3) and (5) for a quick look.
 
 use std::{
     path::{Path, PathBuf},
@@ -73,6 +73,8 @@ async fn run() -> anyhow::Result<()> {
         .context("BENCH_SCALE is a number such as 0.1")?
         .unwrap_or(1.0);
     let scaled = |n: usize| ((n as f64 * scale).round() as usize).max(1);
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wanted = |section: &str| only.is_empty() || only.split(',').any(|s| s.trim() == section);
     let folder = tempfile::Builder::new()
         .prefix("jmz-bench-")
         .tempdir_in(std::env::current_dir()?.join("target"))?;
@@ -83,20 +85,26 @@ async fn run() -> anyhow::Result<()> {
     print_machine(folder.path());
     let mut summary = Summary::default();
 
-    section("1. Webhook ingest (signed, 202 after commit)");
-    ingest(folder.path(), &mut summary).await?;
-
-    section("2. Resync cost (Zoom limits off)");
-    resync(folder.path(), scaled(1000), 100, &mut summary).await?;
-
-    section("3. Rate-limiter fidelity (create_per_second = 10, replay enforces 10/s)");
-    limiter(folder.path(), scaled(40), 50, &mut summary).await?;
-
-    section("4. Footprint");
-    footprint(&mut summary)?;
-
-    section("5. Crash rescue (SIGKILL of a worker holding jobs)");
-    crash_rescue(folder.path(), scaled(8), 25, &mut summary).await?;
+    if wanted("1") {
+        section("1. Webhook ingest (signed, 202 after commit)");
+        ingest(folder.path(), &mut summary).await?;
+    }
+    if wanted("2") {
+        section("2. Resync cost (Zoom limits off)");
+        resync(folder.path(), scaled(1000), 100, &mut summary).await?;
+    }
+    if wanted("3") {
+        section("3. Rate-limiter fidelity (create_per_second = 10, replay enforces 10/s)");
+        limiter(folder.path(), scaled(40), 50, &mut summary).await?;
+    }
+    if wanted("4") {
+        section("4. Footprint");
+        footprint(&mut summary)?;
+    }
+    if wanted("5") {
+        section("5. Crash rescue (SIGKILL of a worker holding jobs)");
+        crash_rescue(folder.path(), scaled(8), 25, &mut summary).await?;
+    }
 
     section("Summary (figure · limit or goal · ratio)");
     summary.print();
@@ -204,13 +212,25 @@ async fn ingest(folder: &Path, summary: &mut Summary) -> anyhow::Result<()> {
         "",
     );
     let users: Vec<String> = company.users.iter().map(|(id, _)| id.clone()).collect();
+    let server_pid = server.id().context("the server runs")?;
     for concurrency in [1usize, 8, 64] {
+        let (server_cpu, client_cpu) = (cpu_seconds(server_pid), cpu_seconds(std::process::id()));
         let (rate, p50, p99, sent) =
             webhook_load(&listen, DEMO_WEBHOOK_SECRET, &users, concurrency).await?;
+        let per_delivery = |before: Option<f64>, pid: u32| {
+            before
+                .zip(cpu_seconds(pid))
+                .map_or(f64::NAN, |(b, a)| (a - b) / sent as f64 * 1e6)
+        };
         println!(
             "concurrency {concurrency:>2}: {rate:>7.0} deliveries/s ({sent} in {INGEST_SECONDS} s), \
              p50 {p50:.2} ms, p99 {p99:.2} ms — {:.2} × the single-row rate",
             rate / raw
+        );
+        println!(
+            "  CPU per delivery: server {:.0} µs, this bench's client {:.0} µs (2 cores shared)",
+            per_delivery(server_cpu, server_pid),
+            per_delivery(client_cpu, std::process::id())
         );
         summary.add(
             format!(
@@ -232,6 +252,17 @@ async fn ingest(folder: &Path, summary: &mut Summary) -> anyhow::Result<()> {
     jmotto.stop().await;
     zoom.stop().await;
     Ok(())
+}
+
+/// CPU time (user + system, all threads) a process has used, in seconds (`/proc/PID/stat`,
+/// clock ticks of 1/100 s as on every Linux x86-64).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    // utime and stime: fields 14 and 15 of the line, indexes 11 and 12 after the name.
+    Some((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 /// Single-row write transactions per second on one connection opened with the store's own

@@ -4,7 +4,7 @@
 //! With `synchronous = FULL` (`store::SYNCHRONOUS`) every commit syncs the WAL, and a 202 is
 //! sent only after the transaction holding its job has committed. One transaction per
 //! request would cap accepted deliveries at the disk's sync rate. Instead a handler, once the
-//! delivery is verified, is not a redelivery and has a valid body, hands it to the one
+//! delivery is verified and its body valid, hands it to the one
 //! [`Committer`] of its server through a bounded channel ([`DeliveryQueue::record`]) and
 //! waits for the answer. The committer:
 //!
@@ -43,7 +43,7 @@ pub const MAX_BATCH: usize = 128;
 /// How many deliveries may wait for the committer before handlers wait to hand theirs over.
 const QUEUE_CAPACITY: usize = 2 * MAX_BATCH;
 
-/// A delivery that passed verification, the redelivery look-up and validation.
+/// A delivery that passed verification and validation.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     /// `webhook-id` (the dedup key).

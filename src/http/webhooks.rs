@@ -1,5 +1,6 @@
 //! `POST /webhooks/groupware` (SPEC §5): Standard Webhooks verification over the raw body,
-//! the redelivery look-up, the body's validation; then the delivery goes to the committer
+//! the body's validation (a refused body is looked up as a possible redelivery first); then
+//! the delivery goes to the committer
 //! ([`super::group_commit`]), whose transaction records the delivery id and enqueues a resync
 //! of the named users' windows, shared with the deliveries that arrived at the same moment.
 //! The 202 follows that commit. A redelivery (same `webhook-id`) answers 200 with the first
@@ -242,21 +243,62 @@ pub async fn receive(
             ));
         }
     };
-    // A redelivery is answered with the first job before the body is judged again (the
-    // configuration may have changed since); the committer's transaction still decides a race.
-    {
-        let mut conn = engine
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot look up a webhook delivery: {e}"))?;
-        if let Some(job_id) = receiver::delivery_job(&mut conn, &webhook_id).await? {
-            return Ok(redelivered(&webhook_id, job_id));
+    // A valid body goes straight to the committer, whose transaction looks the id up (a
+    // redelivery answers 200 there). A body refused now may still be a redelivery of one
+    // accepted before (the configuration may have changed since): that answers with its
+    // first job, as the sender expects; only a new delivery gets the refusal.
+    let (event, users) = match judge(&request, &body, engine) {
+        Ok(judged) => judged,
+        Err(refusal) => {
+            let mut conn = engine
+                .store
+                .pool()
+                .acquire()
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot look up a webhook delivery: {e}"))?;
+            if let Some(job_id) = receiver::delivery_job(&mut conn, &webhook_id).await? {
+                return Ok(redelivered(&webhook_id, job_id));
+            }
+            return Err(refusal);
         }
+    };
+    let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
+    let delivery = Delivery {
+        webhook_id: webhook_id.clone(),
+        users,
+        event_type: event.event_type.clone(),
+        request_id,
+    };
+    // Answers only after the transaction holding the delivery has committed.
+    match state.deliveries.record(delivery).await {
+        Ok(Recorded::Queued { job_id }) => {
+            tracing::info!(
+                webhook.id = %webhook_id,
+                webhook.type = %event.event_type,
+                schedule.id = %event.data.schedule_id,
+                job.id = %job_id,
+                "webhook accepted"
+            );
+            Ok(HttpResponse::Accepted().json(WebhookAccepted { job_id }))
+        }
+        // A race with a delivery of the same id, decided in the transaction.
+        Ok(Recorded::Redelivery { job_id }) => Ok(redelivered(&webhook_id, job_id)),
+        Err(CommitError::Stopped) => Err(ApiError::unavailable(
+            "the server cannot record deliveries now; send this one again later",
+        )),
+        Err(CommitError::Failed(error)) => Err(error.into()),
     }
-    require_json(&request)?;
-    let event: GroupwareEvent = parse_json(&body, "a groupware notification")?;
+}
+
+/// The notification in `body`, and its enabled users, or why it is refused (SPEC §5: 415,
+/// 400, 422).
+fn judge(
+    request: &HttpRequest,
+    body: &[u8],
+    engine: &crate::jobs::Engine,
+) -> Result<(GroupwareEvent, Vec<String>), ApiError> {
+    require_json(request)?;
+    let event: GroupwareEvent = parse_json(body, "a groupware notification")?;
     if !EVENT_TYPES.contains(&event.event_type.as_str()) {
         return Err(ApiError::invalid(
             "invalid_field",
@@ -291,33 +333,7 @@ pub async fn receive(
             ),
         ));
     }
-
-    let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let delivery = Delivery {
-        webhook_id: webhook_id.clone(),
-        users,
-        event_type: event.event_type.clone(),
-        request_id,
-    };
-    // Answers only after the transaction holding the delivery has committed.
-    match state.deliveries.record(delivery).await {
-        Ok(Recorded::Queued { job_id }) => {
-            tracing::info!(
-                webhook.id = %webhook_id,
-                webhook.type = %event.event_type,
-                schedule.id = %event.data.schedule_id,
-                job.id = %job_id,
-                "webhook accepted"
-            );
-            Ok(HttpResponse::Accepted().json(WebhookAccepted { job_id }))
-        }
-        // A race with a delivery of the same id, decided in the transaction.
-        Ok(Recorded::Redelivery { job_id }) => Ok(redelivered(&webhook_id, job_id)),
-        Err(CommitError::Stopped) => Err(ApiError::unavailable(
-            "the server cannot record deliveries now; send this one again later",
-        )),
-        Err(CommitError::Failed(error)) => Err(error.into()),
-    }
+    Ok((event, users))
 }
 
 /// The answer to a delivery id seen before: its first job, nothing queued.
