@@ -112,6 +112,9 @@ async fn run() -> anyhow::Result<()> {
         "\ntotal bench time: {:.0} s",
         started.elapsed().as_secs_f64()
     );
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        println!("kept {}", folder.keep().display());
+    }
     Ok(())
 }
 
@@ -372,6 +375,8 @@ struct Stack {
     api: AdminClient,
     config: PathBuf,
     log: PathBuf,
+    /// Times the worker exited on its own and was started again.
+    restarts: usize,
 }
 
 impl Stack {
@@ -411,22 +416,37 @@ impl Stack {
             api,
             config,
             log,
+            restarts: 0,
         })
     }
 
-    /// Jobs not finished: (sync windows and fetch slices, all).
+    /// Jobs not finished: (sync windows and fetch slices, all). Per queue by equality, so
+    /// SQLite counts in apalis's `(job_type, status, run_at)` index instead of scanning the
+    /// whole table (a scan every few milliseconds took a core of its own at 100k jobs).
     async fn outstanding(&self) -> anyhow::Result<(i64, i64)> {
-        Ok(sqlx::query_as(
-            "SELECT coalesce(sum(job_type IN ('jmz.sync_window', 'jmz.fetch_slice')), 0), count(*) \
-             FROM Jobs WHERE status IN ('Pending', 'Queued', 'Running') AND job_type LIKE 'jmz.%'",
-        )
-        .fetch_one(&self.pool)
-        .await?)
+        let mut counts = Vec::new();
+        for queue in [
+            "jmz.sync_window",
+            "jmz.fetch_slice",
+            "jmz.create_meeting",
+            "jmz.update_meeting",
+            "jmz.delete_meeting",
+        ] {
+            let count: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM Jobs WHERE job_type = ? AND status IN ('Pending', 'Queued', 'Running')",
+            )
+            .bind(queue)
+            .fetch_one(&self.pool)
+            .await?;
+            counts.push(count);
+        }
+        Ok((counts[0] + counts[1], counts.iter().sum()))
     }
 
     /// Triggers a full sync and waits until no job is left: (time until every slice was
-    /// decided, time until nothing was left).
-    async fn sync(&self, limit: Duration) -> anyhow::Result<(Duration, Duration)> {
+    /// decided, time until nothing was left). Polls every 10 ms near the end, less often
+    /// while thousands of jobs are left.
+    async fn sync(&mut self, limit: Duration) -> anyhow::Result<(Duration, Duration)> {
         let start = Instant::now();
         self.api.trigger_sync(None).await?;
         let mut decided = None;
@@ -443,8 +463,21 @@ impl Stack {
                 "the sync did not finish in {limit:?} ({all} jobs left); log: {}",
                 self.log.display()
             );
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            self.keep_worker_running()?;
+            let pause = if all > 1000 { 200 } else { 10 };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
         }
+    }
+
+    /// Starts the worker again when it exited on its own (a stalled queue makes it exit
+    /// non-zero, see `jobs::liveness`), as its service manager would.
+    fn keep_worker_running(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.worker.try_wait()? {
+            self.restarts += 1;
+            println!("  (the worker exited ({status}); started again, as a service manager would)");
+            self.worker = spawn(WORKER, &self.config, &self.log)?;
+        }
+        Ok(())
     }
 
     async fn meetings_created(&self) -> anyhow::Result<i64> {
@@ -496,7 +529,7 @@ async fn resync(
     let worker = std::env::var("BENCH_WORKER")
         .unwrap_or_else(|_| "concurrency = 16".to_owned())
         .replace(';', "\n");
-    let stack = Stack::start(
+    let mut stack = Stack::start(
         folder,
         "resync",
         &company,
@@ -537,6 +570,10 @@ async fn resync(
         .and_then(|n| n.parse().ok())
         .unwrap_or(1);
     let mut again = Duration::MAX;
+    println!(
+        "no-change resync starts at {}",
+        chrono::Utc::now().to_rfc3339()
+    );
     for _ in 0..repeats.max(1) {
         again = again.min(stack.sync(Duration::from_secs(3600)).await?.1);
     }
@@ -560,6 +597,12 @@ async fn resync(
         "goal < 5 s, Zoom calls = 0",
         format!("{:.2} of the goal", again.as_secs_f64() / 5.0),
     );
+    if stack.restarts > 0 {
+        println!(
+            "the worker exited on its own {} time(s) and was started again (a stalled queue worker)",
+            stack.restarts
+        );
+    }
     let (server_rss, worker_rss) = (peak_rss_mib(&stack.server), peak_rss_mib(&stack.worker));
     let mib = |v: Option<f64>| v.map_or("?".to_owned(), |v| format!("{v:.0} MiB"));
     println!(
@@ -601,7 +644,7 @@ async fn limiter(
     const CONFIGURED: f64 = 10.0;
     let company = GeneratedCompany::new(users, entries_per_user);
     let entries = company.entry_count();
-    let stack = Stack::start(
+    let mut stack = Stack::start(
         folder,
         "limiter",
         &company,
@@ -616,6 +659,7 @@ async fn limiter(
     let start = Instant::now();
     let mut first = None;
     let last = loop {
+        stack.keep_worker_running()?;
         let count = stack.zoom.meeting_count();
         if count >= 1 && first.is_none() {
             first = Some(Instant::now());

@@ -167,6 +167,45 @@ pub async fn requeue_jobs_of(
     Ok(jobs)
 }
 
+/// How many heartbeats a queue worker of this process may miss before the process stops
+/// itself: generous, so a loaded machine whose statements wait on the write lock for
+/// seconds is not mistaken for a stall.
+pub const STALL_AFTER_HEARTBEATS: u64 = 12;
+
+/// Resolves when one of this process's queue workers (`{name}-{queue}` in apalis's
+/// `Workers` table) has not beaten for [`STALL_AFTER_HEARTBEATS`] heartbeats, with their
+/// names.
+///
+/// Under a heavy load (issue 5's benchmark with 128 jobs a queue) one queue's apalis worker
+/// was seen to stop — no heartbeat, its pending jobs never fetched — while the process and
+/// its other queues went on. Nothing inside the process can restart an apalis worker, so the
+/// process stops (non-zero exit status) and the service manager starts a new one: its jobs
+/// run again then, and the dead process's are taken back through its lock file.
+pub async fn stalled_queue_workers(engine: &Engine, name: &str) -> String {
+    let beat = engine.settings.worker.heartbeat_seconds.max(1);
+    let stale_after = i64::try_from(beat * STALL_AFTER_HEARTBEATS).unwrap_or(i64::MAX);
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(beat));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let stalled: Result<Vec<String>, sqlx::Error> = sqlx::query_scalar(
+            "SELECT id FROM Workers WHERE id LIKE ?1 || '-%' AND last_seen < strftime('%s', 'now') - ?2 \
+             ORDER BY id",
+        )
+        .bind(name)
+        .bind(stale_after)
+        .fetch_all(engine.store.pool())
+        .await;
+        match stalled {
+            Ok(stalled) if !stalled.is_empty() => return stalled.join(", "),
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot read the workers' heartbeats");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

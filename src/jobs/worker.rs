@@ -124,9 +124,18 @@ impl Worker {
             });
         tracing::info!(worker = %self.name, "worker started");
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (stall_tx, stall_rx) = tokio::sync::oneshot::channel::<String>();
+        let watched = (engine.clone(), self.name.clone());
         let signal = async move {
-            shutdown.await;
-            let _ = stop_tx.send(());
+            tokio::select! {
+                () = shutdown => {
+                    let _ = stop_tx.send(());
+                }
+                stalled = super::liveness::stalled_queue_workers(&watched.0, &watched.1) => {
+                    tracing::error!(workers = %stalled, "a queue worker stopped beating; the process stops so that it is restarted");
+                    let _ = stall_tx.send(stalled);
+                }
+            }
             Ok(())
         };
         let result = monitor.run_with_signal(signal).await;
@@ -149,6 +158,13 @@ impl Worker {
         }
         if let Some(liveness) = liveness.and_then(|l| Arc::try_unwrap(l).ok()) {
             liveness.remove();
+        }
+        if let Ok(stalled) = stall_rx.await {
+            anyhow::bail!(
+                "queue worker {stalled} stopped beating (no heartbeat for {} heartbeats): this \
+                 process stops so that its service manager restarts it; its jobs run again then",
+                super::liveness::STALL_AFTER_HEARTBEATS
+            );
         }
         let stopped_on_request = stop_rx.await.is_ok();
         result.context("a worker failed")?;

@@ -974,3 +974,37 @@ async fn worker_process_stops_on_sigterm_and_releases_its_jobs() {
     assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
     app.stop().await;
 }
+
+/// A queue's apalis worker that stops beating (seen under the benchmark's heavy load: that
+/// queue's jobs were never fetched again) stops the worker process with an error naming it,
+/// so its service manager restarts it; the restarted worker does the work (nothing lost).
+#[tokio::test]
+async fn a_stalled_queue_worker_stops_the_process() {
+    let mut app = spawn_app_with(|s| s.worker.heartbeat_seconds = 1).await;
+    let pool = app.engine.store.pool().clone();
+    // From now on apalis's heartbeats of the sync-window queue change nothing.
+    sqlx::query(
+        "CREATE TRIGGER test_freeze_heartbeat BEFORE UPDATE OF last_seen ON Workers \
+         WHEN NEW.id LIKE '%-sync-window' BEGIN SELECT RAISE(IGNORE); END",
+    )
+    .execute(&pool)
+    .await
+    .expect("trigger");
+    let ended = app
+        .worker_ended_within(std::time::Duration::from_secs(40))
+        .await
+        .expect("the worker stopped on its own");
+    let error = format!("{:#}", ended.expect_err("with an error"));
+    assert!(
+        error.contains("sync-window") && error.contains("stopped beating"),
+        "{error}"
+    );
+    sqlx::query("DROP TRIGGER test_freeze_heartbeat")
+        .execute(&pool)
+        .await
+        .expect("trigger dropped");
+    app.start_worker();
+    app.sync().await;
+    assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
+    app.stop().await;
+}

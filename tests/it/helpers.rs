@@ -111,6 +111,17 @@ impl TestApp {
             .expect("worker stopped cleanly");
     }
 
+    /// Waits up to `limit` for the worker to end on its own: its result, or `None`.
+    pub async fn worker_ended_within(
+        &mut self,
+        limit: std::time::Duration,
+    ) -> Option<anyhow::Result<()>> {
+        let worker = self.tasks.last_mut()?;
+        let ended = tokio::time::timeout(limit, worker).await.ok()?;
+        self.tasks.pop();
+        Some(ended.expect("worker joins"))
+    }
+
     /// Starts a worker with a new engine on the same database.
     pub fn start_worker(&mut self) {
         let engine = Engine::new(self.engine.settings.clone(), self.engine.store.clone())

@@ -17,7 +17,8 @@ pub fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-/// Starts `binary --config config` at `RUST_LOG=warn`, its log appended to `log`.
+/// Starts `binary --config config` at `RUST_LOG=warn` (or `CHILD_RUST_LOG`), its log
+/// appended to `log`.
 pub fn spawn(binary: &str, config: &Path, log: &Path) -> anyhow::Result<tokio::process::Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -26,7 +27,10 @@ pub fn spawn(binary: &str, config: &Path, log: &Path) -> anyhow::Result<tokio::p
     tokio::process::Command::new(binary)
         .arg("--config")
         .arg(config)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("CHILD_RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        )
         .stdout(Stdio::null())
         .stderr(log)
         .kill_on_drop(true)
