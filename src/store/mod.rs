@@ -88,16 +88,25 @@ impl Store {
             Some(path) => Some(lock_file(path).await?),
             None => None,
         };
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .with_context(|| format!("cannot open the database {url}"))?;
-        let store = Store {
-            pool,
+        let open = || async {
+            SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options.clone())
+                .await
+                .with_context(|| format!("cannot open the database {url}"))
+        };
+        let migrating = Store {
+            pool: open().await?,
             write_turn: std::sync::Arc::default(),
         };
-        store.migrate().await?;
+        migrating.migrate().await?;
+        // A connection reads the planner statistics when it loads the schema: the pool that
+        // migrated may predate the queue's hints (migrations/…_queue_planner_hints.sql).
+        migrating.close().await;
+        let store = Store {
+            pool: open().await?,
+            write_turn: std::sync::Arc::default(),
+        };
         drop(lock);
         Ok(store)
     }
@@ -223,6 +232,36 @@ mod tests {
             let url = format!("sqlite://{}", folder.path().join("new.db").display());
             let (a, b) = tokio::join!(Store::connect(&url), Store::connect(&url));
             assert!(a.is_ok() && b.is_ok(), "round {round}: {a:?} {b:?}");
+        }
+    }
+
+    /// Issue 5: on every pooled connection of a new database, apalis's lock query looks the
+    /// job ids up (planner hints) instead of reading every pending job through the status
+    /// index.
+    #[tokio::test]
+    async fn the_queue_lock_query_looks_ids_up() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", folder.path().join("plan.db").display());
+        let store = Store::connect(&url).await.expect("database opens");
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut conn = store.pool().acquire().await.expect("connection");
+            let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+                "EXPLAIN QUERY PLAN UPDATE Jobs SET status = 'Running', lock_by = ?2 \
+                 WHERE id IN (SELECT value FROM json_each(?1)) \
+                 AND (status = 'Queued' OR status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts))",
+            )
+            .bind("[]")
+            .bind("worker")
+            .fetch_all(&mut *conn)
+            .await
+            .expect("plan");
+            let steps: Vec<&str> = plan.iter().map(|step| step.3.as_str()).collect();
+            assert!(
+                steps.iter().any(|s| s.contains("sqlite_autoindex_Jobs_1 (id=?)")),
+                "{steps:?}"
+            );
+            held.push(conn);
         }
     }
 
