@@ -237,9 +237,9 @@ mod tests {
 
     /// Issue 5: on every pooled connection of a new database, apalis's lock query looks the
     /// job ids up (planner hints) instead of reading every pending job through the status
-    /// index.
+    /// index, and a host's failed deletes are found through the host's meetings.
     #[tokio::test]
-    async fn the_queue_lock_query_looks_ids_up() {
+    async fn hot_queries_use_their_selective_indexes() {
         let folder = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", folder.path().join("plan.db").display());
         let store = Store::connect(&url).await.expect("database opens");
@@ -259,6 +259,21 @@ mod tests {
             let steps: Vec<&str> = plan.iter().map(|step| step.3.as_str()).collect();
             assert!(
                 steps.iter().any(|s| s.contains("sqlite_autoindex_Jobs_1 (id=?)")),
+                "{steps:?}"
+            );
+            // `meetings::failed_deletes`, run for each user whose window was listed: by host.
+            let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+                "EXPLAIN QUERY PLAN SELECT m.id FROM meetings m JOIN entries e ON e.schedule_id = m.schedule_id \
+                 AND e.occurrence = m.occurrence WHERE m.host_user_id = ? AND m.state = 'created' \
+                 AND m.reason LIKE 'delete_failed%' ORDER BY m.id",
+            )
+            .bind("10002")
+            .fetch_all(&mut *conn)
+            .await
+            .expect("plan");
+            let steps: Vec<&str> = plan.iter().map(|step| step.3.as_str()).collect();
+            assert!(
+                steps.iter().any(|s| s.contains("meetings_host")),
                 "{steps:?}"
             );
             held.push(conn);
