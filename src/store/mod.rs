@@ -258,7 +258,9 @@ mod tests {
             .expect("plan");
             let steps: Vec<&str> = plan.iter().map(|step| step.3.as_str()).collect();
             assert!(
-                steps.iter().any(|s| s.contains("sqlite_autoindex_Jobs_1 (id=?)")),
+                steps
+                    .iter()
+                    .any(|s| s.contains("sqlite_autoindex_Jobs_1 (id=?)")),
                 "{steps:?}"
             );
             // `meetings::failed_deletes`, run for each user whose window was listed: by host.
