@@ -1,7 +1,7 @@
 //! The worker: one apalis worker per queue in one `Monitor`, plus the periodic sync tick.
 //!
 //! DESIGN.md's measured pitfalls, handled here: each backend is wrapped in
-//! `poll_with_interval` (a worker otherwise notices another process's jobs only on its 30 s
+//! a poll interval ([`Ticker`]; a worker otherwise notices another process's jobs only on its 30 s
 //! heartbeat); worker names are unique per process (re-registering a name within the
 //! heartbeat fails silently); the heartbeat is short so a dead worker's jobs run again within
 //! `2 × heartbeat_seconds`; a worker that stops on its own is an error, not a clean exit.
@@ -10,7 +10,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use apalis::prelude::{
-    BackendExt, BoxDynError, Data, IntervalStrategy, Monitor, PollWith, WorkerBuilder,
+    BoxDynError, Data, Monitor, PollSnapshot, PollStrategy, PollWith, WorkerBuilder,
     WorkerBuilderExt,
 };
 use apalis_sqlite::{Config, SqliteStorage};
@@ -203,16 +203,54 @@ async fn rescue_dead_workers(engine: Arc<Engine>, liveness: Arc<Liveness>) {
     }
 }
 
-fn backend<J: Job>(engine: &Engine) -> PollWith<SqliteStorage<J>, IntervalStrategy> {
+fn backend<J: Job>(engine: &Engine) -> PollWith<SqliteStorage<J>, Ticker> {
     let worker = &engine.settings.worker;
     let config = Config::default()
         .queue(J::QUEUE)
         .heartbeat_interval(Duration::from_secs(worker.heartbeat_seconds.max(1)))
         .missed_heartbeats(2)
         .batch_size(worker.concurrency.max(1));
-    SqliteStorage::<J>::new(engine.store.pool())
-        .with_config(config)
-        .poll_with_interval(Duration::from_millis(worker.queue_poll_interval_ms.max(10)))
+    let every = Duration::from_millis(worker.queue_poll_interval_ms.max(10));
+    PollWith::new(
+        SqliteStorage::<J>::new(engine.store.pool()).with_config(config),
+        Ticker::new(every),
+    )
+}
+
+/// Wakes a queue's worker every `queue_poll_interval_ms` to look for jobs — what apalis's
+/// `IntervalStrategy` is for, except that it re-arms its timer without polling it, so after
+/// a tick nothing may be set to wake the worker until its next heartbeat: an idle queue
+/// (`jmz.sync_window` between syncs) was seen to take a triggered sync seconds late under
+/// load. This one polls its timer until it is pending, so a wake-up is always armed
+/// (`PollStrategy`'s contract).
+pub(crate) struct Ticker {
+    interval: tokio::time::Interval,
+}
+
+impl Ticker {
+    fn new(every: Duration) -> Ticker {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ticker { interval }
+    }
+}
+
+impl PollStrategy for Ticker {
+    fn poll_drive(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        _snapshot: &PollSnapshot,
+    ) -> std::task::Poll<Option<()>> {
+        let mut ticked = false;
+        while self.interval.poll_tick(cx).is_ready() {
+            ticked = true;
+        }
+        if ticked {
+            std::task::Poll::Ready(Some(()))
+        } else {
+            std::task::Poll::Pending
+        }
+    }
 }
 
 /// Enqueues a `SyncWindow` at start-up and every `sync.poll_interval_seconds` (0 = never).
@@ -355,4 +393,61 @@ async fn handle_delete_meeting(
         DeleteMeeting::QUEUE,
         meetings::run_delete(&engine, &job).instrument(span).await,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        },
+        task::{Context, Wake, Waker},
+        time::Duration,
+    };
+
+    use apalis::prelude::{IntervalStrategy, PollSnapshot, PollStrategy};
+
+    use super::Ticker;
+
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Polls `strategy` once, as apalis does when it looks for jobs, then lets time pass
+    /// without polling it again: how many times was the worker woken?
+    async fn wakes_after_one_tick(strategy: &mut impl PollStrategy) -> usize {
+        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let snapshot = PollSnapshot::default();
+        // Poll until a tick is taken: the strategy says "look for jobs now".
+        let mut polls = 0;
+        while strategy.poll_drive(&mut cx, &snapshot).is_pending() {
+            polls += 1;
+            assert!(polls < 10, "the strategy never ticked");
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+        let before = wakes.0.load(Ordering::SeqCst);
+        // A queue found empty parks the worker: only the strategy can wake it now.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        wakes.0.load(Ordering::SeqCst) - before
+    }
+
+    /// SPEC §6: a triggered sync is picked up within the poll interval, also by a queue that
+    /// was idle — the next tick is always armed after one was taken.
+    #[tokio::test]
+    async fn ticker_arms_its_next_tick_when_it_ticks() {
+        let every = Duration::from_millis(50);
+        assert!(wakes_after_one_tick(&mut Ticker::new(every)).await >= 1);
+        // apalis's own strategy does not: the reason `Ticker` exists.
+        assert_eq!(
+            wakes_after_one_tick(&mut IntervalStrategy::new(every)).await,
+            0
+        );
+    }
 }
