@@ -39,6 +39,7 @@ pub const FAILED_AFTER_SEND: &str = "failed_after_send";
 /// (user, month), idempotently: a re-run pushes nothing twice.
 pub async fn run_sync_window(engine: &Engine, job: &SyncWindow) -> anyhow::Result<()> {
     let settings = &engine.settings;
+    let started = std::time::Instant::now();
     let window = Window::containing(
         engine.clock.now(),
         settings.groupware.timezone,
@@ -104,6 +105,7 @@ pub async fn run_sync_window(engine: &Engine, job: &SyncWindow) -> anyhow::Resul
         months = window.months.len(),
         window.from = %window.from.to_rfc3339(),
         window.to = %window.to.to_rfc3339(),
+        split_ms = started.elapsed().as_secs_f64() * 1e3,
         "sync window split into slices"
     );
     Ok(())
@@ -121,16 +123,20 @@ pub async fn run_fetch_slice(engine: &Engine, job: &FetchSlice) -> anyhow::Resul
             .with_context(|| format!("sync run {} has no window", job.sync_id))?;
         (parse_utc(&from)?, parse_utc(&to)?)
     };
+    let started = std::time::Instant::now();
     let listing = engine
         .groupware
         .list_events(&job.user_id, month.first_day, month.last_day)
         .await;
+    let listed = started.elapsed();
     let entries = match listing {
         Ok(entries) => entries,
         Err(error) => return record_listing_failure(engine, job, error).await,
     };
     let now = engine.clock.now();
+    let asked = std::time::Instant::now();
     let mut tx = engine.store.begin_write().await?;
+    let began = std::time::Instant::now();
     let keys: Vec<EntryKey> = entries.iter().map(|e| e.key.clone()).collect();
     rows::record_sightings(&mut tx, &job.sync_id, &job.user_id, &keys).await?;
     let mut work = SliceWork {
@@ -169,6 +175,11 @@ pub async fn run_fetch_slice(engine: &Engine, job: &FetchSlice) -> anyhow::Resul
         .await
         .context("cannot commit a slice's decisions")?;
     tracing::info!(
+        // Where a slice's time went: the listing, waiting for the write turn (and SQLite's
+        // lock), and the write transaction itself (issue 5's resync figures).
+        listing_ms = listed.as_secs_f64() * 1e3,
+        write_wait_ms = (began - asked).as_secs_f64() * 1e3,
+        write_ms = began.elapsed().as_secs_f64() * 1e3,
         sync.id = %job.sync_id,
         user.id = %job.user_id,
         month = %job.month,
