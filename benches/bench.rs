@@ -18,7 +18,12 @@
 //! 5. Crash rescue: SIGKILL of a worker holding jobs → those jobs running again.
 //!
 //! Under `cargo test --all-targets` (no `--bench` argument) it prints one line and exits.
-//! `BENCH_ONLY=1,3` runs only those sections. `BENCH_SCALE` (default 1.0) scales the entry counts of (2), (3) and (5) for a quick look.
+//! `BENCH_ONLY=1,3` runs only those sections. `BENCH_SCALE` (default 1.0) scales the entry
+//! counts of (2), (3) and (5) for a quick look. For profiling: `BENCH_KEEP=1` keeps the
+//! databases and the services' log; `CHILD_RUST_LOG` sets the services' `RUST_LOG` (at
+//! `info` each slice logs where its time went); `BENCH_RESYNCS=N` repeats the no-change
+//! resync (the fastest counts); `BENCH_WORKER` replaces the resync's `[worker]` keys
+//! (`;`-separated TOML lines).
 
 use std::{
     path::{Path, PathBuf},
