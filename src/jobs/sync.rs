@@ -1,6 +1,9 @@
 //! `SyncWindow` and `FetchSlice`: from "sync these users" to one decision per entry.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Instant,
+};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -39,7 +42,7 @@ pub const FAILED_AFTER_SEND: &str = "failed_after_send";
 /// (user, month), idempotently: a re-run pushes nothing twice.
 pub async fn run_sync_window(engine: &Engine, job: &SyncWindow) -> anyhow::Result<()> {
     let settings = &engine.settings;
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let window = Window::containing(
         engine.clock.now(),
         settings.groupware.timezone,
@@ -123,7 +126,7 @@ pub async fn run_fetch_slice(engine: &Engine, job: &FetchSlice) -> anyhow::Resul
             .with_context(|| format!("sync run {} has no window", job.sync_id))?;
         (parse_utc(&from)?, parse_utc(&to)?)
     };
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let listing = engine
         .groupware
         .list_events(&job.user_id, month.first_day, month.last_day)
@@ -134,9 +137,9 @@ pub async fn run_fetch_slice(engine: &Engine, job: &FetchSlice) -> anyhow::Resul
         Err(error) => return record_listing_failure(engine, job, error).await,
     };
     let now = engine.clock.now();
-    let asked = std::time::Instant::now();
+    let asked = Instant::now();
     let mut tx = engine.store.begin_write().await?;
-    let began = std::time::Instant::now();
+    let began = Instant::now();
     let keys: Vec<EntryKey> = entries.iter().map(|e| e.key.clone()).collect();
     rows::record_sightings(&mut tx, &job.sync_id, &job.user_id, &keys).await?;
     let mut work = SliceWork {

@@ -1,7 +1,7 @@
 //! The worker: one apalis worker per queue in one `Monitor`, plus the periodic sync tick.
 //!
-//! DESIGN.md's measured pitfalls, handled here: each backend is wrapped in
-//! a poll interval ([`Ticker`]; a worker otherwise notices another process's jobs only on its 30 s
+//! DESIGN.md's measured pitfalls, handled here: each backend polls on an interval
+//! ([`Ticker`]; a worker otherwise notices another process's jobs only on its 30 s
 //! heartbeat); worker names are unique per process (re-registering a name within the
 //! heartbeat fails silently); the heartbeat is short so a dead worker's jobs run again within
 //! `2 × heartbeat_seconds`; a worker that stops on its own is an error, not a clean exit.
@@ -223,7 +223,7 @@ fn backend<J: Job>(engine: &Engine) -> PollWith<SqliteStorage<J>, Ticker> {
 /// (`jmz.sync_window` between syncs) was seen to take a triggered sync seconds late under
 /// load. This one polls its timer until it is pending, so a wake-up is always armed
 /// (`PollStrategy`'s contract).
-pub(crate) struct Ticker {
+struct Ticker {
     interval: tokio::time::Interval,
 }
 
