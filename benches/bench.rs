@@ -35,8 +35,8 @@ use std::{
 use anyhow::Context;
 use jmotto_zoom::{
     cli::{AdminClient, demo::DEMO_ADMIN_TOKEN, demo::DEMO_WEBHOOK_SECRET},
-    http::webhooks::SigningKey,
     replay::{ReplayServer, generated::GeneratedCompany},
+    signature::SigningKey,
 };
 use processes::{free_port, held_by, jobs_done, rescue_time, spawn, wait_for_progress, wait_ready};
 use rand::Rng;

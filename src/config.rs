@@ -1,21 +1,32 @@
 //! Typed settings: one TOML file, every key overridable from the environment as
-//! `JMZ__SECTION__KEY` (SPEC §4). The key names are an interface: keep them.
+//! `JMZ__SECTION__KEY` (SPEC §4), layered by `figment`. The key names are an interface: keep
+//! them.
 //!
 //! Secrets (Zoom client secret, J-MOTTO password, webhook secret, admin token) are
-//! [`SecretString`] from the moment they are read, so `Debug` shows `[REDACTED]` and no log
-//! line or error message can carry them. A missing or invalid key fails here, at start-up,
-//! with a message naming the key.
+//! [`SecretString`] (the webhook secret: parsed [`SigningKeys`]) from the moment they are
+//! read, so `Debug` shows `[REDACTED]` and no log line or error message can carry them. Every
+//! missing or invalid key of a file fails here, at start-up, in one message that names each
+//! key (a `[[users]]` entry by its `groupware_id`); a TOML syntax error names its line and
+//! column.
 
 use std::path::Path;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use figment::{
+    Figment,
+    providers::{Env, Format, Toml},
+    value::{Dict, Value},
+};
 use secrecy::SecretString;
 use serde::Deserialize;
 
 pub use crate::domain::decision::ReschedulePolicy;
-use crate::domain::ids::{GroupwareUserId, ZoomEmail};
+use crate::{
+    domain::ids::{GroupwareUserId, ZoomEmail},
+    signature::SigningKeys,
+};
 
 /// Everything a binary needs to run.
 #[derive(Debug, Clone, Deserialize)]
@@ -32,6 +43,8 @@ pub struct Settings {
     pub worker: WorkerSettings,
     #[serde(default)]
     pub clock: ClockSettings,
+    #[serde(default)]
+    pub log: LogSettings,
     #[serde(default)]
     pub users: Vec<UserSettings>,
 }
@@ -65,9 +78,10 @@ pub struct ServerSettings {
     pub listen: String,
     /// Bearer token for `/api/v1/*`.
     pub admin_token: SecretString,
-    /// Standard Webhooks secret (`whsec_<base64>`) for `/webhooks/groupware`.
+    /// Standard Webhooks secret (`whsec_<base64>`, several separated by spaces while
+    /// rotating) for `/webhooks/groupware`, parsed into its keys once; unset = webhooks off.
     #[serde(default)]
-    pub webhook_secret: Option<SecretString>,
+    pub webhook_secret: Option<SigningKeys>,
     #[serde(default = "default_body_limit")]
     pub body_limit_bytes: usize,
     /// Where the jobs dashboard listens (its own listener, read-only, Basic auth with the
@@ -295,6 +309,26 @@ pub struct ClockSettings {
     pub now: Option<DateTime<Utc>>,
 }
 
+/// `[log]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// How log lines are written to stderr (`log.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One human-readable line per event (colours only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line: the event's fields, its span and the spans above it
+    /// (so the request id of the request or job it belongs to).
+    Json,
+}
+
 /// `[[users]]` — one groupware user the administrator mapped (R-USERS).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -321,88 +355,106 @@ fn deserialize_tz<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<T
 /// The prefix of environment overrides: `JMZ__ZOOM__CLIENT_SECRET` sets `zoom.client_secret`.
 pub const ENV_PREFIX: &str = "JMZ__";
 
+/// A valid value for every required key. A missing key is reported, then given its stand-in
+/// so that the rest of the file is still checked; a file that needed one fails, so a
+/// stand-in never becomes a setting.
+const STAND_INS: &str = r#"
+[server]
+admin_token = "stand-in"
+[zoom]
+account_id = "stand-in"
+client_id = "stand-in"
+client_secret = "stand-in"
+[groupware]
+base_url = "https://stand-in.invalid/"
+admin_login_id = "stand-in"
+admin_password = "stand-in"
+timezone = "UTC"
+[[users]]
+groupware_id = "stand-in"
+zoom_email = "stand-in@example.com"
+"#;
+
+/// How many bad keys one file may have before the check stops looking for more.
+const MOST_MISTAKES: usize = 100;
+
 impl Settings {
     /// Reads `path` (TOML), applies `JMZ__…` overrides from the process environment, and
     /// checks every key.
     pub fn load(path: &Path) -> anyhow::Result<Settings> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-        Self::from_toml_str(&text, std::env::vars())
+        Self::layered(&text, Some(Env::prefixed(ENV_PREFIX).split("__")))
             .with_context(|| format!("invalid configuration in {}", path.display()))
     }
 
-    /// Parses TOML text with the given environment overrides applied.
-    pub fn from_toml_str(
-        text: &str,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> anyhow::Result<Settings> {
-        let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| anyhow::anyhow!("not valid TOML: {}", e.message()))?;
-        apply_env_overrides(&mut table, env)?;
-        let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                if path == "." {
-                    anyhow::anyhow!("{}", inner.message())
-                } else {
-                    anyhow::anyhow!("key `{path}`: {}", inner.message())
-                }
-            })?;
-        settings.validate()?;
-        Ok(settings)
+    /// Parses TOML text alone (no environment overrides) and checks every key.
+    pub fn from_toml_str(text: &str) -> anyhow::Result<Settings> {
+        Self::layered(text, None)
     }
 
-    fn validate(&self) -> anyhow::Result<()> {
-        fn check(ok: bool, key: &str, why: &str) -> anyhow::Result<()> {
-            if ok {
-                Ok(())
-            } else {
-                Err(anyhow::anyhow!("key `{key}`: {why}"))
+    fn layered(text: &str, environment: Option<Env>) -> anyhow::Result<Settings> {
+        check_syntax(text)?;
+        let mut figment = Figment::from(Toml::string(text));
+        if let Some(environment) = environment {
+            figment = figment.merge(environment);
+        }
+        let root: Dict = figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!("cannot read the configuration: {e}"))?;
+        let mut mistakes = Mistakes::default();
+        let settings = deserialize_all(root, &mut mistakes);
+        if let Some(settings) = &settings {
+            for (key, why) in settings.validate() {
+                mistakes.add(format!("`{key}`"), why);
             }
         }
+        match settings {
+            Some(settings) if mistakes.0.is_empty() => Ok(settings),
+            _ => Err(mistakes.into_error()),
+        }
+    }
+
+    /// Every key whose value breaks a rule serde cannot express: (key, why).
+    fn validate(&self) -> Vec<(&'static str, String)> {
+        let mut mistakes = Vec::new();
+        let mut check = |ok: bool, key: &'static str, why: &str| {
+            if !ok {
+                mistakes.push((key, why.to_owned()));
+            }
+        };
         check(
             self.database.url.starts_with("sqlite:"),
             "database.url",
             "must be a sqlite: URL (postgres is not built into this binary)",
-        )?;
+        );
         check(
             self.server.listen.parse::<std::net::SocketAddr>().is_ok(),
             "server.listen",
             "must be an address and port such as 127.0.0.1:8080",
-        )?;
+        );
         check(
             !secrecy::ExposeSecret::expose_secret(&self.server.admin_token).is_empty(),
             "server.admin_token",
             "must not be empty",
-        )?;
-        if let Some(secret) = &self.server.webhook_secret {
-            check(
-                crate::http::webhooks::SigningKey::parse_all(secrecy::ExposeSecret::expose_secret(
-                    secret,
-                ))
-                .is_some(),
-                "server.webhook_secret",
-                "must be whsec_<base64> (several, separated by spaces, while rotating)",
-            )?;
-        }
+        );
         check(
             (1..=3650).contains(&self.server.webhook_dedup_days),
             "server.webhook_dedup_days",
             "must be between 1 and 3650 (a sender retries a delivery for hours)",
-        )?;
+        );
         if let Some(address) = &self.server.dashboard_listen {
             check(
                 address.parse::<std::net::SocketAddr>().is_ok(),
                 "server.dashboard_listen",
                 "must be an address and port such as 127.0.0.1:8081",
-            )?;
+            );
         }
         check(
             self.server.body_limit_bytes >= 1024,
             "server.body_limit_bytes",
             "must be at least 1024",
-        )?;
+        );
         for (key, url) in [
             ("zoom.oauth_url", &self.zoom.oauth_url),
             ("zoom.api_url", &self.zoom.api_url),
@@ -412,19 +464,19 @@ impl Settings {
                 url.starts_with("http://") || url.starts_with("https://"),
                 key,
                 "must be an http:// or https:// URL",
-            )?;
+            );
         }
         check(
             self.groupware.base_url.ends_with('/'),
             "groupware.base_url",
             "must end with `/`",
-        )?;
+        );
         for (key, value) in [
             ("zoom.account_id", &self.zoom.account_id),
             ("zoom.client_id", &self.zoom.client_id),
             ("groupware.admin_login_id", &self.groupware.admin_login_id),
         ] {
-            check(!value.trim().is_empty(), key, "must not be empty")?;
+            check(!value.trim().is_empty(), key, "must not be empty");
         }
         for (key, rate) in [
             ("zoom.create_per_second", self.zoom.create_per_second),
@@ -434,42 +486,37 @@ impl Settings {
                 self.groupware.requests_per_second,
             ),
         ] {
-            check(rate >= 1, key, "must be at least 1")?;
+            check(rate >= 1, key, "must be at least 1");
         }
         check(
             (1..=24).contains(&self.sync.months),
             "sync.months",
             "must be between 1 and 24",
-        )?;
+        );
         check(
             !crate::domain::location::normalize_location(&self.sync.location).is_empty(),
             "sync.location",
             "must name a location item",
-        )?;
-        check(
-            self.worker.concurrency >= 1,
-            "worker.concurrency",
-            "must be at least 1",
-        )?;
-        check(
-            self.worker.max_attempts >= 1,
-            "worker.max_attempts",
-            "must be at least 1",
-        )?;
-        check(
-            self.worker.http_timeout_seconds >= 1,
-            "worker.http_timeout_seconds",
-            "must be at least 1",
-        )?;
+        );
+        for (key, value) in [
+            ("worker.concurrency", self.worker.concurrency as u64),
+            ("worker.max_attempts", u64::from(self.worker.max_attempts)),
+            (
+                "worker.http_timeout_seconds",
+                self.worker.http_timeout_seconds,
+            ),
+        ] {
+            check(value >= 1, key, "must be at least 1");
+        }
         let mut seen = std::collections::BTreeSet::new();
         for user in &self.users {
             check(
                 seen.insert(user.groupware_id.clone()),
                 "users.groupware_id",
                 &format!("{} is listed twice", user.groupware_id),
-            )?;
+            );
         }
-        Ok(())
+        mistakes
     }
 
     /// The users that are enabled and mapped (R-USERS).
@@ -483,50 +530,184 @@ impl Settings {
     }
 }
 
-/// `JMZ__SECTION__KEY=value` → `section.key = value`. The value is read as a TOML value
-/// when it is one (numbers, booleans, quoted strings) and as a plain string otherwise.
-fn apply_env_overrides(
-    table: &mut toml::Table,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> anyhow::Result<()> {
-    for (name, raw) in env {
-        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
-            continue;
-        };
-        let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
-        if path.iter().any(|p| p.is_empty()) {
-            anyhow::bail!("environment variable {name}: empty key segment");
+/// A TOML syntax error with its line and column (1-based). The message never quotes the
+/// file: the line at fault may hold a secret.
+fn check_syntax(text: &str) -> anyhow::Result<()> {
+    let Err(error) = text.parse::<toml::Table>() else {
+        return Ok(());
+    };
+    let message = error.message().trim_end();
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before
+                .rsplit('\n')
+                .next()
+                .map_or(0, |start| start.chars().count())
+                + 1;
+            anyhow::bail!("not valid TOML at line {line}, column {column}: {message}")
         }
-        let value = parse_env_value(&raw);
-        let mut current = &mut *table;
-        let (last, parents) = path.split_last().context("empty override")?;
-        for part in parents {
-            let entry = current
-                .entry(part.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            current = entry.as_table_mut().with_context(|| {
-                format!("environment variable {name}: `{part}` is not a section")
-            })?;
-        }
-        current.insert(last.clone(), value);
+        None => anyhow::bail!("not valid TOML: {message}"),
     }
-    Ok(())
 }
 
-fn parse_env_value(raw: &str) -> toml::Value {
-    let wrapped = format!("v = {raw}");
-    match toml::from_str::<toml::Table>(&wrapped) {
-        Ok(mut t) => match t.remove("v") {
-            Some(
-                v @ (toml::Value::Integer(_) | toml::Value::Boolean(_) | toml::Value::Float(_)),
-            ) => v,
-            Some(toml::Value::String(s)) if raw.trim_start().starts_with('"') => {
-                toml::Value::String(s)
-            }
-            _ => toml::Value::String(raw.to_owned()),
-        },
-        Err(_) => toml::Value::String(raw.to_owned()),
+/// The mistakes found so far, each once, in the order found: (key as shown, why).
+#[derive(Default)]
+struct Mistakes(Vec<(String, String)>);
+
+impl Mistakes {
+    fn add(&mut self, key: String, why: String) {
+        if !self.0.iter().any(|(known, _)| *known == key) {
+            self.0.push((key, why));
+        }
     }
+
+    /// One error listing every mistake, each naming its key.
+    fn into_error(self) -> anyhow::Error {
+        let lines: Vec<String> = self
+            .0
+            .iter()
+            .map(|(key, why)| format!("key {key}: {why}"))
+            .collect();
+        match lines.as_slice() {
+            [one] => anyhow::anyhow!("{one}"),
+            _ => anyhow::anyhow!("{} mistakes:\n  {}", lines.len(), lines.join("\n  ")),
+        }
+    }
+}
+
+/// Deserializes `root`, recording every bad or missing key in `mistakes`: a bad value is
+/// removed (so its default, or a missing-key mistake, follows), a missing key gets its
+/// stand-in, and deserializing starts again, until the rest is read. The settings, unless a
+/// mistake could not be stepped over.
+fn deserialize_all(mut root: Dict, mistakes: &mut Mistakes) -> Option<Settings> {
+    let stand_ins: Dict = Figment::from(Toml::string(STAND_INS))
+        .extract()
+        .unwrap_or_default();
+    for _ in 0..MOST_MISTAKES {
+        let error = match Value::from(root.clone()).deserialize::<Settings>() {
+            Ok(settings) => return Some(settings),
+            Err(error) => error,
+        };
+        let mut path = error.path.clone();
+        let missing = matches!(error.kind, figment::error::Kind::MissingField(_));
+        if let figment::error::Kind::MissingField(field) = &error.kind {
+            path.push(field.to_string());
+        }
+        let why = if missing {
+            "missing".to_owned()
+        } else {
+            error.kind.to_string()
+        };
+        mistakes.add(name_key(&root, &path), why);
+        let stepped_over = if missing {
+            stand_in_for(&stand_ins, &path).is_some_and(|value| insert(&mut root, &path, value))
+        } else {
+            remove(&mut root, &path)
+        };
+        if !stepped_over {
+            return None;
+        }
+    }
+    None
+}
+
+/// A key as shown in a mistake: `server.listen`, or for a `[[users]]` entry the key and the
+/// entry's `groupware_id` (its position only when it has none).
+fn name_key(root: &Dict, path: &[String]) -> String {
+    if let [section, index, rest @ ..] = path
+        && section == "users"
+        && let Ok(index) = index.parse::<usize>()
+    {
+        let key = std::iter::once("users")
+            .chain(rest.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(".");
+        let groupware_id = root
+            .get("users")
+            .and_then(Value::as_array)
+            .and_then(|entries| entries.get(index))
+            .and_then(|entry| entry.find_ref("groupware_id"))
+            .and_then(|id| match id {
+                Value::String(_, text) => Some(text.clone()),
+                Value::Num(_, number) => number.to_u128().map(|n| n.to_string()),
+                _ => None,
+            });
+        return match groupware_id {
+            Some(id) => format!("`{key}` of the [[users]] entry with groupware_id = {id:?}"),
+            None => format!(
+                "`{key}` of [[users]] entry number {} (it has no groupware_id)",
+                index + 1
+            ),
+        };
+    }
+    format!("`{}`", path.join("."))
+}
+
+/// A table or an array inside the configuration, to change in place.
+enum Container<'a> {
+    Table(&'a mut Dict),
+    Array(&'a mut Vec<Value>),
+}
+
+/// The table or array at `path` below `root`.
+fn container<'a>(root: &'a mut Dict, path: &[String]) -> Option<Container<'a>> {
+    path.iter()
+        .try_fold(Container::Table(root), |container, key| {
+            let value = match container {
+                Container::Table(table) => table.get_mut(key)?,
+                Container::Array(array) => array.get_mut(key.parse::<usize>().ok()?)?,
+            };
+            match value {
+                Value::Dict(_, table) => Some(Container::Table(table)),
+                Value::Array(_, array) => Some(Container::Array(array)),
+                _ => None,
+            }
+        })
+}
+
+/// Removes the value at `path`; false when there is none.
+fn remove(root: &mut Dict, path: &[String]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    match container(root, parents) {
+        Some(Container::Table(table)) => table.remove(last).is_some(),
+        Some(Container::Array(array)) => match last.parse::<usize>() {
+            Ok(index) if index < array.len() => {
+                array.remove(index);
+                true
+            }
+            _ => false,
+        },
+        None => false,
+    }
+}
+
+/// Sets the value at `path` (in a table); false when its parent is not a table.
+fn insert(root: &mut Dict, path: &[String], value: Value) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    match container(root, parents) {
+        Some(Container::Table(table)) => table.insert(last.clone(), value).is_none(),
+        _ => false,
+    }
+}
+
+/// The stand-in of a required key (any `[[users]]` entry's from the first stand-in entry).
+fn stand_in_for(stand_ins: &Dict, path: &[String]) -> Option<Value> {
+    let (first, rest) = path.split_first()?;
+    let mut value = stand_ins.get(first)?;
+    for key in rest {
+        value = match value {
+            Value::Dict(_, table) => table.get(key)?,
+            Value::Array(_, array) => array.first()?,
+            _ => return None,
+        };
+    }
+    Some(value.clone())
 }
 
 #[cfg(test)]
@@ -551,12 +732,29 @@ groupware_id = "10002"
 zoom_email = "tanaka@example.co.jp"
 "#;
 
-    fn load(extra_env: &[(&str, &str)]) -> anyhow::Result<Settings> {
-        Settings::from_toml_str(
-            MINIMAL,
-            extra_env
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    /// `MINIMAL` from a file, with `env` set in the process environment (in figment's
+    /// sandbox, which also holds a lock so that no other test sees these variables).
+    #[expect(
+        clippy::result_large_err,
+        reason = "the closure's error type is figment's, fixed by `Jail::expect_with`"
+    )]
+    fn load(env: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let mut result = None;
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("jmotto-zoom.toml", MINIMAL)?;
+            for (name, value) in env {
+                jail.set_env(name, value);
+            }
+            result = Some(Settings::load(Path::new("jmotto-zoom.toml")));
+            Ok(())
+        });
+        result.unwrap_or_else(|| Err(anyhow::anyhow!("the sandbox did not run")))
+    }
+
+    fn error_of(text: &str) -> String {
+        format!(
+            "{:#}",
+            Settings::from_toml_str(text).expect_err("must be refused")
         )
     }
 
@@ -573,10 +771,12 @@ zoom_email = "tanaka@example.co.jp"
         assert_eq!(s.zoom.daily_host_limit, 100);
         assert_eq!(s.groupware.requests_per_second, 5);
         assert_eq!(s.server.body_limit_bytes, 65_536);
+        assert!(s.server.webhook_secret.is_none());
         assert!(s.users[0].enabled);
         assert_eq!(s.worker.shutdown_timeout_seconds, 30);
         assert_eq!(s.worker.retention_days, 7);
         assert_eq!(s.worker.http_timeout_seconds, 30);
+        assert_eq!(s.log.format, LogFormat::Text);
     }
 
     #[test]
@@ -586,6 +786,11 @@ zoom_email = "tanaka@example.co.jp"
             ("JMZ__ZOOM__CREATE_PER_SECOND", "3"),
             ("JMZ__SYNC__ON_DELETE", "delete"),
             ("JMZ__SYNC__INVITE_MEMBERS", "true"),
+            ("JMZ__LOG__FORMAT", "json"),
+            (
+                "JMZ__SERVER__WEBHOOK_SECRET",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
             ("OTHER", "ignored"),
         ])
         .expect("valid");
@@ -593,6 +798,11 @@ zoom_email = "tanaka@example.co.jp"
         assert_eq!(s.zoom.create_per_second, 3);
         assert_eq!(s.sync.on_delete, DeletePolicy::Delete);
         assert!(s.sync.invite_members);
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert_eq!(
+            s.server.webhook_secret.map(|keys| keys.keys().len()),
+            Some(1)
+        );
     }
 
     #[test]
@@ -616,26 +826,115 @@ zoom_email = "tanaka@example.co.jp"
                 "groupware.base_url",
             ),
             (&[("JMZ__SERVER__LISTEN", "nowhere")], "server.listen"),
-            (&[("JMZ__ZOOM__TYPO", "1")], "typo"),
+            (&[("JMZ__ZOOM__TYPO", "1")], "zoom.typo"),
+            (&[("JMZ__LOG__FORMAT", "xml")], "log.format"),
+            (
+                &[("JMZ__SERVER__WEBHOOK_SECRET", "whsec_not base64!")],
+                "server.webhook_secret",
+            ),
         ];
         for (env, key) in cases {
             let err = format!("{:#}", load(env).expect_err("must fail"));
             assert!(err.contains(key), "{err:?} should name {key}");
         }
         let missing = MINIMAL.replace("client_secret = \"zoom-secret\"\n", "");
-        let err = format!(
-            "{:#}",
-            Settings::from_toml_str(&missing, []).expect_err("missing key")
+        let err = error_of(&missing);
+        assert!(err.contains("zoom.client_secret"), "{err}");
+    }
+
+    /// A file with three mistakes (a bad value, a rule broken, a key missing) is refused with
+    /// all three, each naming its key.
+    #[test]
+    fn every_mistake_of_a_file_is_reported_at_once() {
+        let text = MINIMAL
+            .replace("timezone = \"Asia/Tokyo\"", "timezone = \"Tokyo\"")
+            .replace("account_id = \"acc\"\n", "")
+            .replace("[server]\n", "[server]\nbody_limit_bytes = 10\n");
+        let err = error_of(&text);
+        for key in [
+            "groupware.timezone",
+            "zoom.account_id",
+            "server.body_limit_bytes",
+        ] {
+            assert!(err.contains(&format!("`{key}`")), "{err} should name {key}");
+        }
+        assert!(err.starts_with("3 mistakes"), "{err}");
+        // Several bad values in one section, and a missing section.
+        let text = MINIMAL
+            .replace("create_per_second", "")
+            .replace(
+                "client_id = \"cid\"",
+                "client_id = 7\ncreate_per_second = \"fast\"",
+            )
+            .replace("admin_token = \"admin-token\"", "admin_token = \"\"");
+        let text = text.replace("[groupware]", "[groupware_typo]");
+        let err = error_of(&text);
+        for key in [
+            "zoom.client_id",
+            "zoom.create_per_second",
+            "server.admin_token",
+            "groupware_typo",
+            "`groupware`",
+        ] {
+            assert!(err.contains(key), "{err} should name {key}");
+        }
+    }
+
+    #[test]
+    fn a_syntax_error_names_its_line_and_column() {
+        let text = MINIMAL.replace("client_id = \"cid\"", "client_id = \"cid");
+        let err = error_of(&text);
+        assert!(err.contains("line 6, column 17"), "{err}");
+        assert!(
+            !err.contains("zoom-secret"),
+            "the file is never quoted: {err}"
         );
-        assert!(err.contains("client_secret"), "{err}");
+        let err = error_of("[server]\nlisten 127.0.0.1\n");
+        assert!(err.contains("line 2, column 8"), "{err}");
+    }
+
+    /// R-USERS: a bad `[[users]]` entry is named by its groupware_id, not its position.
+    #[test]
+    fn a_bad_user_entry_names_its_groupware_id() {
+        let text = format!(
+            "{MINIMAL}\n[[users]]\ngroupware_id = \"10003\"\nzoom_email = \"not an address\"\n\n[[users]]\nzoom_email = \"x@example.jp\"\n"
+        );
+        let err = error_of(&text);
+        assert!(
+            err.contains("`users.zoom_email` of the [[users]] entry with groupware_id = \"10003\""),
+            "{err}"
+        );
+        assert!(
+            err.contains("`users.groupware_id` of [[users]] entry number 3"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("10002"),
+            "the good entry is not blamed: {err}"
+        );
     }
 
     #[test]
     fn debug_never_shows_secrets() {
-        let s = load(&[]).expect("valid");
+        let s = load(&[(
+            "JMZ__SERVER__WEBHOOK_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )])
+        .expect("valid");
         let shown = format!("{s:?}");
-        for secret in ["admin-token", "zoom-secret", "\"pw\""] {
+        for secret in [
+            "admin-token",
+            "zoom-secret",
+            "\"pw\"",
+            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ] {
             assert!(!shown.contains(secret), "{secret} leaked in {shown}");
         }
+    }
+
+    /// The stand-ins are a valid configuration, so a missing key never hides the next one.
+    #[test]
+    fn stand_ins_are_valid() {
+        Settings::from_toml_str(STAND_INS).expect("stand-ins are valid");
     }
 }

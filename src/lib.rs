@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod limits;
 pub mod metrics;
 pub mod replay;
+pub mod signature;
 pub mod store;
 pub mod telemetry;
 pub mod zoom;

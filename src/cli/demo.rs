@@ -29,7 +29,7 @@ pub fn demo_settings(
     database_url: &str,
 ) -> anyhow::Result<Settings> {
     let text = demo_config(jmotto, zoom, database_url, "127.0.0.1:0");
-    Settings::from_toml_str(&text, std::iter::empty())
+    Settings::from_toml_str(&text)
 }
 
 /// [`demo_settings`] as TOML text, listening on `listen`.
@@ -111,10 +111,7 @@ pub async fn run(serve: bool, listen: &str) -> anyhow::Result<ExitCode> {
         .context("cannot start the Zoom replay")?;
     let folder = tempfile::tempdir().context("cannot create a temporary folder")?;
     let database_url = format!("sqlite://{}", folder.path().join("demo.db").display());
-    let settings = Settings::from_toml_str(
-        &demo_config(&jmotto, &zoom, &database_url, listen),
-        std::iter::empty(),
-    )?;
+    let settings = Settings::from_toml_str(&demo_config(&jmotto, &zoom, &database_url, listen))?;
     println!("jmotto-zoom demo: a recorded J-MOTTO company replayed on this machine (no network)");
     println!(
         "  J-MOTTO replay: {}{}",

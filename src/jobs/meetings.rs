@@ -748,8 +748,7 @@ groupware_id = "10002"
 zoom_email = "tanaka@example.co.jp"
 "#
         );
-        let settings =
-            crate::config::Settings::from_toml_str(&text, std::iter::empty()).expect("settings");
+        let settings = crate::config::Settings::from_toml_str(&text).expect("settings");
         let store = crate::store::Store::connect(&settings.database.url)
             .await
             .expect("store");
