@@ -154,11 +154,7 @@ impl GroupwareClient {
     }
 
     async fn login_call(&self) -> Result<(SecretString, AdminInfo), GroupwareError> {
-        let form = vec![
-            ("action", "login".to_owned()),
-            ("login_id", self.login_id.clone()),
-            ("password", self.password.expose_secret().to_owned()),
-        ];
+        let form = wire::login_form(&self.login_id, self.password.expose_secret());
         let value = self.post(wire::LOGIN_MODULE, &form, None).await?;
         match envelope_error(&value) {
             Some((wire::ERR_LOGIN_FAILED, _)) => return Err(GroupwareError::LoginFailed),
@@ -179,14 +175,14 @@ impl GroupwareClient {
 
     /// Every J-MOTTO user the administrator can see.
     pub async fn list_users(&self) -> Result<Vec<GroupwareUser>, GroupwareError> {
-        let form = vec![("action", "list_users".to_owned())];
+        let form = wire::list_users_form();
         let value = self.call(wire::USERS_MODULE, &form, "").await?;
         Ok(decode::<wire::UsersResponse>(value)?.users)
     }
 
     /// The location items (場所項目).
     pub async fn list_places(&self) -> Result<Vec<String>, GroupwareError> {
-        let form = vec![("action", "list_places".to_owned())];
+        let form = wire::list_places_form();
         let value = self.call(wire::SCHEDULE_MODULE, &form, "").await?;
         Ok(decode::<wire::PlacesResponse>(value)?
             .places
@@ -282,7 +278,7 @@ impl GroupwareClient {
         let result = self.post_once(module, form, access_key).await;
         let action = form
             .iter()
-            .find(|(name, _)| *name == "action")
+            .find(|(name, _)| *name == wire::ACTION_FIELD)
             .map_or(module, |(_, value)| value.as_str());
         let outcome = match &result {
             Ok(value) => match envelope_error(value) {

@@ -124,10 +124,33 @@ pub struct WireEvent {
     pub updated: Option<String>,
 }
 
+/// The request field naming the call within a module.
+pub const ACTION_FIELD: &str = "action";
+
+/// Request fields of `login`: the administrator's login ID and mobile password (the form
+/// holds the password only while the request is sent).
+pub fn login_form(login_id: &str, password: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (ACTION_FIELD, "login".to_owned()),
+        ("login_id", login_id.to_owned()),
+        ("password", password.to_owned()),
+    ]
+}
+
+/// Request fields of `list_users`.
+pub fn list_users_form() -> Vec<(&'static str, String)> {
+    vec![(ACTION_FIELD, "list_users".to_owned())]
+}
+
+/// Request fields of `list_places`.
+pub fn list_places_form() -> Vec<(&'static str, String)> {
+    vec![(ACTION_FIELD, "list_places".to_owned())]
+}
+
 /// Request fields of `list_events`.
 pub fn list_events_form(uid: &str, from: &str, to: &str, page: u32) -> Vec<(&'static str, String)> {
     vec![
-        ("action", "list_events".to_owned()),
+        (ACTION_FIELD, "list_events".to_owned()),
         ("uid", uid.to_owned()),
         ("from", from.to_owned()),
         ("to", to.to_owned()),
@@ -162,4 +185,37 @@ fn strings_or_numbers<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<
             Id::Number(n) => n.to_string(),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The request fields of shared `api/jmotto.md`, each call's from this module alone.
+    #[test]
+    fn request_fields_follow_the_api() {
+        assert_eq!(
+            login_form("admin", "pw"),
+            vec![
+                ("action", "login".to_owned()),
+                ("login_id", "admin".to_owned()),
+                ("password", "pw".to_owned()),
+            ]
+        );
+        assert_eq!(list_users_form(), vec![("action", "list_users".to_owned())]);
+        assert_eq!(
+            list_places_form(),
+            vec![("action", "list_places".to_owned())]
+        );
+        assert_eq!(
+            list_events_form("10002", "2026-11-01", "2026-11-30", 2),
+            vec![
+                ("action", "list_events".to_owned()),
+                ("uid", "10002".to_owned()),
+                ("from", "2026-11-01".to_owned()),
+                ("to", "2026-11-30".to_owned()),
+                ("page", "2".to_owned()),
+            ]
+        );
+    }
 }
