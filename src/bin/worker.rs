@@ -3,7 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
-use jmotto_zoom::{cli, jobs::worker::Worker};
+use jmotto_zoom::{cli, config::Settings, jobs::worker::Worker};
 
 #[derive(Parser)]
 #[command(
@@ -18,10 +18,11 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    jmotto_zoom::telemetry::init("info");
     let args = Args::parse();
     let result = async {
-        let engine = cli::open(&args.config).await?;
+        let settings = Settings::load(&args.config)?;
+        jmotto_zoom::telemetry::init("info", settings.log.format);
+        let engine = cli::connect(settings).await?;
         Worker::build(engine)
             .run_until_stopped(cli::shutdown_signal())
             .await

@@ -102,7 +102,7 @@ async fn start_stack(settings: Settings) -> anyhow::Result<(Arc<Engine>, Applica
 
 /// Runs the demo; with `serve`, keeps everything up after the report until Ctrl-C.
 pub async fn run(serve: bool, listen: &str) -> anyhow::Result<ExitCode> {
-    crate::telemetry::init("error");
+    crate::telemetry::init("error", crate::config::LogFormat::Text);
     let jmotto = ReplayServer::start_jmotto()
         .await
         .context("cannot start the J-MOTTO replay")?;

@@ -121,14 +121,19 @@ pub async fn shutdown_signal() {
 
 /// Opens the database and builds the shared engine from a configuration file.
 pub async fn open(config: &std::path::Path) -> anyhow::Result<std::sync::Arc<Engine>> {
-    let settings = Settings::load(config)?;
+    connect(Settings::load(config)?).await
+}
+
+/// Opens the database named in `settings` and builds the shared engine.
+pub async fn connect(settings: Settings) -> anyhow::Result<std::sync::Arc<Engine>> {
     let store = Store::connect(&settings.database.url).await?;
     Engine::new(settings, store)
 }
 
 async fn run(config: &std::path::Path) -> anyhow::Result<ExitCode> {
-    crate::telemetry::init("info");
-    let engine = open(config).await?;
+    let settings = Settings::load(config)?;
+    crate::telemetry::init("info", settings.log.format);
+    let engine = connect(settings).await?;
     let application = Application::build(engine.clone())?;
     tracing::info!(port = application.port(), "listening");
     let worker = Worker::build(engine);

@@ -11,6 +11,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use jmotto_zoom::{
     cli::demo::{DEMO_ADMIN_TOKEN, DEMO_WEBHOOK_SECRET, demo_config},
     replay::{ReplayServer, company},
+    signature::SigningKey,
 };
 use sha2::Sha256;
 use tokio::io::AsyncReadExt;
@@ -22,22 +23,17 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-#[tokio::test]
-async fn run_and_sync_wait_as_processes() {
-    let jmotto = ReplayServer::start_jmotto().await.expect("replay");
-    let zoom = ReplayServer::start_zoom().await.expect("replay");
-    let folder = tempfile::tempdir().expect("temp dir");
-    let listen = format!("127.0.0.1:{}", free_port());
-    let database = format!("sqlite://{}", folder.path().join("run.db").display());
-    let config = folder.path().join("jmotto-zoom.toml");
-    std::fs::write(&config, demo_config(&jmotto, &zoom, &database, &listen))
-        .expect("config written");
-    let binary = env!("CARGO_BIN_EXE_jmotto-zoom");
-
-    let mut run = tokio::process::Command::new(binary)
+/// Starts `jmotto-zoom run --config config` with `env`, and waits until it is ready. The
+/// task gives the process's stderr then stdout once it has ended.
+async fn start_run(
+    config: &std::path::Path,
+    listen: &str,
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, tokio::task::JoinHandle<String>) {
+    let mut run = tokio::process::Command::new(env!("CARGO_BIN_EXE_jmotto-zoom"))
         .args(["run", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "trace")
+        .arg(config)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -68,6 +64,37 @@ async fn run_and_sync_wait_as_processes() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    (run, logs)
+}
+
+/// Sends SIGTERM to `run` and waits until it has exited 0.
+async fn stop_run(mut run: tokio::process::Child) {
+    let pid = run.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(40), run.wait())
+        .await
+        .expect("run stops after SIGTERM")
+        .expect("exit status");
+    assert!(status.success(), "run exits 0 on SIGTERM: {status:?}");
+}
+
+#[tokio::test]
+async fn run_and_sync_wait_as_processes() {
+    let jmotto = ReplayServer::start_jmotto().await.expect("replay");
+    let zoom = ReplayServer::start_zoom().await.expect("replay");
+    let folder = tempfile::tempdir().expect("temp dir");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let database = format!("sqlite://{}", folder.path().join("run.db").display());
+    let config = folder.path().join("jmotto-zoom.toml");
+    std::fs::write(&config, demo_config(&jmotto, &zoom, &database, &listen))
+        .expect("config written");
+    let binary = env!("CARGO_BIN_EXE_jmotto-zoom");
+    let (run, logs) = start_run(&config, &listen, &[("RUST_LOG", "trace")]).await;
+    let http = reqwest::Client::new();
 
     let sync = tokio::process::Command::new(binary)
         .args(["sync", "--wait", "--config"])
@@ -181,21 +208,16 @@ async fn run_and_sync_wait_as_processes() {
         "{metrics}"
     );
 
-    let pid = run.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(40), run.wait())
-        .await
-        .expect("run stops after SIGTERM")
-        .expect("exit status");
-    assert!(status.success(), "run exits 0 on SIGTERM: {status:?}");
+    stop_run(run).await;
     let logs = logs.await.expect("logs read");
     assert!(
         logs.contains("TRACE") || logs.contains("DEBUG"),
         "trace logging was on"
+    );
+    // Piped stderr is no terminal: no colour codes.
+    assert!(
+        !logs.contains('\u{1b}'),
+        "a log line of `run` has ANSI codes"
     );
     // STYLE 12: the webhook's request id follows it into the jobs it caused.
     assert!(
@@ -226,4 +248,100 @@ async fn run_and_sync_wait_as_processes() {
     assert!(jmotto.unmatched().is_empty() && zoom.unmatched().is_empty());
     jmotto.stop().await;
     zoom.stop().await;
+}
+
+/// SPEC §4 `log.format = "json"` (here as `JMZ__LOG__FORMAT`): every line a full `run` writes
+/// is one JSON object; the lines of a request and of the jobs it caused carry its request id
+/// (STYLE 12) in their spans.
+#[tokio::test]
+async fn json_logs_of_a_full_run_carry_the_request_id() {
+    let jmotto = ReplayServer::start_jmotto().await.expect("replay");
+    let zoom = ReplayServer::start_zoom().await.expect("replay");
+    let folder = tempfile::tempdir().expect("temp dir");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let database = format!("sqlite://{}", folder.path().join("json.db").display());
+    let config = folder.path().join("jmotto-zoom.toml");
+    std::fs::write(&config, demo_config(&jmotto, &zoom, &database, &listen))
+        .expect("config written");
+    let (run, logs) = start_run(
+        &config,
+        &listen,
+        &[("RUST_LOG", "info"), ("JMZ__LOG__FORMAT", "json")],
+    )
+    .await;
+
+    // A signed webhook: its request logs, and its jobs sync the user and create meetings.
+    let http = reqwest::Client::new();
+    let body = r#"{"type":"schedule.updated","data":{"schedule_id":"8801","user_ids":["10002"]}}"#;
+    let timestamp = chrono::Utc::now().timestamp().to_string();
+    let signature = SigningKey::parse(DEMO_WEBHOOK_SECRET)
+        .and_then(|key| key.sign("wh-json", &timestamp, body.as_bytes()))
+        .expect("signed");
+    let delivered = http
+        .post(format!("http://{listen}/webhooks/groupware"))
+        .header("content-type", "application/json")
+        .header("webhook-id", "wh-json")
+        .header("webhook-timestamp", &timestamp)
+        .header("webhook-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .expect("webhook answered");
+    assert_eq!(delivered.status().as_u16(), 202);
+    let request_id = delivered
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("x-request-id")
+        .to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while zoom.zoom_meetings().is_empty() || !queue_is_empty(&http, &listen).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the webhook's jobs never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop_run(run).await;
+
+    let logs = logs.await.expect("logs read");
+    let (mut request_lines, mut job_lines) = (0, 0);
+    for line in logs.lines() {
+        let object: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON object ({e}): {line}"));
+        assert!(object.is_object(), "{line}");
+        let spans = object["spans"].as_array().cloned().unwrap_or_default();
+        for span in &spans {
+            if span["name"] == "request" || span["name"] == "job" {
+                assert_eq!(span["request.id"], request_id.as_str(), "{line}");
+                if span["name"] == "request" {
+                    request_lines += 1;
+                } else {
+                    job_lines += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        request_lines > 0,
+        "no line of the webhook's request: {logs}"
+    );
+    assert!(job_lines > 0, "no line of the webhook's jobs: {logs}");
+    assert!(!logs.contains('\u{1b}'), "a log line has ANSI codes");
+    jmotto.stop().await;
+    zoom.stop().await;
+}
+
+/// No job pending or running, by the server's own status.
+async fn queue_is_empty(http: &reqwest::Client, listen: &str) -> bool {
+    let status: serde_json::Value = match http
+        .get(format!("http://{listen}/api/v1/status"))
+        .bearer_auth(DEMO_ADMIN_TOKEN)
+        .send()
+        .await
+    {
+        Ok(response) => response.json().await.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    status["queue"]["pending"] == 0 && status["queue"]["running"] == 0
 }
