@@ -23,6 +23,27 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The J-MOTTO and Zoom replay servers.
+async fn start_replays() -> (ReplayServer, ReplayServer) {
+    let jmotto = ReplayServer::start_jmotto().await.expect("replay");
+    let zoom = ReplayServer::start_zoom().await.expect("replay");
+    (jmotto, zoom)
+}
+
+/// The demo's configuration pointed at the replays, a database in `folder` and a free
+/// port, written to `folder`: its path and the server's address.
+fn write_config(
+    folder: &tempfile::TempDir,
+    jmotto: &ReplayServer,
+    zoom: &ReplayServer,
+) -> (std::path::PathBuf, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let database = format!("sqlite://{}", folder.path().join("run.db").display());
+    let config = folder.path().join("jmotto-zoom.toml");
+    std::fs::write(&config, demo_config(jmotto, zoom, &database, &listen)).expect("config written");
+    (config, listen)
+}
+
 /// Starts `jmotto-zoom run --config config` with `env`, and waits until it is ready. The
 /// task gives the process's stderr then stdout once it has ended.
 async fn start_run(
@@ -67,6 +88,39 @@ async fn start_run(
     (run, logs)
 }
 
+/// A change notification of one entry of user 10002.
+const WEBHOOK_BODY: &str =
+    r#"{"type":"schedule.updated","data":{"schedule_id":"8801","user_ids":["10002"]}}"#;
+
+/// Posts [`WEBHOOK_BODY`] with the given Standard Webhooks headers; expects a 202 and
+/// returns its request id and its body.
+async fn deliver_webhook(
+    http: &reqwest::Client,
+    listen: &str,
+    webhook_id: &str,
+    timestamp: &str,
+    signature: String,
+) -> (String, serde_json::Value) {
+    let delivered = http
+        .post(format!("http://{listen}/webhooks/groupware"))
+        .header("content-type", "application/json")
+        .header("webhook-id", webhook_id)
+        .header("webhook-timestamp", timestamp)
+        .header("webhook-signature", signature)
+        .body(WEBHOOK_BODY)
+        .send()
+        .await
+        .expect("webhook answered");
+    assert_eq!(delivered.status().as_u16(), 202);
+    let request_id = delivered
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("x-request-id")
+        .to_owned();
+    (request_id, delivered.json().await.expect("202 body"))
+}
+
 /// Sends SIGTERM to `run` and waits until it has exited 0.
 async fn stop_run(mut run: tokio::process::Child) {
     let pid = run.id().expect("pid").to_string();
@@ -84,14 +138,9 @@ async fn stop_run(mut run: tokio::process::Child) {
 
 #[tokio::test]
 async fn run_and_sync_wait_as_processes() {
-    let jmotto = ReplayServer::start_jmotto().await.expect("replay");
-    let zoom = ReplayServer::start_zoom().await.expect("replay");
+    let (jmotto, zoom) = start_replays().await;
     let folder = tempfile::tempdir().expect("temp dir");
-    let listen = format!("127.0.0.1:{}", free_port());
-    let database = format!("sqlite://{}", folder.path().join("run.db").display());
-    let config = folder.path().join("jmotto-zoom.toml");
-    std::fs::write(&config, demo_config(&jmotto, &zoom, &database, &listen))
-        .expect("config written");
+    let (config, listen) = write_config(&folder, &jmotto, &zoom);
     let binary = env!("CARGO_BIN_EXE_jmotto-zoom");
     let (run, logs) = start_run(&config, &listen, &[("RUST_LOG", "trace")]).await;
     let http = reqwest::Client::new();
@@ -114,34 +163,17 @@ async fn run_and_sync_wait_as_processes() {
     let mut printed_by_commands = printed.into_owned();
 
     // A signed webhook reaches the process (Standard Webhooks, the demo's secret).
-    let body = r#"{"type":"schedule.updated","data":{"schedule_id":"8801","user_ids":["10002"]}}"#;
     let timestamp = chrono::Utc::now().timestamp().to_string();
     let key = BASE64
         .decode(DEMO_WEBHOOK_SECRET.trim_start_matches("whsec_"))
         .expect("base64");
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).expect("key");
-    mac.update(format!("wh-1.{timestamp}.{body}").as_bytes());
+    mac.update(format!("wh-1.{timestamp}.{WEBHOOK_BODY}").as_bytes());
     let signature = format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()));
-    let delivered = http
-        .post(format!("http://{listen}/webhooks/groupware"))
-        .header("content-type", "application/json")
-        .header("webhook-id", "wh-1")
-        .header("webhook-timestamp", &timestamp)
-        .header("webhook-signature", signature)
-        .body(body)
-        .send()
-        .await
-        .expect("webhook answered");
-    assert_eq!(delivered.status().as_u16(), 202);
-    let webhook_request_id = delivered
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .expect("x-request-id")
-        .to_owned();
+    let (webhook_request_id, accepted) =
+        deliver_webhook(&http, &listen, "wh-1", &timestamp, signature).await;
     // Wait for the jobs the webhook caused to have run before SIGTERM (on a loaded machine
     // they may still be queued while `status` and `doctor` run).
-    let accepted: serde_json::Value = delivered.json().await.expect("202 body");
     let job_id = accepted["job_id"].as_str().expect("job_id").to_owned();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -255,14 +287,9 @@ async fn run_and_sync_wait_as_processes() {
 /// (STYLE 12) in their spans.
 #[tokio::test]
 async fn json_logs_of_a_full_run_carry_the_request_id() {
-    let jmotto = ReplayServer::start_jmotto().await.expect("replay");
-    let zoom = ReplayServer::start_zoom().await.expect("replay");
+    let (jmotto, zoom) = start_replays().await;
     let folder = tempfile::tempdir().expect("temp dir");
-    let listen = format!("127.0.0.1:{}", free_port());
-    let database = format!("sqlite://{}", folder.path().join("json.db").display());
-    let config = folder.path().join("jmotto-zoom.toml");
-    std::fs::write(&config, demo_config(&jmotto, &zoom, &database, &listen))
-        .expect("config written");
+    let (config, listen) = write_config(&folder, &jmotto, &zoom);
     let (run, logs) = start_run(
         &config,
         &listen,
@@ -272,28 +299,11 @@ async fn json_logs_of_a_full_run_carry_the_request_id() {
 
     // A signed webhook: its request logs, and its jobs sync the user and create meetings.
     let http = reqwest::Client::new();
-    let body = r#"{"type":"schedule.updated","data":{"schedule_id":"8801","user_ids":["10002"]}}"#;
     let timestamp = chrono::Utc::now().timestamp().to_string();
     let signature = SigningKey::parse(DEMO_WEBHOOK_SECRET)
-        .and_then(|key| key.sign("wh-json", &timestamp, body.as_bytes()))
+        .and_then(|key| key.sign("wh-json", &timestamp, WEBHOOK_BODY.as_bytes()))
         .expect("signed");
-    let delivered = http
-        .post(format!("http://{listen}/webhooks/groupware"))
-        .header("content-type", "application/json")
-        .header("webhook-id", "wh-json")
-        .header("webhook-timestamp", &timestamp)
-        .header("webhook-signature", signature)
-        .body(body)
-        .send()
-        .await
-        .expect("webhook answered");
-    assert_eq!(delivered.status().as_u16(), 202);
-    let request_id = delivered
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .expect("x-request-id")
-        .to_owned();
+    let (request_id, _) = deliver_webhook(&http, &listen, "wh-json", &timestamp, signature).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while zoom.zoom_meetings().is_empty() || !queue_is_empty(&http, &listen).await {
         assert!(
