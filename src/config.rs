@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use figment::{
     Figment,
-    providers::{Env, Format, Toml},
+    providers::{Env, Format, Serialized, Toml},
     value::{Dict, Value},
 };
 use secrecy::SecretString;
@@ -396,8 +396,10 @@ impl Settings {
     fn layered(text: &str, environment: Option<Env>) -> anyhow::Result<Settings> {
         check_syntax(text)?;
         let mut figment = Figment::from(Toml::string(text));
-        if let Some(environment) = environment {
-            figment = figment.merge(environment);
+        // Each variable's value stays the text it is (figment's `Env` would read `0123`
+        // as the number 123); the extraction below reads it as the key's type.
+        for (key, value) in environment.iter().flat_map(Env::iter) {
+            figment = figment.merge(Serialized::default(key.as_str(), value));
         }
         let root: Dict = figment
             .extract()
@@ -586,7 +588,11 @@ fn deserialize_all(mut root: Dict, mistakes: &mut Mistakes) -> Option<Settings> 
         .extract()
         .unwrap_or_default();
     for _ in 0..MOST_MISTAKES {
-        let error = match Value::from(root.clone()).deserialize::<Settings>() {
+        // Lossy: a text value is read as the number or boolean its key needs (the
+        // environment gives only text).
+        let error = match Figment::from(Serialized::defaults(Value::from(root.clone())))
+            .extract_lossy::<Settings>()
+        {
             Ok(settings) => return Some(settings),
             Err(error) => error,
         };
@@ -787,6 +793,8 @@ zoom_email = "tanaka@example.co.jp"
             ("JMZ__SYNC__ON_DELETE", "delete"),
             ("JMZ__SYNC__INVITE_MEMBERS", "true"),
             ("JMZ__LOG__FORMAT", "json"),
+            ("JMZ__GROUPWARE__ADMIN_PASSWORD", "0123456"),
+            ("JMZ__ZOOM__ACCOUNT_ID", "-42"),
             (
                 "JMZ__SERVER__WEBHOOK_SECRET",
                 "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
@@ -799,6 +807,9 @@ zoom_email = "tanaka@example.co.jp"
         assert_eq!(s.sync.on_delete, DeletePolicy::Delete);
         assert!(s.sync.invite_members);
         assert_eq!(s.log.format, LogFormat::Json);
+        // Digits are text where a key is text, as given.
+        assert_eq!(s.groupware.admin_password.expose_secret(), "0123456");
+        assert_eq!(s.zoom.account_id, "-42");
         assert_eq!(
             s.server.webhook_secret.map(|keys| keys.keys().len()),
             Some(1)
