@@ -24,6 +24,8 @@ use serde::{Serialize, de::DeserializeOwned};
 use sqlx::SqliteConnection;
 use ulid::Ulid;
 
+use crate::store::queue;
+
 pub use engine::{Clock, Engine};
 
 /// A job type: its queue name is part of the database contract.
@@ -104,14 +106,104 @@ impl Job for DeleteMeeting {
     const QUEUE: &'static str = "jmz.delete_meeting";
 }
 
-/// Every queue this product owns.
-pub const QUEUES: [&str; 5] = [
-    SyncWindow::QUEUE,
-    FetchSlice::QUEUE,
-    CreateMeeting::QUEUE,
-    UpdateMeeting::QUEUE,
-    DeleteMeeting::QUEUE,
-];
+/// How a worker runs a job type: what [`worker`] needs to register its queue, one generic
+/// registration for every type.
+pub trait JobHandler: Job + Clone {
+    /// How many of these jobs one worker process runs at once.
+    fn concurrency(settings: &crate::config::WorkerSettings) -> usize {
+        settings.concurrency
+    }
+
+    /// The HTTP request that caused the job, for its span.
+    fn request_id(&self) -> Option<&str>;
+
+    /// Runs the job once (idempotent: running it twice has the effect of running it once).
+    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// Something done once per job type (see [`for_each_job_type`]).
+pub trait JobTypeVisitor {
+    /// Called with each job type in turn.
+    fn visit<J: JobHandler>(&mut self);
+}
+
+/// Every job type this product runs: the one list. A new job type is added here and
+/// nowhere else; the worker, the dashboard and [`queues`] take it from here.
+pub fn for_each_job_type(visitor: &mut impl JobTypeVisitor) {
+    visitor.visit::<SyncWindow>();
+    visitor.visit::<FetchSlice>();
+    visitor.visit::<CreateMeeting>();
+    visitor.visit::<UpdateMeeting>();
+    visitor.visit::<DeleteMeeting>();
+}
+
+/// Every queue this product owns, in [`for_each_job_type`]'s order.
+pub fn queues() -> Vec<&'static str> {
+    struct Names(Vec<&'static str>);
+    impl JobTypeVisitor for Names {
+        fn visit<J: JobHandler>(&mut self) {
+            self.0.push(J::QUEUE);
+        }
+    }
+    let mut names = Names(Vec::new());
+    for_each_job_type(&mut names);
+    names.0
+}
+
+impl JobHandler for SyncWindow {
+    /// One sync window at a time: overlapping runs would list the same slices.
+    fn concurrency(_settings: &crate::config::WorkerSettings) -> usize {
+        1
+    }
+
+    fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+        sync::run_sync_window(engine, self)
+    }
+}
+
+impl JobHandler for FetchSlice {
+    fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+        sync::run_fetch_slice(engine, self)
+    }
+}
+
+impl JobHandler for CreateMeeting {
+    fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+        meetings::run_create(engine, self)
+    }
+}
+
+impl JobHandler for UpdateMeeting {
+    fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+        meetings::run_update(engine, self)
+    }
+}
+
+impl JobHandler for DeleteMeeting {
+    fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+        meetings::run_delete(engine, self)
+    }
+}
 
 /// apalis's own attempts per task: our handlers return `Ok` after recording any expected
 /// failure (and pushing a durable retry), so these only cover a crashed or erroring
@@ -171,13 +263,7 @@ pub async fn push<J: Job>(
         .await
         .with_context(|| format!("cannot enqueue a {} job", J::QUEUE))?;
     if let Some(key) = &options.idempotency_key {
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT id FROM Jobs WHERE job_type = ? AND idempotency_key = ?")
-                .bind(J::QUEUE)
-                .bind(key)
-                .fetch_optional(&mut *conn)
-                .await
-                .context("cannot read back an idempotent job")?;
+        let existing = queue::job_with_idempotency_key(&mut *conn, J::QUEUE, key).await?;
         if let Some(existing) = existing {
             return Ok(existing);
         }
@@ -211,10 +297,13 @@ mod tests {
 
     #[test]
     fn queue_names_are_explicit_and_distinct() {
-        let mut names = QUEUES.to_vec();
+        let queues = queues();
+        let mut names = queues.clone();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), QUEUES.len());
-        assert!(QUEUES.iter().all(|q| q.starts_with("jmz.")));
+        assert_eq!(names.len(), 5);
+        assert_eq!(names.len(), queues.len());
+        // `store::queue` selects our jobs by this namespace.
+        assert!(queues.iter().all(|q| q.starts_with(queue::QUEUE_NAMESPACE)));
     }
 }
