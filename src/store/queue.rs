@@ -370,6 +370,15 @@ mod tests {
     }
 
     async fn insert(pool: &SqlitePool, id: &str, queue: &str, status: &str, lock_by: Option<&str>) {
+        // A worker heard from an hour ago (`Jobs.lock_by` refers to `Workers.id`).
+        sqlx::query(
+            "INSERT OR IGNORE INTO Workers (id, worker_type, storage_name, last_seen) \
+             VALUES (?, 'test', 'test', strftime('%s', 'now') - 3600)",
+        )
+        .bind(lock_by)
+        .execute(pool)
+        .await
+        .expect("worker inserted");
         sqlx::query(
             "INSERT INTO Jobs (job, id, job_type, status, attempts, max_attempts, lock_by) \
              VALUES (x'7b7d', ?, ?, ?, 0, 5, ?)",
@@ -384,7 +393,8 @@ mod tests {
     }
 
     /// Only the jobs of `process`'s own workers are held by it: not those of a process whose
-    /// name merely starts alike, and only our queues are counted.
+    /// name merely starts alike (the same for its silent workers), and only our queues are
+    /// counted.
     #[tokio::test]
     async fn a_process_holds_only_its_own_workers_jobs_and_counts_see_our_queues() {
         let (_folder, store) = store().await;
@@ -423,6 +433,16 @@ mod tests {
         .await;
         insert(pool, "e", "other", "Pending", None).await;
         assert_eq!(held_by(pool, "jmz-1-x").await.expect("held"), ["a", "b"]);
+        assert_eq!(
+            silent_workers(pool, "jmz-1-x", 60).await.expect("workers"),
+            ["jmz-1-x-fetch-slice", "jmz-1-x-sync-window"]
+        );
+        assert!(
+            silent_workers(pool, "jmz-1-x", 7200)
+                .await
+                .expect("workers")
+                .is_empty()
+        );
         let counts = count_jobs(pool).await.expect("counts");
         assert_eq!(counts.in_state(JobState::Running), 3);
         assert_eq!(
