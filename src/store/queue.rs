@@ -221,6 +221,52 @@ pub async fn job(pool: &SqlitePool, id: &str) -> anyhow::Result<Option<JobView>>
     }))
 }
 
+/// Jobs of `queue` not finished (`Pending`, `Queued`, `Running`), whatever their run time.
+/// By equality on the queue, so SQLite counts in apalis's `(job_type, status, run_at)`
+/// index (a harness polls it every few milliseconds on 100k jobs).
+pub async fn unfinished_in(pool: &SqlitePool, queue: &str) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM Jobs WHERE job_type = ? AND status IN ('Pending', 'Queued', 'Running')",
+    )
+    .bind(queue)
+    .fetch_one(pool)
+    .await
+    .context("cannot count unfinished jobs")
+}
+
+/// Jobs of our queues that are done (through the status index: polled by the harnesses).
+pub async fn done_count(pool: &SqlitePool) -> anyhow::Result<i64> {
+    let query = format!("SELECT count(*) FROM Jobs WHERE status = 'Done' AND {OURS}");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(query))
+        .fetch_one(pool)
+        .await
+        .context("cannot count done jobs")
+}
+
+/// The state of each job of `ids` that exists, with the worker holding it (`lock_by`).
+pub async fn states_of(
+    pool: &SqlitePool,
+    ids: &[String],
+) -> anyhow::Result<Vec<(JobState, Option<String>)>> {
+    let rows: Vec<(String, Option<String>, bool, bool)> = sqlx::query_as(
+        "SELECT status, lock_by, attempts < max_attempts, run_at > ?2 FROM Jobs \
+         WHERE id IN (SELECT value FROM json_each(?1))",
+    )
+    .bind(serde_json::to_string(ids).context("cannot encode job ids")?)
+    .bind(chrono::Utc::now().timestamp())
+    .fetch_all(pool)
+    .await
+    .context("cannot read jobs")?;
+    rows.into_iter()
+        .map(|(status, lock_by, left, later)| {
+            Ok((
+                JobState::decode(&status, lock_by.is_some(), left, later)?,
+                lock_by,
+            ))
+        })
+        .collect()
+}
+
 /// The id of the job of `queue` pushed with `idempotency_key`, if any.
 pub async fn job_with_idempotency_key(
     conn: &mut SqliteConnection,
