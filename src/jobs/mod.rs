@@ -107,12 +107,11 @@ impl Job for DeleteMeeting {
 }
 
 /// How a worker runs a job type: what [`worker`] needs to register its queue, one generic
-/// registration for every type.
+/// registration for every type. The implementations are in [`worker`], beside the
+/// registration (they call into [`sync`] and [`meetings`], which import this module).
 pub trait JobHandler: Job + Clone {
-    /// How many of these jobs one worker process runs at once.
-    fn concurrency(settings: &crate::config::WorkerSettings) -> usize {
-        settings.concurrency
-    }
+    /// One of these jobs at a time per worker process, instead of `worker.concurrency`.
+    const ONE_AT_A_TIME: bool = false;
 
     /// The HTTP request that caused the job, for its span.
     fn request_id(&self) -> Option<&str>;
@@ -148,61 +147,6 @@ pub fn queues() -> Vec<&'static str> {
     let mut names = Names(Vec::new());
     for_each_job_type(&mut names);
     names.0
-}
-
-impl JobHandler for SyncWindow {
-    /// One sync window at a time: overlapping runs would list the same slices.
-    fn concurrency(_settings: &crate::config::WorkerSettings) -> usize {
-        1
-    }
-
-    fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
-    }
-
-    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
-        sync::run_sync_window(engine, self)
-    }
-}
-
-impl JobHandler for FetchSlice {
-    fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
-    }
-
-    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
-        sync::run_fetch_slice(engine, self)
-    }
-}
-
-impl JobHandler for CreateMeeting {
-    fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
-    }
-
-    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
-        meetings::run_create(engine, self)
-    }
-}
-
-impl JobHandler for UpdateMeeting {
-    fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
-    }
-
-    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
-        meetings::run_update(engine, self)
-    }
-}
-
-impl JobHandler for DeleteMeeting {
-    fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
-    }
-
-    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
-        meetings::run_delete(engine, self)
-    }
 }
 
 /// apalis's own attempts per task: our handlers return `Ok` after recording any expected

@@ -17,7 +17,8 @@ use apalis_sqlite::{Config, SqliteStorage};
 use tracing::Instrument;
 
 use super::{
-    Engine, Job, JobHandler, PushOptions, SyncWindow, liveness::Liveness, new_job_id, push,
+    CreateMeeting, DeleteMeeting, Engine, FetchSlice, Job, JobHandler, PushOptions, SyncWindow,
+    UpdateMeeting, liveness::Liveness, meetings, new_job_id, push, sync,
 };
 use crate::store::{queue, sync_state};
 
@@ -294,15 +295,73 @@ struct Queues {
 impl super::JobTypeVisitor for Queues {
     fn visit<J: JobHandler>(&mut self) {
         let (engine, name) = (self.engine.clone(), self.name.clone());
+        let concurrency = if J::ONE_AT_A_TIME {
+            1
+        } else {
+            engine.settings.worker.concurrency
+        };
         self.monitor = self.monitor.take().map(|monitor| {
             monitor.register(move |_| {
                 WorkerBuilder::new(worker_name::<J>(&name))
                     .backend(backend::<J>(&engine))
                     .data(engine.clone())
-                    .concurrency(J::concurrency(&engine.settings.worker))
+                    .concurrency(concurrency)
                     .build(handle::<J>)
             })
         });
+    }
+}
+
+impl JobHandler for SyncWindow {
+    /// A window only fans out its slices: one at a time per process.
+    const ONE_AT_A_TIME: bool = true;
+
+    fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+        sync::run_sync_window(engine, self)
+    }
+}
+
+impl JobHandler for FetchSlice {
+    fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+        sync::run_fetch_slice(engine, self)
+    }
+}
+
+impl JobHandler for CreateMeeting {
+    fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+        meetings::run_create(engine, self)
+    }
+}
+
+impl JobHandler for UpdateMeeting {
+    fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+        meetings::run_update(engine, self)
+    }
+}
+
+impl JobHandler for DeleteMeeting {
+    fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+        meetings::run_delete(engine, self)
     }
 }
 

@@ -7,49 +7,24 @@ use std::collections::BTreeMap;
 use crate::helpers::spawn_app;
 use jmotto_zoom::cli::render_status;
 
-/// A job as apalis may leave it: (queue, status, held by a worker, attempts, run in
-/// seconds from now) and the state every view must show.
-struct Case {
-    queue: &'static str,
-    status: &'static str,
-    held: bool,
-    attempts: i64,
-    run_in_seconds: i64,
-    state: &'static str,
-}
-
-const fn case(
-    queue: &'static str,
-    status: &'static str,
-    held: bool,
-    attempts: i64,
-    run_in_seconds: i64,
-    state: &'static str,
-) -> Case {
-    Case {
-        queue,
-        status,
-        held,
-        attempts,
-        run_in_seconds,
-        state,
-    }
-}
+/// A job as apalis may leave it — (queue, status, held by a worker, attempts, run in
+/// seconds from now) — and the state every view must show.
+type Case = (&'static str, &'static str, bool, i64, i64, &'static str);
 
 const CASES: [Case; 11] = [
-    case("jmz.create_meeting", "Pending", false, 0, -5, "pending"),
-    case("jmz.create_meeting", "Pending", false, 0, 3600, "scheduled"),
+    ("jmz.create_meeting", "Pending", false, 0, -5, "pending"),
+    ("jmz.create_meeting", "Pending", false, 0, 3600, "scheduled"),
     // Fetched by a worker, its handler not started: in the worker's hands.
-    case("jmz.create_meeting", "Queued", true, 0, -5, "running"),
-    case("jmz.fetch_slice", "Queued", true, 0, 3600, "running"),
-    case("jmz.create_meeting", "Running", true, 1, -5, "running"),
-    case("jmz.create_meeting", "Done", true, 1, -5, "done"),
+    ("jmz.create_meeting", "Queued", true, 0, -5, "running"),
+    ("jmz.fetch_slice", "Queued", true, 0, 3600, "running"),
+    ("jmz.create_meeting", "Running", true, 1, -5, "running"),
+    ("jmz.create_meeting", "Done", true, 1, -5, "done"),
     // Failed with attempts left: apalis fetches it again when its time comes.
-    case("jmz.fetch_slice", "Failed", true, 2, -5, "pending"),
-    case("jmz.fetch_slice", "Failed", true, 2, 3600, "scheduled"),
-    case("jmz.fetch_slice", "Failed", true, 5, -5, "failed"),
-    case("jmz.update_meeting", "Killed", true, 1, -5, "killed"),
-    case("jmz.update_meeting", "Done", true, 1, -5, "done"),
+    ("jmz.fetch_slice", "Failed", true, 2, -5, "pending"),
+    ("jmz.fetch_slice", "Failed", true, 2, 3600, "scheduled"),
+    ("jmz.fetch_slice", "Failed", true, 5, -5, "failed"),
+    ("jmz.update_meeting", "Killed", true, 1, -5, "killed"),
+    ("jmz.update_meeting", "Done", true, 1, -5, "done"),
 ];
 
 /// R-ENABLED's `queue` and `/metrics`' `jmz_jobs` agree, job by job and in total, and so
@@ -72,18 +47,18 @@ async fn status_metrics_jobs_and_cli_count_jobs_alike() {
     .expect("worker");
     let now = chrono::Utc::now().timestamp();
     let mut ids = Vec::new();
-    for (i, case) in CASES.iter().enumerate() {
+    for (i, (queue, status, held, attempts, run_in_seconds, _)) in CASES.iter().enumerate() {
         let id = ulid::Ulid::from_parts(1, i as u128).to_string();
         sqlx::query(
             "INSERT INTO Jobs (job, id, job_type, status, attempts, max_attempts, run_at, lock_by) \
              VALUES (x'7b7d', ?, ?, ?, ?, 5, ?, ?)",
         )
         .bind(&id)
-        .bind(case.queue)
-        .bind(case.status)
-        .bind(case.attempts)
-        .bind(now + case.run_in_seconds)
-        .bind(case.held.then_some("jmz-1-test-create-meeting"))
+        .bind(queue)
+        .bind(status)
+        .bind(attempts)
+        .bind(now + run_in_seconds)
+        .bind(held.then_some("jmz-1-test-create-meeting"))
         .execute(pool)
         .await
         .expect("job");
@@ -100,20 +75,20 @@ async fn status_metrics_jobs_and_cli_count_jobs_alike() {
     .expect("other job");
 
     // Each job's own view.
-    for (id, case) in ids.iter().zip(&CASES) {
+    for (id, (queue, status, .., state)) in ids.iter().zip(&CASES) {
         let job = app
             .api
             .get(&format!("/api/v1/jobs/{id}"))
             .await
             .expect("job");
-        assert_eq!(job["state"], case.state, "{} {}", case.queue, case.status);
+        assert_eq!(job["state"], *state, "{queue} {status}");
     }
 
     // `/metrics`: jobs by queue and state.
     let mut expected: BTreeMap<(String, String), i64> = BTreeMap::new();
-    for case in &CASES {
+    for (queue, .., state) in &CASES {
         *expected
-            .entry((case.queue.to_owned(), case.state.to_owned()))
+            .entry(((*queue).to_owned(), (*state).to_owned()))
             .or_insert(0) += 1;
     }
     let text = app
@@ -144,7 +119,7 @@ async fn status_metrics_jobs_and_cli_count_jobs_alike() {
     assert_eq!(gauges, expected, "{text}");
 
     // `status` (SPEC §5 `queue`): failed = out of attempts or killed.
-    let in_state = |state: &str| CASES.iter().filter(|c| c.state == state).count() as i64;
+    let in_state = |state: &str| CASES.iter().filter(|case| case.5 == state).count() as i64;
     let (pending, running, scheduled, failed) = (
         in_state("pending"),
         in_state("running"),
