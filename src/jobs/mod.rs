@@ -15,7 +15,7 @@ pub mod retention;
 pub mod sync;
 pub mod worker;
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
 use anyhow::Context;
 use apalis::prelude::{TaskBuilder, TaskId};
@@ -117,7 +117,7 @@ pub trait JobHandler: Job + Clone {
     fn request_id(&self) -> Option<&str>;
 
     /// Runs the job once (idempotent: running it twice has the effect of running it once).
-    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
+    fn run(&self, engine: &Engine) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
 /// Something done once per job type (see [`for_each_job_type`]).

@@ -69,14 +69,14 @@ impl Worker {
         let housekeeping = tokio::spawn(super::housekeeping::run(engine.clone()));
         let retention = tokio::spawn(super::retention::periodic_prune(engine.clone()));
         let mut queues = Queues {
-            monitor: Some(Monitor::new().shutdown_timeout(Duration::from_secs(
+            monitor: Monitor::new().shutdown_timeout(Duration::from_secs(
                 engine.settings.worker.shutdown_timeout_seconds,
-            ))),
+            )),
             engine: engine.clone(),
             name: self.name.clone(),
         };
         super::for_each_job_type(&mut queues);
-        let monitor = queues.monitor.take().unwrap_or_default();
+        let monitor = queues.monitor;
         tracing::info!(worker = %self.name, "worker started");
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (stall_tx, stall_rx) = tokio::sync::oneshot::channel::<String>();
@@ -286,8 +286,7 @@ pub async fn enqueue_sync_in(
 /// Registers one apalis worker per job type in a `Monitor`: `<process>-<queue>` (the
 /// queue name without `jmz.`, `_` as `-`: `jmz-1-…-sync-window`), polled by [`Ticker`].
 struct Queues {
-    /// Taken out and put back by each registration (`Monitor::register` consumes it).
-    monitor: Option<Monitor>,
+    monitor: Monitor,
     engine: Arc<Engine>,
     name: String,
 }
@@ -300,14 +299,13 @@ impl super::JobTypeVisitor for Queues {
         } else {
             engine.settings.worker.concurrency
         };
-        self.monitor = self.monitor.take().map(|monitor| {
-            monitor.register(move |_| {
-                WorkerBuilder::new(worker_name::<J>(&name))
-                    .backend(backend::<J>(&engine))
-                    .data(engine.clone())
-                    .concurrency(concurrency)
-                    .build(handle::<J>)
-            })
+        // `Monitor::register` takes the monitor and gives it back.
+        self.monitor = std::mem::take(&mut self.monitor).register(move |_| {
+            WorkerBuilder::new(worker_name::<J>(&name))
+                .backend(backend::<J>(&engine))
+                .data(engine.clone())
+                .concurrency(concurrency)
+                .build(handle::<J>)
         });
     }
 }
@@ -320,7 +318,7 @@ impl JobHandler for SyncWindow {
         self.request_id.as_deref()
     }
 
-    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+    fn run(&self, engine: &Engine) -> impl Future<Output = anyhow::Result<()>> + Send {
         sync::run_sync_window(engine, self)
     }
 }
@@ -330,7 +328,7 @@ impl JobHandler for FetchSlice {
         self.request_id.as_deref()
     }
 
-    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+    fn run(&self, engine: &Engine) -> impl Future<Output = anyhow::Result<()>> + Send {
         sync::run_fetch_slice(engine, self)
     }
 }
@@ -340,7 +338,7 @@ impl JobHandler for CreateMeeting {
         self.request_id.as_deref()
     }
 
-    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+    fn run(&self, engine: &Engine) -> impl Future<Output = anyhow::Result<()>> + Send {
         meetings::run_create(engine, self)
     }
 }
@@ -350,7 +348,7 @@ impl JobHandler for UpdateMeeting {
         self.request_id.as_deref()
     }
 
-    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+    fn run(&self, engine: &Engine) -> impl Future<Output = anyhow::Result<()>> + Send {
         meetings::run_update(engine, self)
     }
 }
@@ -360,7 +358,7 @@ impl JobHandler for DeleteMeeting {
         self.request_id.as_deref()
     }
 
-    fn run(&self, engine: &Engine) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+    fn run(&self, engine: &Engine) -> impl Future<Output = anyhow::Result<()>> + Send {
         meetings::run_delete(engine, self)
     }
 }
