@@ -37,6 +37,7 @@ use jmotto_zoom::{
     cli::{AdminClient, demo::DEMO_ADMIN_TOKEN, demo::DEMO_WEBHOOK_SECRET},
     replay::{ReplayServer, generated::GeneratedCompany},
     signature::SigningKey,
+    store::queue,
 };
 use processes::{free_port, held_by, jobs_done, rescue_time, spawn, wait_for_progress, wait_ready};
 use rand::Rng;
@@ -249,11 +250,14 @@ async fn ingest(folder: &Path, summary: &mut Summary) -> anyhow::Result<()> {
         );
     }
     let pool = sqlx::SqlitePool::connect(&database).await?;
-    let (deliveries, jobs): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM webhook_deliveries), (SELECT count(*) FROM Jobs)",
-    )
-    .fetch_one(&pool)
-    .await?;
+    let deliveries: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries")
+        .fetch_one(&pool)
+        .await?;
+    let jobs: i64 = queue::count_jobs(&pool)
+        .await?
+        .by_queue_and_state()
+        .map(|(_, _, count)| count)
+        .sum();
     println!("stored: {deliveries} delivery rows, {jobs} jobs (each 202 has both)");
     pool.close().await;
     drop(server);
@@ -430,20 +434,8 @@ impl Stack {
     /// whole table (a scan every few milliseconds took a core of its own at 100k jobs).
     async fn outstanding(&self) -> anyhow::Result<(i64, i64)> {
         let mut counts = Vec::new();
-        for queue in [
-            "jmz.sync_window",
-            "jmz.fetch_slice",
-            "jmz.create_meeting",
-            "jmz.update_meeting",
-            "jmz.delete_meeting",
-        ] {
-            let count: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM Jobs WHERE job_type = ? AND status IN ('Pending', 'Queued', 'Running')",
-            )
-            .bind(queue)
-            .fetch_one(&self.pool)
-            .await?;
-            counts.push(count);
+        for queue in jmotto_zoom::jobs::queues() {
+            counts.push(queue::unfinished_in(&self.pool, queue).await?);
         }
         Ok((counts[0] + counts[1], counts.iter().sum()))
     }

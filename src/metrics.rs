@@ -1,4 +1,5 @@
-//! `GET /metrics` in the Prometheus text format (version 0.0.4).
+//! `GET /metrics` in the Prometheus text format (version 0.0.4), encoded by
+//! `prometheus-client`.
 //!
 //! Counters are counted in memory per process ([`Metrics`]): cumulative totals under a
 //! process id. The worker writes its totals into the database (`metric_counters`, one row
@@ -6,22 +7,25 @@
 //! another process shows the worker's calls. A scrape sums the database rows of every
 //! *other* process and this process's own totals from memory — so a counter never goes down
 //! while a flush is under way, and a flush interrupted half-way is simply redone. Gauges are
-//! read live from the database (jobs by queue and state, meetings by state). A counter can
-//! lag a worker in another process by up to one heartbeat; a crash loses at most one
-//! heartbeat's worth (metrics are not worth a write per call). Rows of processes that ended
-//! keep their final totals, so the sums stay monotonic across restarts.
+//! read live from the database (jobs by queue and state through `store::queue`, meetings by
+//! state). A counter can lag a worker in another process by up to one heartbeat; a crash
+//! loses at most one heartbeat's worth (metrics are not worth a write per call). Rows of
+//! processes that ended keep their final totals, so the sums stay monotonic across restarts.
+//!
+//! Each scrape builds a fresh `Registry` from those numbers; the stored rows keep their
+//! series as (sample name, `a="x",b="y"` label text), the format earlier versions wrote.
 
-use std::{collections::BTreeMap, fmt::Write as _, sync::Mutex};
+use std::{collections::BTreeMap, sync::Mutex};
 
 use anyhow::Context;
+use prometheus_client::{
+    encoding::{EncodeMetric, MetricEncoder, NoLabelSet, prometheus_text},
+    metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
+    registry::Registry,
+};
 use sqlx::SqlitePool;
 
-/// A metric family: its name, type and help line.
-struct Family {
-    name: &'static str,
-    kind: &'static str,
-    help: &'static str,
-}
+use crate::store::{Store, queue};
 
 /// Calls to Zoom and J-MOTTO by endpoint and outcome.
 pub const EXTERNAL_CALLS: &str = "jmz_external_calls_total";
@@ -32,43 +36,26 @@ pub const WEBHOOK_VERIFICATIONS: &str = "jmz_webhook_verifications_total";
 /// Seconds from the trigger (webhook, manual sync, poll) to the Zoom meeting's creation.
 pub const TRIGGER_TO_MEETING: &str = "jmz_trigger_to_meeting_seconds";
 
-const FAMILIES: [Family; 6] = [
-    Family {
-        name: "jmz_jobs",
-        kind: "gauge",
-        help: "Jobs in the queue by queue and state (pending = ready now, scheduled = later).",
-    },
-    Family {
-        name: "jmz_meetings",
-        kind: "gauge",
-        help: "Meeting rows by state, as GET /api/v1/meetings shows them.",
-    },
-    Family {
-        name: EXTERNAL_CALLS,
-        kind: "counter",
-        help: "Calls to Zoom and J-MOTTO by service, endpoint and outcome.",
-    },
-    Family {
-        name: ZOOM_RATE_LIMITED,
-        kind: "counter",
-        help: "Zoom rate-limit answers by kind (per_second, account_daily, host_daily).",
-    },
-    Family {
-        name: WEBHOOK_VERIFICATIONS,
-        kind: "counter",
-        help: "Webhook deliveries by verification outcome.",
-    },
-    Family {
-        name: TRIGGER_TO_MEETING,
-        kind: "histogram",
-        help: "Seconds from the trigger of a sync to the creation of a Zoom meeting it decided.",
-    },
+/// The counter families, with their help lines (`prometheus-client` adds the period).
+const COUNTERS: [(&str, &str); 3] = [
+    (
+        EXTERNAL_CALLS,
+        "Calls to Zoom and J-MOTTO by service, endpoint and outcome",
+    ),
+    (
+        ZOOM_RATE_LIMITED,
+        "Zoom rate-limit answers by kind (per_second, account_daily, host_daily)",
+    ),
+    (
+        WEBHOOK_VERIFICATIONS,
+        "Webhook deliveries by verification outcome",
+    ),
 ];
 
 /// Upper bounds of the trigger-to-meeting histogram's buckets, in seconds.
 const BUCKETS: [f64; 10] = [0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0, 86400.0];
 
-/// Series key: the sample name and its rendered label set (`a="x",b="y"`).
+/// Series key: the sample name and its stored label text (`a="x",b="y"`).
 type Series = (String, String);
 
 /// This process's counters (cumulative since the process started).
@@ -91,24 +78,21 @@ impl Default for Metrics {
 impl Metrics {
     /// Adds one to a counter.
     pub fn increment(&self, name: &'static str, labels: &[(&str, &str)]) {
-        self.add(name.to_owned(), render_labels(labels), 1.0);
+        self.add(name.to_owned(), label_text(labels), 1.0);
     }
 
-    /// Records one observation of the trigger-to-meeting histogram.
+    /// Records one observation of the trigger-to-meeting histogram (stored cumulative:
+    /// each bucket whose bound it is within, and `+Inf`).
     pub fn observe_trigger_to_meeting(&self, seconds: f64) {
         let seconds = seconds.max(0.0);
-        for bound in BUCKETS {
-            if seconds <= bound {
-                let le = format_number(bound);
-                self.add(
-                    format!("{TRIGGER_TO_MEETING}_bucket"),
-                    render_labels(&[("le", &le)]),
-                    1.0,
-                );
-            }
+        for bound in BUCKETS.into_iter().filter(|bound| seconds <= *bound) {
+            self.add(
+                bucket_name(),
+                label_text(&[("le", &bound.to_string())]),
+                1.0,
+            );
         }
-        let all = render_labels(&[("le", "+Inf")]);
-        self.add(format!("{TRIGGER_TO_MEETING}_bucket"), all, 1.0);
+        self.add(bucket_name(), label_text(&[("le", "+Inf")]), 1.0);
         self.add(format!("{TRIGGER_TO_MEETING}_sum"), String::new(), seconds);
         self.add(format!("{TRIGGER_TO_MEETING}_count"), String::new(), 1.0);
     }
@@ -128,20 +112,35 @@ impl Metrics {
             .clone()
     }
 
-    /// Writes this process's totals into the database (one transaction, overwriting its
-    /// previous flush). Idempotent: a failed or interrupted flush is redone by the next.
-    pub async fn flush(&self, pool: &SqlitePool) -> anyhow::Result<()> {
+    /// Writes this process's totals into the database (one write transaction, in the
+    /// process's write turn, overwriting its previous flush). Idempotent: a failed or
+    /// interrupted flush is redone by the next.
+    pub async fn flush(&self, store: &Store) -> anyhow::Result<()> {
         let totals = self.snapshot();
         if totals.is_empty() {
             return Ok(());
         }
-        write_totals(pool, &self.process, &totals).await
+        let mut tx = store.begin_write().await.context("cannot flush metrics")?;
+        for ((name, labels), value) in &totals {
+            sqlx::query(
+                "INSERT INTO metric_counters (process, name, labels, value) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (process, name, labels) DO UPDATE SET value = excluded.value",
+            )
+            .bind(&self.process)
+            .bind(name)
+            .bind(labels)
+            .bind(value)
+            .execute(&mut *tx)
+            .await
+            .context("cannot flush metrics")?;
+        }
+        tx.commit().await.context("cannot flush metrics")
     }
 
     /// The exposition: every other process's stored totals plus this process's own, and the
     /// gauges.
     pub async fn render(&self, pool: &SqlitePool) -> anyhow::Result<String> {
-        let mut series: BTreeMap<Series, f64> = BTreeMap::new();
+        let mut totals: BTreeMap<Series, f64> = BTreeMap::new();
         let stored: Vec<(String, String, f64)> = sqlx::query_as(
             "SELECT name, labels, sum(value) FROM metric_counters WHERE process <> ? \
              GROUP BY name, labels",
@@ -151,135 +150,169 @@ impl Metrics {
         .await
         .context("cannot read the stored counters")?;
         for (name, labels, value) in stored {
-            *series.entry((name, labels)).or_insert(0.0) += value;
+            *totals.entry((name, labels)).or_insert(0.0) += value;
         }
         for (key, value) in self.snapshot() {
-            *series.entry(key).or_insert(0.0) += value;
+            *totals.entry(key).or_insert(0.0) += value;
         }
-        // Every bucket from the start (zeros), so rate() sees each bucket's first increase.
-        for bound in BUCKETS
-            .map(format_number)
-            .into_iter()
-            .chain(["+Inf".to_owned()])
-        {
-            series
-                .entry((
-                    format!("{TRIGGER_TO_MEETING}_bucket"),
-                    render_labels(&[("le", &bound)]),
-                ))
-                .or_insert(0.0);
-        }
-        for suffix in ["_sum", "_count"] {
-            series
-                .entry((format!("{TRIGGER_TO_MEETING}{suffix}"), String::new()))
-                .or_insert(0.0);
-        }
-        for (queue, state, count) in job_gauges(pool).await? {
-            let labels = render_labels(&[("queue", &queue), ("state", &state)]);
-            series.insert(("jmz_jobs".to_owned(), labels), count);
-        }
-        for (state, count) in crate::store::meetings::count_by_state(pool).await? {
-            let labels = render_labels(&[("state", &state)]);
-            series.insert(("jmz_meetings".to_owned(), labels), count as f64);
-        }
-        let mut text = String::new();
-        for family in FAMILIES {
-            let _ = writeln!(text, "# HELP {} {}", family.name, family.help);
-            let _ = writeln!(text, "# TYPE {} {}", family.name, family.kind);
-            let mut samples: Vec<(&Series, &f64)> = series
+        let jobs = queue::count_jobs(pool).await?;
+        let meetings = crate::store::meetings::count_by_state(pool).await?;
+
+        let mut registry = Registry::default();
+        registry.register(
+            "jmz_jobs",
+            "Jobs in the queue by queue and state (pending = ready now, scheduled = later)",
+            SortedFamily::new(
+                jobs.by_queue_and_state().map(|(queue, state, count)| {
+                    let labels = [("queue", queue), ("state", state.name())];
+                    (owned(&labels), ConstGauge::new(count))
+                }),
+                MetricType::Gauge,
+            ),
+        );
+        registry.register(
+            "jmz_meetings",
+            "Meeting rows by state, as GET /api/v1/meetings shows them",
+            SortedFamily::new(
+                meetings
+                    .iter()
+                    .map(|(state, count)| (owned(&[("state", state)]), ConstGauge::new(*count))),
+                MetricType::Gauge,
+            ),
+        );
+        for (name, help) in COUNTERS {
+            let series = totals
                 .iter()
-                .filter(|((name, _), _)| family_of(name) == family.name)
-                .collect();
-            // A histogram's buckets must come in increasing `le` order, before sum and count.
-            samples.sort_by(|(a, _), (b, _)| {
-                let (a, b) = (sample_order(a), sample_order(b));
-                a.0.cmp(&b.0).then(a.1.total_cmp(&b.1))
-            });
-            for ((name, labels), value) in samples {
-                if labels.is_empty() {
-                    let _ = writeln!(text, "{name} {}", format_number(*value));
-                } else {
-                    let _ = writeln!(text, "{name}{{{labels}}} {}", format_number(*value));
-                }
-            }
+                .filter(|((sample, _), _)| sample == name)
+                .map(|((_, labels), value)| {
+                    Ok((parse_label_text(labels)?, ConstCounter::new(*value as u64)))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            // `prometheus-client` appends `_total` to a counter's name.
+            let family = name.strip_suffix("_total").unwrap_or(name);
+            registry.register(
+                family,
+                help,
+                SortedFamily::new(series.into_iter(), MetricType::Counter),
+            );
         }
+        registry.register(
+            TRIGGER_TO_MEETING,
+            "Seconds from the trigger of a sync to the creation of a Zoom meeting it decided",
+            StoredHistogram::from_totals(&totals)?,
+        );
+        let mut text = String::new();
+        prometheus_text::encode(&mut text, &registry).context("cannot encode the metrics")?;
         Ok(text)
     }
 }
 
-async fn write_totals(
-    pool: &SqlitePool,
-    process: &str,
-    totals: &BTreeMap<Series, f64>,
-) -> anyhow::Result<()> {
-    let mut tx = pool.begin().await.context("cannot flush metrics")?;
-    for ((name, labels), value) in totals {
-        sqlx::query(
-            "INSERT INTO metric_counters (process, name, labels, value) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (process, name, labels) DO UPDATE SET value = excluded.value",
-        )
-        .bind(process)
-        .bind(name)
-        .bind(labels)
-        .bind(value)
-        .execute(&mut *tx)
-        .await
-        .context("cannot flush metrics")?;
-    }
-    tx.commit().await.context("cannot flush metrics")
-}
-
-/// Jobs of our queues by queue and state: `pending` (ready now), `scheduled` (later),
-/// `running`, `done`, `failed`, `killed`.
-async fn job_gauges(pool: &SqlitePool) -> anyhow::Result<Vec<(String, String, f64)>> {
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT job_type, CASE \
-             WHEN status IN ('Pending', 'Queued') AND run_at > unixepoch() THEN 'scheduled' \
-             WHEN status IN ('Pending', 'Queued') THEN 'pending' \
-             ELSE lower(status) END AS state, count(*) \
-         FROM Jobs WHERE job_type LIKE 'jmz.%' GROUP BY 1, 2",
-    )
-    .fetch_all(pool)
-    .await
-    .context("cannot count jobs")?;
-    Ok(rows
-        .into_iter()
-        .map(|(queue, state, count)| (queue, state, count as f64))
-        .collect())
-}
-
-fn family_of(sample: &str) -> &str {
-    let is_histogram_sample = ["_bucket", "_sum", "_count"]
+fn owned(labels: &[(&str, &str)]) -> Vec<(String, String)> {
+    labels
         .iter()
-        .any(|suffix| sample.strip_suffix(suffix) == Some(TRIGGER_TO_MEETING));
-    if is_histogram_sample {
-        TRIGGER_TO_MEETING
-    } else {
-        sample
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+        .collect()
+}
+
+fn bucket_name() -> String {
+    format!("{TRIGGER_TO_MEETING}_bucket")
+}
+
+/// One family's series in label order (`prometheus-client`'s `Family` lists them in hash
+/// order, so two scrapes would differ for nothing).
+#[derive(Debug)]
+struct SortedFamily<M> {
+    series: Vec<(Vec<(String, String)>, M)>,
+    kind: MetricType,
+}
+
+impl<M> SortedFamily<M> {
+    fn new(series: impl Iterator<Item = (Vec<(String, String)>, M)>, kind: MetricType) -> Self {
+        let mut series: Vec<_> = series.collect();
+        series.sort_by(|a, b| a.0.cmp(&b.0));
+        SortedFamily { series, kind }
     }
 }
 
-/// Order within a family: buckets by bound (`+Inf` last), then sum, then count; other
-/// samples keep their label order.
-fn sample_order((name, labels): &Series) -> (u8, f64) {
-    if name.ends_with("_bucket") {
-        let le = labels
-            .strip_prefix("le=\"")
-            .and_then(|l| l.strip_suffix('"'))
-            .unwrap_or("+Inf");
-        return (0, le.parse::<f64>().unwrap_or(f64::INFINITY));
+impl<M: EncodeMetric> EncodeMetric for SortedFamily<M> {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (labels, metric) in &self.series {
+            metric.encode(encoder.encode_family(labels)?)?;
+        }
+        Ok(())
     }
-    if name.ends_with("_sum") {
-        return (1, 0.0);
+
+    fn metric_type(&self) -> MetricType {
+        self.kind
     }
-    if name.ends_with("_count") {
-        return (2, 0.0);
-    }
-    (0, 0.0)
 }
 
-/// `a="x",b="y"` with Prometheus escaping of `\`, `"` and newlines.
-fn render_labels(labels: &[(&str, &str)]) -> String {
+/// The trigger-to-meeting histogram from summed totals (every bucket, zeros included, so
+/// `rate()` sees each bucket's first increase).
+#[derive(Debug)]
+struct StoredHistogram {
+    /// (upper bound, observations in this bucket only), finite bounds.
+    buckets: Vec<(f64, u64)>,
+    sum: f64,
+    count: u64,
+}
+
+impl StoredHistogram {
+    fn from_totals(totals: &BTreeMap<Series, f64>) -> anyhow::Result<StoredHistogram> {
+        let total = |suffix: &str| {
+            totals
+                .get(&(format!("{TRIGGER_TO_MEETING}{suffix}"), String::new()))
+                .copied()
+                .unwrap_or(0.0)
+        };
+        let mut cumulative: BTreeMap<u64, f64> = BTreeMap::new();
+        for ((name, labels), value) in totals {
+            if *name != bucket_name() {
+                continue;
+            }
+            let labels = parse_label_text(labels)?;
+            let le = labels
+                .iter()
+                .find(|(key, _)| key == "le")
+                .map(|(_, le)| le.as_str())
+                .unwrap_or("+Inf");
+            if let Ok(bound) = le.parse::<f64>()
+                && bound.is_finite()
+            {
+                *cumulative.entry(bound.to_bits()).or_insert(0.0) += value;
+            }
+        }
+        let mut below = 0;
+        let buckets = BUCKETS
+            .into_iter()
+            .map(|bound| {
+                let within = cumulative.get(&bound.to_bits()).copied().unwrap_or(0.0) as u64;
+                let own = within.saturating_sub(below);
+                below = below.max(within);
+                (bound, own)
+            })
+            .collect();
+        Ok(StoredHistogram {
+            buckets,
+            sum: total("_sum"),
+            count: total("_count") as u64,
+        })
+    }
+}
+
+impl EncodeMetric for StoredHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<NoLabelSet>(self.sum, self.count, &self.buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+/// How a series' labels are stored in `metric_counters.labels`: `a="x",b="y"`, values
+/// escaped as in the exposition (`\\`, `\"`, `\n`).
+fn label_text(labels: &[(&str, &str)]) -> String {
     labels
         .iter()
         .map(|(key, value)| {
@@ -293,60 +326,59 @@ fn render_labels(labels: &[(&str, &str)]) -> String {
         .join(",")
 }
 
-fn format_number(value: f64) -> String {
-    if value.is_infinite() {
-        if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
-    } else if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{}", value as i64)
-    } else {
-        format!("{value}")
+/// Reads [`label_text`] back; stored text it did not write is an error.
+fn parse_label_text(text: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut labels = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (key, after) = rest
+            .split_once("=\"")
+            .with_context(|| format!("stored metric labels {text:?} are not key=\"value\""))?;
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = loop {
+            match chars.next() {
+                Some((_, '\\')) => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, escaped)) => value.push(escaped),
+                    None => anyhow::bail!("stored metric labels {text:?} end in an escape"),
+                },
+                Some((at, '"')) => break at,
+                Some((_, c)) => value.push(c),
+                None => anyhow::bail!("stored metric labels {text:?} are not closed"),
+            }
+        };
+        labels.push((key.to_owned(), value));
+        rest = &after[end + 1..];
+        rest = rest.strip_prefix(',').unwrap_or(rest);
     }
+    Ok(labels)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Stored label text reads back to what was written, escapes included.
     #[test]
-    fn labels_are_escaped() {
+    fn stored_labels_read_back() {
+        let cases: [&[(&str, &str)]; 3] = [
+            &[("a", "x"), ("b", "q\"\\\n,=")],
+            &[],
+            &[("endpoint", "POST /users/{userId}/meetings")],
+        ];
+        for labels in cases {
+            let text = label_text(labels);
+            let read: Vec<(String, String)> = parse_label_text(&text).expect("parses");
+            let read: Vec<(&str, &str)> =
+                read.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            assert_eq!(read, labels, "{text}");
+        }
         assert_eq!(
-            render_labels(&[("a", "x"), ("b", "q\"\\\n")]),
+            label_text(&[("a", "x"), ("b", "q\"\\\n")]),
             "a=\"x\",b=\"q\\\"\\\\\\n\""
         );
-        assert_eq!(render_labels(&[]), "");
-    }
-
-    #[test]
-    fn histogram_samples_belong_to_their_family_in_order() {
-        assert_eq!(
-            family_of("jmz_trigger_to_meeting_seconds_bucket"),
-            TRIGGER_TO_MEETING
-        );
-        assert_eq!(
-            family_of("jmz_trigger_to_meeting_seconds_count"),
-            TRIGGER_TO_MEETING
-        );
-        assert_eq!(family_of(EXTERNAL_CALLS), EXTERNAL_CALLS);
-        let bucket = |le: &str| {
-            (
-                format!("{TRIGGER_TO_MEETING}_bucket"),
-                render_labels(&[("le", le)]),
-            )
-        };
-        assert!(sample_order(&bucket("0.5")) < sample_order(&bucket("10")));
-        assert!(sample_order(&bucket("86400")) < sample_order(&bucket("+Inf")));
-        let sum = (format!("{TRIGGER_TO_MEETING}_sum"), String::new());
-        let count = (format!("{TRIGGER_TO_MEETING}_count"), String::new());
-        assert!(sample_order(&bucket("+Inf")).1.is_infinite());
-        assert!(sample_order(&bucket("+Inf")).0 < sample_order(&sum).0);
-        assert!(sample_order(&sum).0 < sample_order(&count).0);
-    }
-
-    #[test]
-    fn numbers_render_as_prometheus_reads_them() {
-        assert_eq!(format_number(3.0), "3");
-        assert_eq!(format_number(0.5), "0.5");
-        assert_eq!(format_number(f64::INFINITY), "+Inf");
+        assert!(parse_label_text("a=\"x").is_err());
     }
 }
 
@@ -397,9 +429,9 @@ mod flush_tests {
             Some(1.0),
             "the worker has not flushed yet"
         );
-        worker.flush(store.pool()).await.expect("flush");
+        worker.flush(&store).await.expect("flush");
         worker
-            .flush(store.pool())
+            .flush(&store)
             .await
             .expect("a second flush changes nothing");
         assert_eq!(seen(&worker, store.pool(), calls).await, Some(3.0));
@@ -408,7 +440,7 @@ mod flush_tests {
             EXTERNAL_CALLS,
             &[("service", "zoom"), ("endpoint", "x"), ("outcome", "ok")],
         );
-        worker.flush(store.pool()).await.expect("flush");
+        worker.flush(&store).await.expect("flush");
         drop(worker);
         assert_eq!(
             seen(&server, store.pool(), calls).await,
@@ -424,6 +456,79 @@ mod flush_tests {
             text.contains("jmz_trigger_to_meeting_seconds_count 0"),
             "{text}"
         );
+        store.close().await;
+    }
+}
+
+#[cfg(test)]
+mod exposition_tests {
+    use super::*;
+
+    /// SPEC §5 `/metrics`: every family's name, type, labels and sample lines, as the text
+    /// format 0.0.4 names them (counters' `# TYPE` names end in `_total`).
+    #[tokio::test]
+    async fn exposition_keeps_every_name_label_and_type() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", folder.path().join("e.db").display());
+        let store = crate::store::Store::connect(&url).await.expect("store");
+        let metrics = Metrics::default();
+        metrics.increment(
+            EXTERNAL_CALLS,
+            &[
+                ("service", "zoom"),
+                ("endpoint", "POST /users/{userId}/meetings"),
+                ("outcome", "ok"),
+            ],
+        );
+        metrics.increment(ZOOM_RATE_LIMITED, &[("kind", "per_second")]);
+        metrics.increment(WEBHOOK_VERIFICATIONS, &[("outcome", "ok")]);
+        metrics.observe_trigger_to_meeting(2.0);
+        metrics.observe_trigger_to_meeting(40.0);
+        let text = metrics.render(store.pool()).await.expect("render");
+        let meetings: String = [
+            "created",
+            "deferred",
+            "deleted",
+            "failed",
+            "pending",
+            "skipped",
+            "superseded",
+        ]
+        .iter()
+        .map(|state| format!("jmz_meetings{{state=\"{state}\"}} 0\n"))
+        .collect();
+        let expected = format!(
+            r#"# HELP jmz_jobs Jobs in the queue by queue and state (pending = ready now, scheduled = later).
+# TYPE jmz_jobs gauge
+# HELP jmz_meetings Meeting rows by state, as GET /api/v1/meetings shows them.
+# TYPE jmz_meetings gauge
+{meetings}# HELP jmz_external_calls_total Calls to Zoom and J-MOTTO by service, endpoint and outcome.
+# TYPE jmz_external_calls_total counter
+jmz_external_calls_total{{service="zoom",endpoint="POST /users/{{userId}}/meetings",outcome="ok"}} 1
+# HELP jmz_zoom_rate_limited_total Zoom rate-limit answers by kind (per_second, account_daily, host_daily).
+# TYPE jmz_zoom_rate_limited_total counter
+jmz_zoom_rate_limited_total{{kind="per_second"}} 1
+# HELP jmz_webhook_verifications_total Webhook deliveries by verification outcome.
+# TYPE jmz_webhook_verifications_total counter
+jmz_webhook_verifications_total{{outcome="ok"}} 1
+# HELP jmz_trigger_to_meeting_seconds Seconds from the trigger of a sync to the creation of a Zoom meeting it decided.
+# TYPE jmz_trigger_to_meeting_seconds histogram
+jmz_trigger_to_meeting_seconds_bucket{{le="0.5"}} 0
+jmz_trigger_to_meeting_seconds_bucket{{le="1"}} 0
+jmz_trigger_to_meeting_seconds_bucket{{le="2.5"}} 1
+jmz_trigger_to_meeting_seconds_bucket{{le="5"}} 1
+jmz_trigger_to_meeting_seconds_bucket{{le="10"}} 1
+jmz_trigger_to_meeting_seconds_bucket{{le="30"}} 1
+jmz_trigger_to_meeting_seconds_bucket{{le="60"}} 2
+jmz_trigger_to_meeting_seconds_bucket{{le="300"}} 2
+jmz_trigger_to_meeting_seconds_bucket{{le="3600"}} 2
+jmz_trigger_to_meeting_seconds_bucket{{le="86400"}} 2
+jmz_trigger_to_meeting_seconds_bucket{{le="+Inf"}} 2
+jmz_trigger_to_meeting_seconds_sum 42.0
+jmz_trigger_to_meeting_seconds_count 2
+"#
+        );
+        assert_eq!(text, expected);
         store.close().await;
     }
 }

@@ -24,10 +24,20 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::SqlitePool;
 
 use super::routes::constant_time_eq;
-use crate::jobs::{CreateMeeting, DeleteMeeting, FetchSlice, Job, SyncWindow, UpdateMeeting};
+use crate::jobs::{JobHandler, JobTypeVisitor, for_each_job_type};
 
-fn storage<J: Job>(pool: &SqlitePool) -> SqliteStorage<J> {
-    SqliteStorage::<J>::new(pool).with_config(Config::default().queue(J::QUEUE))
+/// Adds each job type's queue to the board.
+struct Queues<'a> {
+    api: Option<ApiBuilder<actix_web::Scope>>,
+    pool: &'a SqlitePool,
+}
+
+impl JobTypeVisitor for Queues<'_> {
+    fn visit<J: JobHandler>(&mut self) {
+        let storage =
+            SqliteStorage::<J>::new(self.pool).with_config(Config::default().queue(J::QUEUE));
+        self.api = self.api.take().map(|api| api.register(J::QUEUE, storage));
+    }
 }
 
 /// Is `Authorization: Basic <user:token>` the admin token?
@@ -56,13 +66,14 @@ pub fn build(
 ) -> anyhow::Result<Server> {
     let server = HttpServer::new(move || {
         let token = token.clone();
-        let api = ApiBuilder::new(web::scope("/api/v1"))
-            .register(SyncWindow::QUEUE, storage::<SyncWindow>(&pool))
-            .register(FetchSlice::QUEUE, storage::<FetchSlice>(&pool))
-            .register(CreateMeeting::QUEUE, storage::<CreateMeeting>(&pool))
-            .register(UpdateMeeting::QUEUE, storage::<UpdateMeeting>(&pool))
-            .register(DeleteMeeting::QUEUE, storage::<DeleteMeeting>(&pool))
-            .build();
+        let mut queues = Queues {
+            api: Some(ApiBuilder::new(web::scope("/api/v1"))),
+            pool: &pool,
+        };
+        for_each_job_type(&mut queues);
+        let api = queues
+            .api
+            .map_or_else(|| web::scope("/api/v1"), ApiBuilder::build);
         App::new()
             .wrap_fn(move |request, service| {
                 let refusal = if !basic_auth_ok(request.headers().get(header::AUTHORIZATION), &token)

@@ -609,14 +609,6 @@ pub struct JobStatus {
 impl JobStatus {
     fn from_view(job: sync_state::JobView, now: DateTime<Utc>, tz: Tz) -> JobStatus {
         let run_at = DateTime::from_timestamp(job.run_at, 0).unwrap_or(now);
-        let state = match job.status.as_str() {
-            "Pending" | "Queued" if run_at > now => "scheduled",
-            "Pending" | "Queued" => "pending",
-            "Running" => "running",
-            "Done" => "done",
-            "Killed" => "killed",
-            _ => "failed",
-        };
         // apalis stores `{"Err": "…"}` / `{"Ok": …}`; only an error is worth showing.
         let last_error = job
             .last_result
@@ -629,7 +621,7 @@ impl JobStatus {
         JobStatus {
             id: job.id,
             queue: job.queue,
-            state: state.to_owned(),
+            state: job.state.name().to_owned(),
             attempts: job.attempts,
             max_attempts: job.max_attempts,
             run_at: run_at.with_timezone(&tz).to_rfc3339(),

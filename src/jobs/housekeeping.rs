@@ -33,7 +33,7 @@ pub async fn run(engine: Arc<Engine>) {
 
 /// Moves this process's counters into the database (also called at shutdown).
 pub async fn flush_metrics(engine: &Engine) {
-    if let Err(error) = engine.metrics.flush(engine.store.pool()).await {
+    if let Err(error) = engine.metrics.flush(&engine.store).await {
         tracing::warn!(error = %format!("{error:#}"), "cannot flush metrics");
     }
 }

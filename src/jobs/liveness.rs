@@ -19,7 +19,7 @@ use std::{
 use anyhow::Context;
 
 use super::Engine;
-use crate::store::meetings::shorten_claims;
+use crate::store::{meetings::shorten_claims, queue};
 
 /// How long a create cut off by its process's death (or a shutdown) keeps its claim: Zoom
 /// may still finish a request it had received.
@@ -143,17 +143,7 @@ pub async fn requeue_jobs_of(
     why: &str,
 ) -> anyhow::Result<u64> {
     let mut tx = engine.store.begin_write().await?;
-    let jobs = sqlx::query(
-        "UPDATE Jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, done_at = NULL, \
-         last_result = json_object('Err', ?2) \
-         WHERE status IN ('Queued', 'Running') AND lock_by LIKE ?1 || '-%'",
-    )
-    .bind(name)
-    .bind(why)
-    .execute(&mut *tx)
-    .await
-    .context("cannot re-enqueue a worker's jobs")?
-    .rows_affected();
+    let jobs = queue::requeue_held_by(&mut tx, name, why).await?;
     shorten_claims(
         &mut tx,
         instance,
@@ -188,14 +178,7 @@ pub async fn stalled_queue_workers(engine: &Engine, name: &str) -> String {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let stalled: Result<Vec<String>, sqlx::Error> = sqlx::query_scalar(
-            "SELECT id FROM Workers WHERE id LIKE ?1 || '-%' AND last_seen < strftime('%s', 'now') - ?2 \
-             ORDER BY id",
-        )
-        .bind(name)
-        .bind(stale_after)
-        .fetch_all(engine.store.pool())
-        .await;
+        let stalled = queue::silent_workers(engine.store.pool(), name, stale_after).await;
         match stalled {
             Ok(stalled) if !stalled.is_empty() => return stalled.join(", "),
             Ok(_) => {}

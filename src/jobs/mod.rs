@@ -15,7 +15,7 @@ pub mod retention;
 pub mod sync;
 pub mod worker;
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
 use anyhow::Context;
 use apalis::prelude::{TaskBuilder, TaskId};
@@ -23,6 +23,8 @@ use chrono::{DateTime, Utc};
 use serde::{Serialize, de::DeserializeOwned};
 use sqlx::SqliteConnection;
 use ulid::Ulid;
+
+use crate::store::queue;
 
 pub use engine::{Clock, Engine};
 
@@ -104,14 +106,48 @@ impl Job for DeleteMeeting {
     const QUEUE: &'static str = "jmz.delete_meeting";
 }
 
-/// Every queue this product owns.
-pub const QUEUES: [&str; 5] = [
-    SyncWindow::QUEUE,
-    FetchSlice::QUEUE,
-    CreateMeeting::QUEUE,
-    UpdateMeeting::QUEUE,
-    DeleteMeeting::QUEUE,
-];
+/// How a worker runs a job type: what [`worker`] needs to register its queue, one generic
+/// registration for every type. The implementations are in [`worker`], beside the
+/// registration (they call into [`sync`] and [`meetings`], which import this module).
+pub trait JobHandler: Job + Clone {
+    /// One of these jobs at a time per worker process, instead of `worker.concurrency`.
+    const ONE_AT_A_TIME: bool = false;
+
+    /// The HTTP request that caused the job, for its span.
+    fn request_id(&self) -> Option<&str>;
+
+    /// Runs the job once (idempotent: running it twice has the effect of running it once).
+    fn run(&self, engine: &Engine) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// Something done once per job type (see [`for_each_job_type`]).
+pub trait JobTypeVisitor {
+    /// Called with each job type in turn.
+    fn visit<J: JobHandler>(&mut self);
+}
+
+/// Every job type this product runs: the one list. A new job type is added here and
+/// nowhere else; the worker, the dashboard and [`queues`] take it from here.
+pub fn for_each_job_type(visitor: &mut impl JobTypeVisitor) {
+    visitor.visit::<SyncWindow>();
+    visitor.visit::<FetchSlice>();
+    visitor.visit::<CreateMeeting>();
+    visitor.visit::<UpdateMeeting>();
+    visitor.visit::<DeleteMeeting>();
+}
+
+/// Every queue this product owns, in [`for_each_job_type`]'s order.
+pub fn queues() -> Vec<&'static str> {
+    struct Names(Vec<&'static str>);
+    impl JobTypeVisitor for Names {
+        fn visit<J: JobHandler>(&mut self) {
+            self.0.push(J::QUEUE);
+        }
+    }
+    let mut names = Names(Vec::new());
+    for_each_job_type(&mut names);
+    names.0
+}
 
 /// apalis's own attempts per task: our handlers return `Ok` after recording any expected
 /// failure (and pushing a durable retry), so these only cover a crashed or erroring
@@ -171,13 +207,7 @@ pub async fn push<J: Job>(
         .await
         .with_context(|| format!("cannot enqueue a {} job", J::QUEUE))?;
     if let Some(key) = &options.idempotency_key {
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT id FROM Jobs WHERE job_type = ? AND idempotency_key = ?")
-                .bind(J::QUEUE)
-                .bind(key)
-                .fetch_optional(&mut *conn)
-                .await
-                .context("cannot read back an idempotent job")?;
+        let existing = queue::job_with_idempotency_key(&mut *conn, J::QUEUE, key).await?;
         if let Some(existing) = existing {
             return Ok(existing);
         }
@@ -211,10 +241,13 @@ mod tests {
 
     #[test]
     fn queue_names_are_explicit_and_distinct() {
-        let mut names = QUEUES.to_vec();
+        let queues = queues();
+        let mut names = queues.clone();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), QUEUES.len());
-        assert!(QUEUES.iter().all(|q| q.starts_with("jmz.")));
+        assert_eq!(names.len(), 5);
+        assert_eq!(names.len(), queues.len());
+        // `store::queue` selects our jobs by this namespace.
+        assert!(queues.iter().all(|q| q.starts_with(queue::QUEUE_NAMESPACE)));
     }
 }

@@ -12,24 +12,17 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use super::Engine;
+use crate::store::{Store, queue};
 
 /// How often a worker prunes (and once at start-up).
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Deletes our finished jobs whose `done_at` is before `cutoff`; returns how many.
-pub async fn prune_finished_jobs(
-    pool: &sqlx::SqlitePool,
-    cutoff: DateTime<Utc>,
-) -> anyhow::Result<u64> {
-    let deleted = sqlx::query(
-        "DELETE FROM Jobs WHERE job_type LIKE 'jmz.%' AND done_at IS NOT NULL AND done_at < ? \
-         AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))",
-    )
-    .bind(cutoff.timestamp())
-    .execute(pool)
-    .await
-    .context("cannot prune finished jobs")?
-    .rows_affected();
+/// Deletes our finished jobs whose `done_at` is before `cutoff`, in a write transaction
+/// (the process's write turn); returns how many.
+pub async fn prune_finished_jobs(store: &Store, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
+    let mut tx = store.begin_write().await?;
+    let deleted = queue::prune_finished(&mut tx, cutoff).await?;
+    tx.commit().await.context("cannot prune finished jobs")?;
     Ok(deleted)
 }
 
@@ -42,7 +35,7 @@ pub async fn periodic_prune(engine: Arc<Engine>) {
     loop {
         interval.tick().await;
         let cutoff = Utc::now() - chrono::Duration::days(days.min(1_000_000));
-        match prune_finished_jobs(engine.store.pool(), cutoff).await {
+        match prune_finished_jobs(&engine.store, cutoff).await {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(jobs = deleted, "pruned finished jobs"),
             Err(error) => {
@@ -155,7 +148,7 @@ mod tests {
             .await
             .expect("job inserted");
         }
-        let deleted = prune_finished_jobs(store.pool(), Utc::now() - chrono::Duration::days(7))
+        let deleted = prune_finished_jobs(&store, Utc::now() - chrono::Duration::days(7))
             .await
             .expect("pruned");
         assert_eq!(deleted, 3);

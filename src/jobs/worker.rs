@@ -17,10 +17,10 @@ use apalis_sqlite::{Config, SqliteStorage};
 use tracing::Instrument;
 
 use super::{
-    CreateMeeting, DeleteMeeting, Engine, FetchSlice, Job, PushOptions, SyncWindow, UpdateMeeting,
-    liveness::Liveness, meetings, new_job_id, push, sync,
+    CreateMeeting, DeleteMeeting, Engine, FetchSlice, Job, JobHandler, PushOptions, SyncWindow,
+    UpdateMeeting, liveness::Liveness, meetings, new_job_id, push, sync,
 };
-use crate::store::sync_state;
+use crate::store::{queue, sync_state};
 
 /// A built worker process (or the worker half of `run`).
 pub struct Worker {
@@ -68,60 +68,15 @@ impl Worker {
         let ticker = tokio::spawn(periodic_sync(engine.clone()));
         let housekeeping = tokio::spawn(super::housekeeping::run(engine.clone()));
         let retention = tokio::spawn(super::retention::periodic_prune(engine.clone()));
-        let monitor = Monitor::new()
-            .shutdown_timeout(Duration::from_secs(
+        let mut queues = Queues {
+            monitor: Monitor::new().shutdown_timeout(Duration::from_secs(
                 engine.settings.worker.shutdown_timeout_seconds,
-            ))
-            .register({
-                let (engine, name) = (engine.clone(), self.name.clone());
-                move |_| {
-                    WorkerBuilder::new(format!("{name}-sync-window"))
-                        .backend(backend::<SyncWindow>(&engine))
-                        .data(engine.clone())
-                        .concurrency(1)
-                        .build(handle_sync_window)
-                }
-            })
-            .register({
-                let (engine, name) = (engine.clone(), self.name.clone());
-                move |_| {
-                    WorkerBuilder::new(format!("{name}-fetch-slice"))
-                        .backend(backend::<FetchSlice>(&engine))
-                        .data(engine.clone())
-                        .concurrency(engine.settings.worker.concurrency)
-                        .build(handle_fetch_slice)
-                }
-            })
-            .register({
-                let (engine, name) = (engine.clone(), self.name.clone());
-                move |_| {
-                    WorkerBuilder::new(format!("{name}-create-meeting"))
-                        .backend(backend::<CreateMeeting>(&engine))
-                        .data(engine.clone())
-                        .concurrency(engine.settings.worker.concurrency)
-                        .build(handle_create_meeting)
-                }
-            })
-            .register({
-                let (engine, name) = (engine.clone(), self.name.clone());
-                move |_| {
-                    WorkerBuilder::new(format!("{name}-update-meeting"))
-                        .backend(backend::<UpdateMeeting>(&engine))
-                        .data(engine.clone())
-                        .concurrency(engine.settings.worker.concurrency)
-                        .build(handle_update_meeting)
-                }
-            })
-            .register({
-                let (engine, name) = (engine.clone(), self.name.clone());
-                move |_| {
-                    WorkerBuilder::new(format!("{name}-delete-meeting"))
-                        .backend(backend::<DeleteMeeting>(&engine))
-                        .data(engine.clone())
-                        .concurrency(engine.settings.worker.concurrency)
-                        .build(handle_delete_meeting)
-                }
-            });
+            )),
+            engine: engine.clone(),
+            name: self.name.clone(),
+        };
+        super::for_each_job_type(&mut queues);
+        let monitor = queues.monitor;
         tracing::info!(worker = %self.name, "worker started");
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (stall_tx, stall_rx) = tokio::sync::oneshot::channel::<String>();
@@ -300,14 +255,7 @@ pub async fn enqueue_sync_in(
     if trigger == "manual" && users.is_none() {
         // SPEC §5: a full resync still queued is returned instead of queued again; looked up
         // inside this write transaction so two triggers at once cannot both queue one.
-        let queued: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM Jobs WHERE job_type = ? AND status = 'Pending' AND lock_by IS NULL \
-             AND json_extract(CAST(job AS TEXT), '$.users') IS NULL ORDER BY run_at LIMIT 1",
-        )
-        .bind(SyncWindow::QUEUE)
-        .fetch_optional(&mut **tx)
-        .await
-        .context("cannot look for a queued sync")?;
+        let queued = queue::waiting_full_sync(tx, SyncWindow::QUEUE).await?;
         if let Some(queued) = queued {
             return Ok(queued);
         }
@@ -335,64 +283,106 @@ pub async fn enqueue_sync_in(
     Ok(pushed)
 }
 
-fn span(queue: &str, request_id: Option<&str>) -> tracing::Span {
-    tracing::info_span!("job", queue = queue, request.id = request_id.unwrap_or(""))
+/// Registers one apalis worker per job type in a `Monitor`: `<process>-<queue>` (the
+/// queue name without `jmz.`, `_` as `-`: `jmz-1-…-sync-window`), polled by [`Ticker`].
+struct Queues {
+    monitor: Monitor,
+    engine: Arc<Engine>,
+    name: String,
 }
 
-fn report(queue: &str, result: anyhow::Result<()>) -> Result<(), BoxDynError> {
-    result.map_err(|error| {
-        tracing::error!(queue = queue, error = %format!("{error:#}"), "job failed");
+impl super::JobTypeVisitor for Queues {
+    fn visit<J: JobHandler>(&mut self) {
+        let (engine, name) = (self.engine.clone(), self.name.clone());
+        let concurrency = if J::ONE_AT_A_TIME {
+            1
+        } else {
+            engine.settings.worker.concurrency
+        };
+        // `Monitor::register` takes the monitor and gives it back.
+        self.monitor = std::mem::take(&mut self.monitor).register(move |_| {
+            WorkerBuilder::new(worker_name::<J>(&name))
+                .backend(backend::<J>(&engine))
+                .data(engine.clone())
+                .concurrency(concurrency)
+                .build(handle::<J>)
+        });
+    }
+}
+
+impl JobHandler for SyncWindow {
+    /// A window only fans out its slices: one at a time per process.
+    const ONE_AT_A_TIME: bool = true;
+
+    fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    fn run(&self, engine: &Engine) -> impl Future<Output = anyhow::Result<()>> + Send {
+        sync::run_sync_window(engine, self)
+    }
+}
+
+impl JobHandler for FetchSlice {
+    fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    fn run(&self, engine: &Engine) -> impl Future<Output = anyhow::Result<()>> + Send {
+        sync::run_fetch_slice(engine, self)
+    }
+}
+
+impl JobHandler for CreateMeeting {
+    fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    fn run(&self, engine: &Engine) -> impl Future<Output = anyhow::Result<()>> + Send {
+        meetings::run_create(engine, self)
+    }
+}
+
+impl JobHandler for UpdateMeeting {
+    fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    fn run(&self, engine: &Engine) -> impl Future<Output = anyhow::Result<()>> + Send {
+        meetings::run_update(engine, self)
+    }
+}
+
+impl JobHandler for DeleteMeeting {
+    fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    fn run(&self, engine: &Engine) -> impl Future<Output = anyhow::Result<()>> + Send {
+        meetings::run_delete(engine, self)
+    }
+}
+
+/// `<process>-<queue>`: the queue name without its namespace, `_` as `-`.
+fn worker_name<J: Job>(process: &str) -> String {
+    let queue = J::QUEUE
+        .strip_prefix(crate::store::queue::QUEUE_NAMESPACE)
+        .unwrap_or(J::QUEUE);
+    format!("{process}-{}", queue.replace('_', "-"))
+}
+
+/// Runs one job of any type in its span; an error is logged once, here, and handed to
+/// apalis (which counts the attempt).
+async fn handle<J: JobHandler>(job: J, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
+    let span = tracing::info_span!(
+        "job",
+        queue = J::QUEUE,
+        request.id = job.request_id().unwrap_or("")
+    );
+    job.run(&engine).instrument(span).await.map_err(|error| {
+        tracing::error!(queue = J::QUEUE, error = %format!("{error:#}"), "job failed");
         BoxDynError::from(format!("{error:#}"))
     })
-}
-
-async fn handle_sync_window(job: SyncWindow, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
-    let span = span(SyncWindow::QUEUE, job.request_id.as_deref());
-    report(
-        SyncWindow::QUEUE,
-        sync::run_sync_window(&engine, &job).instrument(span).await,
-    )
-}
-
-async fn handle_fetch_slice(job: FetchSlice, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
-    let span = span(FetchSlice::QUEUE, job.request_id.as_deref());
-    report(
-        FetchSlice::QUEUE,
-        sync::run_fetch_slice(&engine, &job).instrument(span).await,
-    )
-}
-
-async fn handle_create_meeting(
-    job: CreateMeeting,
-    engine: Data<Arc<Engine>>,
-) -> Result<(), BoxDynError> {
-    let span = span(CreateMeeting::QUEUE, job.request_id.as_deref());
-    report(
-        CreateMeeting::QUEUE,
-        meetings::run_create(&engine, &job).instrument(span).await,
-    )
-}
-
-async fn handle_update_meeting(
-    job: UpdateMeeting,
-    engine: Data<Arc<Engine>>,
-) -> Result<(), BoxDynError> {
-    let span = span(UpdateMeeting::QUEUE, job.request_id.as_deref());
-    report(
-        UpdateMeeting::QUEUE,
-        meetings::run_update(&engine, &job).instrument(span).await,
-    )
-}
-
-async fn handle_delete_meeting(
-    job: DeleteMeeting,
-    engine: Data<Arc<Engine>>,
-) -> Result<(), BoxDynError> {
-    let span = span(DeleteMeeting::QUEUE, job.request_id.as_deref());
-    report(
-        DeleteMeeting::QUEUE,
-        meetings::run_delete(&engine, &job).instrument(span).await,
-    )
 }
 
 #[cfg(test)]
@@ -408,7 +398,18 @@ mod tests {
 
     use apalis::prelude::{IntervalStrategy, PollSnapshot, PollStrategy};
 
-    use super::Ticker;
+    use super::{Ticker, worker_name};
+    use crate::jobs::{CreateMeeting, SyncWindow};
+
+    /// The watchdog and the operator know a queue's worker by this name.
+    #[test]
+    fn worker_names_end_with_their_queue() {
+        assert_eq!(worker_name::<SyncWindow>("jmz-1-a"), "jmz-1-a-sync-window");
+        assert_eq!(
+            worker_name::<CreateMeeting>("jmz-1-a"),
+            "jmz-1-a-create-meeting"
+        );
+    }
 
     struct Wakes(AtomicUsize);
 

@@ -1,10 +1,12 @@
-//! Sync runs, their per-(user, month) slices, each user's last sync and last error, and
-//! read-only views of apalis's `Jobs` table for `status` and `jobs/{id}`.
+//! Sync runs, their per-(user, month) slices, each user's last sync and last error.
+//!
+//! The views of apalis's `Jobs` table that `status` and `jobs/{id}` show live in
+//! [`super::queue`]; they are re-exported here for the HTTP layer.
 
 use anyhow::Context;
-use serde::Serialize;
 use sqlx::SqliteConnection;
 
+pub use super::queue::{JobView, QueueCounts, job, queue_counts};
 use super::utc_text;
 
 fn now_text() -> String {
@@ -187,72 +189,6 @@ pub async fn user_sync_states(pool: &sqlx::SqlitePool) -> anyhow::Result<Vec<Use
         .fetch_all(pool)
         .await
         .context("cannot read user sync states")
-}
-
-/// Jobs by what an operator cares about (SPEC §5 `queue`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct QueueCounts {
-    /// Ready to run now.
-    pub pending: i64,
-    /// Taken by a worker.
-    pub running: i64,
-    /// Waiting for a later run time.
-    pub scheduled: i64,
-    /// Out of attempts, or killed.
-    pub failed: i64,
-}
-
-impl QueueCounts {
-    /// Nothing ready or running (scheduled jobs may remain).
-    pub fn is_idle(&self) -> bool {
-        self.pending == 0 && self.running == 0
-    }
-}
-
-/// Counts apalis's `Jobs` rows of our queues.
-pub async fn queue_counts(pool: &sqlx::SqlitePool) -> anyhow::Result<QueueCounts> {
-    let now = chrono::Utc::now().timestamp();
-    let (pending, running, scheduled, failed): (i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT \
-           coalesce(sum(CASE WHEN ((status = 'Pending' AND lock_by IS NULL) OR (status = 'Failed' AND attempts < max_attempts)) AND run_at <= ?1 THEN 1 ELSE 0 END), 0), \
-           coalesce(sum(CASE WHEN status IN ('Queued', 'Running') OR (status = 'Pending' AND lock_by IS NOT NULL) THEN 1 ELSE 0 END), 0), \
-           coalesce(sum(CASE WHEN ((status = 'Pending' AND lock_by IS NULL) OR (status = 'Failed' AND attempts < max_attempts)) AND run_at > ?1 THEN 1 ELSE 0 END), 0), \
-           coalesce(sum(CASE WHEN (status = 'Failed' AND attempts >= max_attempts) OR status = 'Killed' THEN 1 ELSE 0 END), 0) \
-         FROM Jobs WHERE job_type LIKE 'jmz.%'",
-    )
-    .bind(now)
-    .fetch_one(pool)
-    .await
-    .context("cannot count jobs")?;
-    Ok(QueueCounts {
-        pending,
-        running,
-        scheduled,
-        failed,
-    })
-}
-
-/// One job as `GET /api/v1/jobs/{id}` shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct JobView {
-    pub id: String,
-    pub queue: String,
-    pub status: String,
-    pub attempts: i64,
-    pub max_attempts: i64,
-    pub run_at: i64,
-    pub last_result: Option<String>,
-}
-
-/// A job by id.
-pub async fn job(pool: &sqlx::SqlitePool, id: &str) -> anyhow::Result<Option<JobView>> {
-    sqlx::query_as(
-        "SELECT id, job_type AS queue, status, attempts, max_attempts, run_at, last_result FROM Jobs WHERE id = ?",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await
-    .context("cannot read a job")
 }
 
 /// When a sync run was triggered (its row's creation), if it exists.

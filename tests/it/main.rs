@@ -5,5 +5,6 @@ mod faults;
 mod helpers;
 mod http_api;
 mod operator;
+mod queue_counts;
 mod sync_rules;
 mod webhooks;

@@ -1,6 +1,6 @@
 //! Shared by the process-level harnesses (`tests/kill_test.rs`, `benches/bench.rs`, each
 //! includes this file with `#[path]`): start the real binaries, wait for `/readyz`, and read
-//! apalis's `Jobs` table for what a worker process holds.
+//! what a worker process holds through `store::queue`.
 
 use std::{
     path::Path,
@@ -9,6 +9,7 @@ use std::{
 };
 
 use anyhow::Context;
+use jmotto_zoom::store::queue::{self, JobState};
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> anyhow::Result<u16> {
@@ -68,11 +69,7 @@ pub async fn wait_ready(
 
 /// Jobs finished so far.
 pub async fn jobs_done(pool: &sqlx::SqlitePool) -> anyhow::Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT count(*) FROM Jobs WHERE status = 'Done'")
-            .fetch_one(pool)
-            .await?,
-    )
+    queue::done_count(pool).await
 }
 
 /// Waits until more than `done_before` jobs are done (a restarted worker made progress);
@@ -96,12 +93,7 @@ pub async fn wait_for_progress(
 
 /// The jobs the worker process `pid` holds (its worker names are `jmz-<pid>-…`).
 pub async fn held_by(pool: &sqlx::SqlitePool, pid: u32) -> anyhow::Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM Jobs WHERE status IN ('Queued', 'Running') AND lock_by LIKE ?",
-    )
-    .bind(format!("jmz-{pid}-%"))
-    .fetch_all(pool)
-    .await?)
+    queue::held_by(pool, &format!("jmz-{pid}")).await
 }
 
 /// Waits until each of `jobs` (held by the dead worker `pid` when it was killed at
@@ -118,22 +110,24 @@ pub async fn rescue_time(
     if jobs.is_empty() {
         return None;
     }
-    let ids = serde_json::to_string(&jobs).ok()?;
-    let waiting = if back_to_work {
-        "NOT (status = 'Done' OR (status IN ('Queued', 'Running') AND lock_by NOT LIKE ?2))"
-    } else {
-        "lock_by LIKE ?2 AND status IN ('Queued', 'Running')"
+    let of_dead = |lock_by: &Option<String>| {
+        lock_by
+            .as_deref()
+            .is_some_and(|worker| worker.starts_with(&format!("jmz-{pid}-")))
     };
-    let query = format!(
-        "SELECT count(*) FROM Jobs WHERE id IN (SELECT value FROM json_each(?1)) AND {waiting}"
-    );
     loop {
-        let still: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(query.clone()))
-            .bind(&ids)
-            .bind(format!("jmz-{pid}-%"))
-            .fetch_one(&pool)
-            .await
-            .ok()?;
+        let states = queue::states_of(&pool, &jobs).await.ok()?;
+        let still = states
+            .iter()
+            .filter(|(state, lock_by)| {
+                let held = *state == JobState::Running;
+                if back_to_work {
+                    !(*state == JobState::Done || (held && !of_dead(lock_by)))
+                } else {
+                    held && of_dead(lock_by)
+                }
+            })
+            .count();
         if still == 0 {
             return Some(killed_at.elapsed());
         }

@@ -1,0 +1,546 @@
+//! apalis-sqlite's own tables, `Jobs` and `Workers`: every statement this product runs on
+//! them is here, and [`JobState`] is the one reading of a job's `status`.
+//!
+//! apalis writes these tables itself (push, fetch, ack, heartbeats); we read them for the
+//! operator (`/api/v1/status`, `/metrics`, `jobs/{id}`, the CLI's `status`, all through
+//! [`count_jobs`] or [`job`]), and write them only to put back the jobs of a worker that
+//! died or stops ([`requeue_held_by`]) and to prune finished jobs ([`prune_finished`]).
+//!
+//! Our queues are the `jmz.` namespace of `job_type` ([`QUEUE_NAMESPACE`]; `jobs` checks
+//! that each of its queue names is in it). The store sits below `jobs`, so it selects by
+//! that namespace (a range on the text, which apalis's `job_type` index serves) rather than
+//! by the list of job types.
+
+use anyhow::Context;
+use serde::Serialize;
+use sqlx::{SqliteConnection, SqlitePool};
+
+/// The prefix of every queue this product owns (`jmz.sync_window`, …).
+pub const QUEUE_NAMESPACE: &str = "jmz.";
+
+/// `job_type` in our namespace: `>= 'jmz.' AND < 'jmz/'` ('/' follows '.'), no `LIKE`.
+const OURS: &str = "job_type >= 'jmz.' AND job_type < 'jmz/'";
+
+/// What a job is doing, as every view shows it (SPEC §5 `queue`, `/metrics` `jmz_jobs`,
+/// `GET /api/v1/jobs/{id}`), decoded from apalis's `status` once, here.
+///
+/// apalis's statuses: `Pending` (waiting), `Queued` (fetched by a worker, its handler not
+/// started yet), `Running`, `Done`, `Failed` (fetched again while attempts are left),
+/// `Killed`. **`Queued` counts as running**: the job is in a worker's hands (`lock_by`), no
+/// other worker can take it, and a worker that dies holding it has it put back like a running
+/// one. A `Failed` job with attempts left is waiting to run again (pending or scheduled by its
+/// run time); failed means out of attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum JobState {
+    /// Ready to run now.
+    Pending,
+    /// Waiting for a later run time.
+    Scheduled,
+    /// In a worker's hands (`Queued` or `Running`).
+    Running,
+    /// Finished.
+    Done,
+    /// Out of attempts.
+    Failed,
+    /// Killed (never runs again).
+    Killed,
+}
+
+impl JobState {
+    /// Every state, in the order views list them.
+    pub const ALL: [JobState; 6] = [
+        JobState::Pending,
+        JobState::Scheduled,
+        JobState::Running,
+        JobState::Done,
+        JobState::Failed,
+        JobState::Killed,
+    ];
+
+    /// The name views show (`pending`, `scheduled`, `running`, `done`, `failed`, `killed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Scheduled => "scheduled",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Killed => "killed",
+        }
+    }
+
+    /// Reads apalis's `status` with the facts it depends on: the job is held by a worker
+    /// (`lock_by` set), it has attempts left, its run time is still to come. An unknown
+    /// status is an error, never a guess.
+    pub fn decode(
+        status: &str,
+        held: bool,
+        attempts_left: bool,
+        later: bool,
+    ) -> anyhow::Result<JobState> {
+        let waiting = if later {
+            JobState::Scheduled
+        } else {
+            JobState::Pending
+        };
+        Ok(match status {
+            // A `Pending` row with a holder is one a worker is taking right now.
+            "Pending" if held => JobState::Running,
+            "Pending" => waiting,
+            "Queued" | "Running" => JobState::Running,
+            "Done" => JobState::Done,
+            "Failed" if attempts_left => waiting,
+            "Failed" => JobState::Failed,
+            "Killed" => JobState::Killed,
+            other => anyhow::bail!("the job queue holds a job with the unknown status {other:?}"),
+        })
+    }
+}
+
+/// Jobs of our queues by queue and state, read in one statement ([`count_jobs`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    counts: std::collections::BTreeMap<(String, JobState), i64>,
+}
+
+impl JobCounts {
+    /// (queue, state, count) for every queue and state with at least one job.
+    pub fn by_queue_and_state(&self) -> impl Iterator<Item = (&str, JobState, i64)> {
+        self.counts
+            .iter()
+            .map(|((queue, state), count)| (queue.as_str(), *state, *count))
+    }
+
+    /// Jobs in `state`, every queue together.
+    pub fn in_state(&self, state: JobState) -> i64 {
+        self.by_queue_and_state()
+            .filter(|(_, s, _)| *s == state)
+            .map(|(_, _, count)| count)
+            .sum()
+    }
+
+    /// The operator's summary (SPEC §5 `queue`).
+    pub fn summary(&self) -> QueueCounts {
+        QueueCounts {
+            pending: self.in_state(JobState::Pending),
+            running: self.in_state(JobState::Running),
+            scheduled: self.in_state(JobState::Scheduled),
+            failed: self.in_state(JobState::Failed) + self.in_state(JobState::Killed),
+        }
+    }
+}
+
+/// Jobs by what an operator cares about (SPEC §5 `queue`), from [`JobCounts::summary`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueCounts {
+    /// Ready to run now ([`JobState::Pending`]).
+    pub pending: i64,
+    /// In a worker's hands ([`JobState::Running`]: `Queued` or `Running`).
+    pub running: i64,
+    /// Waiting for a later run time ([`JobState::Scheduled`]).
+    pub scheduled: i64,
+    /// Out of attempts, or killed.
+    pub failed: i64,
+}
+
+impl QueueCounts {
+    /// Nothing ready or running (scheduled jobs may remain).
+    pub fn is_idle(&self) -> bool {
+        self.pending == 0 && self.running == 0
+    }
+}
+
+/// Counts the jobs of our queues by queue and state: the one count behind `status`,
+/// `/metrics` and the CLI.
+pub async fn count_jobs(pool: &SqlitePool) -> anyhow::Result<JobCounts> {
+    let now = chrono::Utc::now().timestamp();
+    let query = format!(
+        "SELECT job_type, status, lock_by IS NOT NULL, attempts < max_attempts, run_at > ?1, \
+         count(*) FROM Jobs WHERE {OURS} GROUP BY 1, 2, 3, 4, 5"
+    );
+    let rows: Vec<(String, String, bool, bool, bool, i64)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(query))
+            .bind(now)
+            .fetch_all(pool)
+            .await
+            .context("cannot count jobs")?;
+    let mut counts = JobCounts::default();
+    for (queue, status, held, attempts_left, later, count) in rows {
+        let state = JobState::decode(&status, held, attempts_left, later)?;
+        *counts.counts.entry((queue, state)).or_insert(0) += count;
+    }
+    Ok(counts)
+}
+
+/// [`count_jobs`]' summary.
+pub async fn queue_counts(pool: &SqlitePool) -> anyhow::Result<QueueCounts> {
+    Ok(count_jobs(pool).await?.summary())
+}
+
+/// One job as `GET /api/v1/jobs/{id}` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobView {
+    pub id: String,
+    pub queue: String,
+    /// Its state when it was read.
+    #[serde(serialize_with = "serialize_state")]
+    pub state: JobState,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub run_at: i64,
+    pub last_result: Option<String>,
+}
+
+fn serialize_state<S: serde::Serializer>(state: &JobState, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(state.name())
+}
+
+/// A job by id.
+pub async fn job(pool: &SqlitePool, id: &str) -> anyhow::Result<Option<JobView>> {
+    type Row = (String, String, String, bool, i64, i64, i64, Option<String>);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, job_type, status, lock_by IS NOT NULL, attempts, max_attempts, run_at, \
+         last_result FROM Jobs WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .context("cannot read a job")?;
+    let Some((id, queue, status, held, attempts, max_attempts, run_at, last_result)) = row else {
+        return Ok(None);
+    };
+    let later = run_at > chrono::Utc::now().timestamp();
+    Ok(Some(JobView {
+        state: JobState::decode(&status, held, attempts < max_attempts, later)?,
+        id,
+        queue,
+        attempts,
+        max_attempts,
+        run_at,
+        last_result,
+    }))
+}
+
+/// Jobs of `queue` not finished (`Pending`, `Queued`, `Running`), whatever their run time.
+/// By equality on the queue, so SQLite counts in apalis's `(job_type, status, run_at)`
+/// index (a harness polls it every few milliseconds on 100k jobs).
+pub async fn unfinished_in(pool: &SqlitePool, queue: &str) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM Jobs WHERE job_type = ? AND status IN ('Pending', 'Queued', 'Running')",
+    )
+    .bind(queue)
+    .fetch_one(pool)
+    .await
+    .context("cannot count unfinished jobs")
+}
+
+/// Jobs of our queues that are done (through the status index: polled by the harnesses).
+pub async fn done_count(pool: &SqlitePool) -> anyhow::Result<i64> {
+    let query = format!("SELECT count(*) FROM Jobs WHERE status = 'Done' AND {OURS}");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(query))
+        .fetch_one(pool)
+        .await
+        .context("cannot count done jobs")
+}
+
+/// The state of each job of `ids` that exists, with the worker holding it (`lock_by`).
+pub async fn states_of(
+    pool: &SqlitePool,
+    ids: &[String],
+) -> anyhow::Result<Vec<(JobState, Option<String>)>> {
+    let rows: Vec<(String, Option<String>, bool, bool)> = sqlx::query_as(
+        "SELECT status, lock_by, attempts < max_attempts, run_at > ?2 FROM Jobs \
+         WHERE id IN (SELECT value FROM json_each(?1))",
+    )
+    .bind(serde_json::to_string(ids).context("cannot encode job ids")?)
+    .bind(chrono::Utc::now().timestamp())
+    .fetch_all(pool)
+    .await
+    .context("cannot read jobs")?;
+    rows.into_iter()
+        .map(|(status, lock_by, left, later)| {
+            Ok((
+                JobState::decode(&status, lock_by.is_some(), left, later)?,
+                lock_by,
+            ))
+        })
+        .collect()
+}
+
+/// The id of the job of `queue` pushed with `idempotency_key`, if any.
+pub async fn job_with_idempotency_key(
+    conn: &mut SqliteConnection,
+    queue: &str,
+    idempotency_key: &str,
+) -> anyhow::Result<Option<String>> {
+    sqlx::query_scalar("SELECT id FROM Jobs WHERE job_type = ? AND idempotency_key = ?")
+        .bind(queue)
+        .bind(idempotency_key)
+        .fetch_optional(&mut *conn)
+        .await
+        .context("cannot read back an idempotent job")
+}
+
+/// The earliest job of `queue` still waiting for a worker whose arguments have no `users`
+/// (a full sync), if any.
+pub async fn waiting_full_sync(
+    conn: &mut SqliteConnection,
+    queue: &str,
+) -> anyhow::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT id FROM Jobs WHERE job_type = ? AND status = 'Pending' AND lock_by IS NULL \
+         AND json_extract(CAST(job AS TEXT), '$.users') IS NULL ORDER BY run_at LIMIT 1",
+    )
+    .bind(queue)
+    .fetch_optional(&mut *conn)
+    .await
+    .context("cannot look for a queued sync")
+}
+
+/// `column` names a worker of the process `?1` (`<process>-<queue>`): a range from
+/// `<process>-` up to `<process>.` ('.' follows '-'), no `LIKE`.
+fn of_process(column: &str) -> String {
+    format!("{column} >= ?1 || '-' AND {column} < ?1 || '.'")
+}
+
+/// Puts the jobs the workers of process `process` hold (`Queued` or `Running`) back in the
+/// queue, ready now, with `why` as their last result; returns how many.
+pub async fn requeue_held_by(
+    conn: &mut SqliteConnection,
+    process: &str,
+    why: &str,
+) -> anyhow::Result<u64> {
+    let query = format!(
+        "UPDATE Jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, done_at = NULL, \
+         last_result = json_object('Err', ?2) \
+         WHERE status IN ('Queued', 'Running') AND {}",
+        of_process("lock_by")
+    );
+    Ok(sqlx::query(sqlx::AssertSqlSafe(query))
+        .bind(process)
+        .bind(why)
+        .execute(&mut *conn)
+        .await
+        .context("cannot re-enqueue a worker's jobs")?
+        .rows_affected())
+}
+
+/// The ids of the jobs the workers of process `process` hold (`Queued` or `Running`).
+pub async fn held_by(pool: &SqlitePool, process: &str) -> anyhow::Result<Vec<String>> {
+    let query = format!(
+        "SELECT id FROM Jobs WHERE status IN ('Queued', 'Running') AND {} ORDER BY id",
+        of_process("lock_by")
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(query))
+        .bind(process)
+        .fetch_all(pool)
+        .await
+        .context("cannot read the jobs a worker holds")
+}
+
+/// The queue workers of process `process` (`Workers.id` = `<process>-<queue>`) whose last
+/// heartbeat is more than `stale_after_seconds` old.
+pub async fn silent_workers(
+    pool: &SqlitePool,
+    process: &str,
+    stale_after_seconds: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    let query = format!(
+        "SELECT id FROM Workers WHERE {} AND last_seen < strftime('%s', 'now') - ?2 ORDER BY id",
+        of_process("id")
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(query))
+        .bind(process)
+        .bind(stale_after_seconds)
+        .fetch_all(pool)
+        .await
+}
+
+/// Deletes our jobs that will never run again (`Done`, `Killed`, `Failed` out of attempts)
+/// finished before `cutoff`; returns how many.
+pub async fn prune_finished(
+    conn: &mut SqliteConnection,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<u64> {
+    let query = format!(
+        "DELETE FROM Jobs WHERE {OURS} AND done_at IS NOT NULL AND done_at < ? \
+         AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))"
+    );
+    Ok(sqlx::query(sqlx::AssertSqlSafe(query))
+        .bind(cutoff.timestamp())
+        .execute(&mut *conn)
+        .await
+        .context("cannot prune finished jobs")?
+        .rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 9: one reading of apalis's statuses (`Queued` is running; a `Failed` job with
+    /// attempts left waits; an unknown status is an error).
+    #[test]
+    fn statuses_decode_to_one_state_each() {
+        // (status, held, attempts left, later, state)
+        let cases = [
+            ("Pending", false, true, false, Some(JobState::Pending)),
+            ("Pending", false, true, true, Some(JobState::Scheduled)),
+            ("Pending", true, true, false, Some(JobState::Running)),
+            ("Queued", true, true, false, Some(JobState::Running)),
+            ("Queued", true, true, true, Some(JobState::Running)),
+            ("Running", true, true, false, Some(JobState::Running)),
+            ("Done", true, true, false, Some(JobState::Done)),
+            ("Failed", true, true, false, Some(JobState::Pending)),
+            ("Failed", true, true, true, Some(JobState::Scheduled)),
+            ("Failed", true, false, false, Some(JobState::Failed)),
+            ("Killed", true, true, false, Some(JobState::Killed)),
+            ("Paused", false, true, false, None),
+        ];
+        for (status, held, left, later, expected) in cases {
+            let state = JobState::decode(status, held, left, later).ok();
+            assert_eq!(
+                state, expected,
+                "{status} held={held} left={left} later={later}"
+            );
+        }
+    }
+
+    async fn store() -> (tempfile::TempDir, super::super::Store) {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", folder.path().join("q.db").display());
+        let store = super::super::Store::connect(&url)
+            .await
+            .expect("database opens");
+        (folder, store)
+    }
+
+    async fn insert(pool: &SqlitePool, id: &str, queue: &str, status: &str, lock_by: Option<&str>) {
+        // A worker heard from an hour ago (`Jobs.lock_by` refers to `Workers.id`).
+        sqlx::query(
+            "INSERT OR IGNORE INTO Workers (id, worker_type, storage_name, last_seen) \
+             VALUES (?, 'test', 'test', strftime('%s', 'now') - 3600)",
+        )
+        .bind(lock_by)
+        .execute(pool)
+        .await
+        .expect("worker inserted");
+        sqlx::query(
+            "INSERT INTO Jobs (job, id, job_type, status, attempts, max_attempts, lock_by) \
+             VALUES (x'7b7d', ?, ?, ?, 0, 5, ?)",
+        )
+        .bind(id)
+        .bind(queue)
+        .bind(status)
+        .bind(lock_by)
+        .execute(pool)
+        .await
+        .expect("job inserted");
+    }
+
+    /// Only the jobs of `process`'s own workers are held by it: not those of a process whose
+    /// name merely starts alike (the same for its silent workers), and only our queues are
+    /// counted.
+    #[tokio::test]
+    async fn a_process_holds_only_its_own_workers_jobs_and_counts_see_our_queues() {
+        let (_folder, store) = store().await;
+        let pool = store.pool();
+        insert(
+            pool,
+            "a",
+            "jmz.fetch_slice",
+            "Running",
+            Some("jmz-1-x-fetch-slice"),
+        )
+        .await;
+        insert(
+            pool,
+            "b",
+            "jmz.fetch_slice",
+            "Queued",
+            Some("jmz-1-x-sync-window"),
+        )
+        .await;
+        insert(
+            pool,
+            "c",
+            "jmz.fetch_slice",
+            "Running",
+            Some("jmz-1-xy-fetch-slice"),
+        )
+        .await;
+        insert(
+            pool,
+            "d",
+            "jmz.fetch_slice",
+            "Done",
+            Some("jmz-1-x-fetch-slice"),
+        )
+        .await;
+        insert(pool, "e", "other", "Pending", None).await;
+        assert_eq!(held_by(pool, "jmz-1-x").await.expect("held"), ["a", "b"]);
+        assert_eq!(
+            silent_workers(pool, "jmz-1-x", 60).await.expect("workers"),
+            ["jmz-1-x-fetch-slice", "jmz-1-x-sync-window"]
+        );
+        assert!(
+            silent_workers(pool, "jmz-1-x", 7200)
+                .await
+                .expect("workers")
+                .is_empty()
+        );
+        let counts = count_jobs(pool).await.expect("counts");
+        assert_eq!(counts.in_state(JobState::Running), 3);
+        assert_eq!(
+            counts.in_state(JobState::Pending),
+            0,
+            "other queues are not ours"
+        );
+        let mut conn = pool.acquire().await.expect("connection");
+        let requeued = requeue_held_by(&mut conn, "jmz-1-x", "test")
+            .await
+            .expect("requeued");
+        assert_eq!(requeued, 2);
+        drop(conn);
+        assert_eq!(
+            queue_counts(pool).await.expect("counts"),
+            QueueCounts {
+                pending: 2,
+                running: 1,
+                scheduled: 0,
+                failed: 0
+            }
+        );
+        store.close().await;
+    }
+
+    /// Issue 5: on every pooled connection of a new database, apalis's lock query looks the
+    /// job ids up (planner hints) instead of reading every pending job through the status
+    /// index.
+    #[tokio::test]
+    async fn apalis_lock_query_looks_up_job_ids() {
+        let (_folder, store) = store().await;
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut conn = store.pool().acquire().await.expect("connection");
+            let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+                "EXPLAIN QUERY PLAN UPDATE Jobs SET status = 'Running', lock_by = ?2 \
+                 WHERE id IN (SELECT value FROM json_each(?1)) \
+                 AND (status = 'Queued' OR status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts))",
+            )
+            .bind("[]")
+            .bind("worker")
+            .fetch_all(&mut *conn)
+            .await
+            .expect("plan");
+            let steps: Vec<&str> = plan.iter().map(|step| step.3.as_str()).collect();
+            assert!(
+                steps
+                    .iter()
+                    .any(|s| s.contains("sqlite_autoindex_Jobs_1 (id=?)")),
+                "{steps:?}"
+            );
+            held.push(conn);
+        }
+    }
+}
