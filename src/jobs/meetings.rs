@@ -14,7 +14,7 @@ use super::{CreateMeeting, DeleteMeeting, Engine, PushOptions, UpdateMeeting, pu
 use crate::{
     store::{
         MeetingRow, MeetingState,
-        meetings::{self as rows, HostSlot},
+        meetings::{self as rows, HostSlot, Reason, ReasonCode},
         parse_utc, sync_state,
     },
     zoom::{Invitee, ListedMeeting, MeetingRequest, MeetingSettings, QuotaKind, ZoomError},
@@ -30,9 +30,6 @@ fn claim_busy_until(
     let until = claimed + engine.claim_duration();
     (until > now).then_some(until)
 }
-
-/// Reason of a row waiting for its host's daily quota (SPEC §6).
-pub const HOST_DAILY_LIMIT: &str = "host_daily_limit";
 
 /// The UTC day a quota slot belongs to.
 fn utc_day(now: DateTime<Utc>) -> String {
@@ -108,14 +105,20 @@ async fn claim(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<Option<Cl
         _ => return Ok(None),
     };
     let skip = if parse_utc(&row.end_utc)? <= engine.clock.now() {
-        Some("ended") // R-PAST: ended before its job ran
+        Some(ReasonCode::Ended) // R-PAST: ended before its job ran
     } else if row.host_email.is_none() {
-        Some("no_enabled_host")
+        Some(ReasonCode::NoEnabledHost)
     } else {
         None
     };
     let (Some(host_email), None) = (row.host_email.clone(), skip) else {
-        rows::set_state(&mut tx, row.id, MeetingState::Skipped, skip).await?;
+        rows::set_state(
+            &mut tx,
+            row.id,
+            MeetingState::Skipped,
+            skip.map(Reason::from),
+        )
+        .await?;
         tx.commit().await?;
         return Ok(None);
     };
@@ -127,7 +130,7 @@ async fn claim(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<Option<Cl
         let run_at = next_utc_midnight(now);
         let wait = rows::Wait {
             state: MeetingState::Deferred,
-            reason: HOST_DAILY_LIMIT,
+            reason: ReasonCode::HostDailyLimit.into(),
             next_attempt_at: crate::store::utc_text(run_at),
             look_first,
             uncount_attempt: false,
@@ -135,7 +138,7 @@ async fn claim(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<Option<Cl
         rows::mark_retry(&mut tx, row.id, &wait).await?;
         push(&mut tx, job, PushOptions::at(run_at)).await?;
         tx.commit().await?;
-        tracing::info!(meeting.row = row.id, host = %host_email, retry_at = %run_at, "host's daily quota used; create deferred to 00:00 UTC");
+        tracing::info!(meeting.row = row.id, host.user_id = row.host_user_id.as_deref().unwrap_or(""), retry_at = %run_at, "host's daily quota used; create deferred to 00:00 UTC");
         return Ok(None);
     }
     let Some(row) = rows::claim_for_create(&mut tx, row.id, &engine.instance).await? else {
@@ -196,14 +199,14 @@ async fn attempt_create(engine: &Engine, job: &CreateMeeting, claim: Claim) -> a
                     Created {
                         zoom_meeting_id: zoom_id,
                         join_url: join_url.as_deref(),
-                        reason: Some("adopted"),
+                        reason: Some(ReasonCode::Adopted),
                         unused_slot: Some(&slot),
                     },
                 )
                 .await;
             }
             Ok(None) => {}
-            Err(ListUnavailable::NoScope) => flag = Some("possible_duplicate"),
+            Err(ListUnavailable::NoScope) => flag = Some(ReasonCode::PossibleDuplicate),
             Err(ListUnavailable::Failed(error)) => {
                 return schedule_retry(engine, job, &row, &error, true, Some(&slot)).await;
             }
@@ -220,7 +223,7 @@ async fn attempt_create(engine: &Engine, job: &CreateMeeting, claim: Claim) -> a
                 schedule.id = %row.schedule_id,
                 occurrence = %row.occurrence,
                 zoom.meeting_id = created.id,
-                host = %host_email,
+                host.user_id = row.host_user_id.as_deref().unwrap_or(""),
                 "created Zoom meeting"
             );
             record_created(
@@ -251,13 +254,8 @@ async fn attempt_create(engine: &Engine, job: &CreateMeeting, claim: Claim) -> a
             if zoom_refused(&error) {
                 rows::release_host_slot(&mut tx, &slot).await?;
             }
-            rows::set_state(
-                &mut tx,
-                row.id,
-                MeetingState::Failed,
-                Some(&format!("{}: {error}", super::sync::REJECTED)),
-            )
-            .await?;
+            let reason = Reason::with_detail(ReasonCode::ZoomRejected, &error);
+            rows::set_state(&mut tx, row.id, MeetingState::Failed, Some(reason)).await?;
             tx.commit().await.context("cannot record a refused create")
         }
     }
@@ -351,7 +349,7 @@ fn is_same_meeting(listed: &ListedMeeting, row: &MeetingRow) -> bool {
 struct Created<'a> {
     zoom_meeting_id: i64,
     join_url: Option<&'a str>,
-    reason: Option<&'a str>,
+    reason: Option<ReasonCode>,
     /// The attempt's slot when it made no create call (an adoption).
     unused_slot: Option<&'a HostSlot>,
 }
@@ -401,7 +399,7 @@ async fn write_created(
         // R-RESCHEDULE `replace`: the new meeting exists, now the old one goes.
         let delete = DeleteMeeting {
             meeting_id: old,
-            reason: "replaced".to_owned(),
+            reason: ReasonCode::Replaced.as_str().to_owned(),
             request_id: job.request_id.clone(),
         };
         push(&mut tx, &delete, PushOptions::default()).await?;
@@ -444,17 +442,29 @@ async fn schedule_retry(
         ZoomError::Quota {
             kind: QuotaKind::HostDaily,
             ..
-        } => (MeetingState::Deferred, HOST_DAILY_LIMIT.to_owned(), true),
+        } => (
+            MeetingState::Deferred,
+            ReasonCode::HostDailyLimit.into(),
+            true,
+        ),
         ZoomError::Quota {
             kind: QuotaKind::AccountDaily,
             ..
         } => (
             MeetingState::Deferred,
-            "account_daily_limit".to_owned(),
+            ReasonCode::AccountDailyLimit.into(),
             true,
         ),
-        ZoomError::Quota { .. } => (MeetingState::Deferred, "rate_limited".to_owned(), false),
-        other => (waiting, format!("retrying: {other}"), false),
+        ZoomError::Quota { .. } => (
+            MeetingState::Deferred,
+            ReasonCode::RateLimited.into(),
+            false,
+        ),
+        other => (
+            waiting,
+            Reason::with_detail(ReasonCode::Retrying, other),
+            false,
+        ),
     };
     let mut tx = engine.store.begin_write().await?;
     if let Some(slot) = unused_slot {
@@ -464,13 +474,13 @@ async fn schedule_retry(
         tracing::warn!(meeting.row = row.id, error = %error, "create failed; attempts exhausted");
         // The next sync tries a failed row again; after a request that may have reached Zoom
         // it looks for the meeting first.
-        let prefix = if look_first {
-            super::sync::FAILED_AFTER_SEND
+        let code = if look_first {
+            ReasonCode::FailedAfterSend
         } else {
-            "failed"
+            ReasonCode::Failed
         };
-        let reason = format!("{prefix}: {error}");
-        rows::set_state(&mut tx, row.id, MeetingState::Failed, Some(&reason)).await?;
+        let reason = Reason::with_detail(code, error);
+        rows::set_state(&mut tx, row.id, MeetingState::Failed, Some(reason)).await?;
         if look_first {
             // Whatever happens to the row next (skipped, re-armed), its next create looks
             // for the meeting this attempt may have made.
@@ -479,7 +489,7 @@ async fn schedule_retry(
     } else {
         let wait = rows::Wait {
             state,
-            reason: &reason,
+            reason,
             next_attempt_at: crate::store::utc_text(run_at),
             look_first,
             uncount_attempt: daily,
@@ -493,13 +503,6 @@ async fn schedule_retry(
 
 /// While a create is in flight, updates and deletes of that row wait for it.
 const WAIT_FOR_CREATE_SECONDS: i64 = 30;
-
-/// Reason prefix of an update whose retries ran out: the next sync PATCHes again.
-pub const UPDATE_FAILED: &str = "update_failed";
-/// Reason prefix of an update Zoom refused (a 4xx): tried again when the content changes.
-pub const UPDATE_REJECTED: &str = "update_rejected";
-/// Reason of an update waiting for its host's daily quota (its job is queued for 00:00 UTC).
-pub const UPDATE_DEFERRED: &str = "update_deferred: host_daily_limit";
 
 /// Runs one update (R-RESCHEDULE `update`, or a title/memo change under update/replace).
 /// An update counts against the host's daily quota like a create: its slot is reserved in
@@ -531,7 +534,10 @@ pub async fn run_update(engine: &Engine, job: &UpdateMeeting) -> anyhow::Result<
                 &mut tx,
                 row.id,
                 MeetingState::Created,
-                Some(UPDATE_DEFERRED),
+                Some(Reason::with_detail(
+                    ReasonCode::UpdateDeferred,
+                    ReasonCode::HostDailyLimit,
+                )),
             )
             .await?;
             push(&mut tx, job, PushOptions::at(run_at)).await?;
@@ -556,7 +562,13 @@ pub async fn run_update(engine: &Engine, job: &UpdateMeeting) -> anyhow::Result<
     match result {
         Ok(()) => {
             tracing::info!(zoom.meeting_id = zoom_id, schedule.id = %row.schedule_id, "updated Zoom meeting");
-            rows::set_state(&mut tx, row.id, MeetingState::Created, Some("updated")).await?;
+            rows::set_state(
+                &mut tx,
+                row.id,
+                MeetingState::Created,
+                Some(ReasonCode::Updated.into()),
+            )
+            .await?;
             rows::reset_attempts(&mut tx, row.id).await?;
         }
         Err(error) if error.is_not_found() => {
@@ -564,7 +576,7 @@ pub async fn run_update(engine: &Engine, job: &UpdateMeeting) -> anyhow::Result<
                 &mut tx,
                 row.id,
                 MeetingState::Deleted,
-                Some("missing_in_zoom"),
+                Some(ReasonCode::MissingInZoom.into()),
             )
             .await?;
         }
@@ -578,16 +590,18 @@ pub async fn run_update(engine: &Engine, job: &UpdateMeeting) -> anyhow::Result<
                 }
             );
             if let ZoomError::Permanent { .. } = error {
-                let reason = format!("{UPDATE_REJECTED}: {error}");
-                rows::set_state(&mut tx, row.id, MeetingState::Created, Some(&reason)).await?;
+                tracing::warn!(meeting.row = row.id, zoom.meeting_id = zoom_id, error = %error, "Zoom refused an update");
+                let reason = Reason::with_detail(ReasonCode::UpdateRejected, &error);
+                rows::set_state(&mut tx, row.id, MeetingState::Created, Some(reason)).await?;
             } else if attempts >= engine.max_attempts() && !daily {
-                // The next sync sees this reason and PATCHes again (see `sync`).
-                let reason = format!("{UPDATE_FAILED}: {error}");
-                rows::set_state(&mut tx, row.id, MeetingState::Created, Some(&reason)).await?;
+                tracing::warn!(meeting.row = row.id, zoom.meeting_id = zoom_id, error = %error, "update failed; attempts exhausted");
+                // The next sync sees this reason and PATCHes again (`domain::plan`).
+                let reason = Reason::with_detail(ReasonCode::UpdateFailed, &error);
+                rows::set_state(&mut tx, row.id, MeetingState::Created, Some(reason)).await?;
             } else {
                 let run_at = retry_at(engine, &error, attempts, Utc::now());
-                let reason = format!("update_retrying: {error}");
-                rows::set_state(&mut tx, row.id, MeetingState::Created, Some(&reason)).await?;
+                let reason = Reason::with_detail(ReasonCode::UpdateRetrying, &error);
+                rows::set_state(&mut tx, row.id, MeetingState::Created, Some(reason)).await?;
                 push(&mut tx, job, PushOptions::at(run_at)).await?;
             }
         }
@@ -595,15 +609,10 @@ pub async fn run_update(engine: &Engine, job: &UpdateMeeting) -> anyhow::Result<
     tx.commit().await.context("cannot record an update")
 }
 
-/// Reason prefix of a delete whose retries ran out: the next complete listing of the
-/// host's window pushes it again (`rows::failed_deletes`).
-pub const DELETE_FAILED: &str = "delete_failed";
-/// Reason prefix of a delete Zoom refused (in progress, already ended): not retried.
-pub const DELETE_REFUSED: &str = "delete_refused";
-
 /// Runs one delete (R-DELETE `delete`, R-RESCHEDULE `replace`). Zoom's 404 counts as done.
 /// No database connection is held across the Zoom call.
 pub async fn run_delete(engine: &Engine, job: &DeleteMeeting) -> anyhow::Result<()> {
+    let reason = ReasonCode::parse(&job.reason).context("a DeleteMeeting job with a bad reason")?;
     let pool = engine.store.pool();
     let Some(row) = rows::meeting_by_id(&mut *pool.acquire().await?, job.meeting_id).await? else {
         return Ok(());
@@ -616,9 +625,15 @@ pub async fn run_delete(engine: &Engine, job: &DeleteMeeting) -> anyhow::Result<
     }
     let Some(zoom_id) = row.zoom_meeting_id else {
         let mut conn = pool.acquire().await?;
-        return rows::set_state(&mut conn, row.id, MeetingState::Deleted, Some(&job.reason)).await;
+        return rows::set_state(
+            &mut conn,
+            row.id,
+            MeetingState::Deleted,
+            Some(reason.into()),
+        )
+        .await;
     };
-    if job.reason != "replaced" && entry_is_back(engine, &row).await? {
+    if reason != ReasonCode::Replaced && entry_is_back(engine, &row).await? {
         // The entry was restored (or got its location back) while this delete waited.
         return Ok(());
     }
@@ -627,19 +642,27 @@ pub async fn run_delete(engine: &Engine, job: &DeleteMeeting) -> anyhow::Result<
     let mut conn = pool.acquire().await?;
     match result {
         Ok(_) => {
-            tracing::info!(zoom.meeting_id = zoom_id, reason = %job.reason, "deleted Zoom meeting");
-            rows::set_state(&mut conn, row.id, MeetingState::Deleted, Some(&job.reason)).await
+            tracing::info!(zoom.meeting_id = zoom_id, reason = %reason, "deleted Zoom meeting");
+            rows::set_state(
+                &mut conn,
+                row.id,
+                MeetingState::Deleted,
+                Some(reason.into()),
+            )
+            .await
         }
         Err(error) => {
             // 3002 in progress, 3007 already ended (permanent): recorded, not retried.
             // Attempts exhausted: recorded; the user's next complete listing tries again.
             if matches!(error, ZoomError::Permanent { .. }) {
-                let reason = format!("{DELETE_REFUSED}: {error}");
-                return rows::set_state(&mut conn, row.id, row.state(), Some(&reason)).await;
+                tracing::warn!(meeting.row = row.id, zoom.meeting_id = zoom_id, error = %error, "Zoom refused a delete");
+                let reason = Reason::with_detail(ReasonCode::DeleteRefused, &error);
+                return rows::set_state(&mut conn, row.id, row.state(), Some(reason)).await;
             }
             if attempts >= engine.max_attempts() {
-                let reason = format!("{DELETE_FAILED}: {error}");
-                return rows::set_state(&mut conn, row.id, row.state(), Some(&reason)).await;
+                tracing::warn!(meeting.row = row.id, zoom.meeting_id = zoom_id, error = %error, "delete failed; attempts exhausted");
+                let reason = Reason::with_detail(ReasonCode::DeleteFailed, &error);
+                return rows::set_state(&mut conn, row.id, row.state(), Some(reason)).await;
             }
             drop(conn);
             retry_later(engine, job, &error, attempts).await
@@ -807,7 +830,7 @@ mod tests {
             duration_minutes: 60,
             timezone: "Asia/Tokyo".into(),
             invitees: "[]".into(),
-            state: "creating".into(),
+            state: MeetingState::Creating,
             reason: None,
             zoom_meeting_id: None,
             join_url: None,
