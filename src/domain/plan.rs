@@ -539,3 +539,705 @@ pub fn failed_delete_wanted(
         on_delete == DeletePolicy::Delete
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::domain::ids::{GroupwareUserId, ZoomEmail};
+    use ReasonCode as Code;
+
+    /// A listing of entry 8801 (owned; [`Listing::view`] borrows it).
+    #[derive(Clone)]
+    struct Listing {
+        key: EntryKey,
+        place: &'static str,
+        owner: &'static str,
+        slot: Result<LocalSlot, String>,
+        updated: Option<NaiveDateTime>,
+    }
+
+    impl Listing {
+        fn view<'a>(&'a self, members: &'a [String]) -> ListedEntry<'a> {
+            ListedEntry {
+                key: &self.key,
+                event: "打合せ",
+                detail: "",
+                place: self.place,
+                memo: "",
+                slot: &self.slot,
+                owner: self.owner,
+                members,
+                updated: self.updated,
+            }
+        }
+    }
+
+    fn local(day: u32, hour: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(2026, 11, day)
+            .and_then(|d| d.and_hms_opt(hour, 0, 0))
+            .expect("valid")
+    }
+
+    /// Entry 8801 in the Zoom location, 26 Nov `hour`:00–+1h Tokyo, hosted by 10002.
+    fn listing(hour: u32) -> Listing {
+        Listing {
+            key: EntryKey {
+                schedule_id: "8801".into(),
+                occurrence: String::new(),
+            },
+            place: "Zoom",
+            owner: "10002",
+            slot: Ok(LocalSlot {
+                start: local(26, hour),
+                end: local(26, hour + 1),
+                all_day: false,
+            }),
+            updated: None,
+        }
+    }
+
+    fn utc(hour: u32) -> String {
+        format!("2026-11-26T{:02}:00:00Z", hour - 9)
+    }
+
+    fn content(hour: u32, host: bool) -> MeetingContent {
+        MeetingContent {
+            start_utc: utc(hour),
+            end_utc: utc(hour + 1),
+            host_user_id: host.then(|| "10002".to_owned()),
+            host_email: host.then(|| "tanaka@example.jp".to_owned()),
+            topic: "打合せ".into(),
+            agenda: build_agenda("", &listing(hour).key),
+            duration_minutes: 60,
+            timezone: "Asia/Tokyo".into(),
+            invitees: Vec::new(),
+        }
+    }
+
+    fn observed(hour: u32, host: bool) -> ObservedEntry {
+        ObservedEntry {
+            owner: "10002".into(),
+            members: vec!["10002".into()],
+            start_utc: utc(hour),
+            end_utc: utc(hour + 1),
+            host_user_id: host.then(|| "10002".to_owned()),
+            updated: None,
+        }
+    }
+
+    /// The stored entry as listed at `hour`, pointing at row `current`.
+    fn entry(hour: u32, current: i64, gone: bool) -> EntryRow {
+        EntryRow {
+            schedule_id: "8801".into(),
+            occurrence: String::new(),
+            owner: "10002".into(),
+            members: r#"["10002"]"#.into(),
+            start_utc: utc(hour),
+            end_utc: utc(hour + 1),
+            host_user_id: Some("10002".into()),
+            current_meeting_id: Some(current),
+            gone_at: gone.then(|| "2026-11-20T00:00:00Z".to_owned()),
+            listed_updated: None,
+        }
+    }
+
+    fn row(id: i64, hour: u32, state: MeetingState, reason: Option<Code>) -> MeetingRow {
+        let content = content(hour, true);
+        MeetingRow {
+            id,
+            schedule_id: "8801".into(),
+            occurrence: String::new(),
+            start_utc: content.start_utc,
+            end_utc: content.end_utc,
+            host_user_id: content.host_user_id,
+            host_email: content.host_email,
+            topic: content.topic,
+            agenda: content.agenda,
+            duration_minutes: 60,
+            timezone: content.timezone,
+            invitees: "[]".into(),
+            state,
+            reason: reason.map(Reason::from),
+            zoom_meeting_id: state.may_exist_in_zoom().then_some(9000 + id),
+            join_url: None,
+            replaces_meeting_id: None,
+            attempts: 0,
+            next_attempt_at: None,
+            claimed_at: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+            look_first: false,
+        }
+    }
+
+    fn retitled(mut row: MeetingRow) -> MeetingRow {
+        row.topic = "旧件名".into();
+        row
+    }
+
+    fn new_meeting(hour: u32, state: MeetingState, reason: Option<Code>) -> NewMeeting {
+        new_row(&content(hour, true), state, reason)
+    }
+
+    fn set_state(id: i64, state: MeetingState, reason: Option<Code>) -> Effect {
+        Effect::Row(RowChange::SetState {
+            id,
+            state,
+            reason: reason.map(Reason::from),
+        })
+    }
+
+    use Effect::{Push, Row};
+    use MeetingState::*;
+    use RowChange::*;
+
+    fn create_at(row: RowRef) -> [Effect; 2] {
+        [Row(SetCurrent(row)), Push(JobToPush::Create(row))]
+    }
+
+    fn update(id: i64, hour: u32) -> [Effect; 2] {
+        [
+            Row(SetContent {
+                id,
+                content: content(hour, true),
+            }),
+            Push(JobToPush::Update { meeting_id: id }),
+        ]
+    }
+
+    struct Case {
+        name: &'static str,
+        listed: Listing,
+        owner_disabled: bool,
+        entry: Option<EntryRow>,
+        meetings: Vec<MeetingRow>,
+        on_reschedule: ReschedulePolicy,
+        on_delete: DeletePolicy,
+        ended: bool,
+        effects: Vec<Effect>,
+        tally: Option<Tally>,
+        note: Option<Note>,
+    }
+
+    /// A case with the seed policies, nothing stored, no effects.
+    fn case(name: &'static str, listed: Listing) -> Case {
+        Case {
+            name,
+            listed,
+            owner_disabled: false,
+            entry: None,
+            meetings: Vec::new(),
+            on_reschedule: ReschedulePolicy::CreateNew,
+            on_delete: DeletePolicy::Keep,
+            ended: false,
+            effects: Vec::new(),
+            tally: None,
+            note: None,
+        }
+    }
+
+    fn check(case: Case) {
+        let enabled = EnabledUsers::new([(
+            GroupwareUserId::parse("10002").expect("id"),
+            ZoomEmail::parse("tanaka@example.jp").expect("email"),
+        )]);
+        let location = LocationMatcher::new("Zoom");
+        let at = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .expect("instant")
+                .with_timezone(&Utc)
+        };
+        let rules = SliceRules {
+            window: (at("2026-10-31T15:00:00Z"), at("2027-01-31T15:00:00Z")),
+            now: at(if case.ended {
+                "2026-11-27T00:00:00Z"
+            } else {
+                "2026-11-25T00:00:00Z"
+            }),
+            timezone: chrono_tz::Asia::Tokyo,
+            enabled_users: &enabled,
+            location: &location,
+            invite_members: false,
+            on_reschedule: case.on_reschedule,
+            on_delete: case.on_delete,
+        };
+        let mut listed = case.listed.clone();
+        let members = if case.owner_disabled {
+            listed.owner = "10009";
+            vec!["10009".to_owned()]
+        } else {
+            vec!["10002".to_owned()]
+        };
+        let stored = StoredEntry {
+            entry: case.entry.as_ref(),
+            meetings: &case.meetings,
+        };
+        let plan = plan_entry(&listed.view(&members), stored, &rules);
+        let expected = EntryPlan {
+            effects: case.effects,
+            tally: case.tally,
+            note: case.note,
+        };
+        assert_eq!(plan, expected, "{}", case.name);
+    }
+
+    fn moved(mut entry: EntryRow, hour: u32) -> EntryRow {
+        entry.start_utc = utc(hour);
+        entry.end_utc = utc(hour + 1);
+        entry
+    }
+
+    /// R-TRIGGER, R-WINDOW, R-HOST, R-PAST and the guards before any decision.
+    #[test]
+    fn first_sight_and_guards() {
+        let unreadable = Listing {
+            slot: Err("bad start".into()),
+            ..listing(14)
+        };
+        let older = Listing {
+            updated: Some(local(1, 0)),
+            ..listing(14)
+        };
+        let mut applied = entry(14, 1, false);
+        applied.listed_updated = Some("2026-11-02T00:00:00".into());
+        let mut outside = listing(14);
+        outside.slot = Ok(LocalSlot {
+            start: local(26, 14) + chrono::Duration::days(120),
+            end: local(26, 15) + chrono::Duration::days(120),
+            all_day: false,
+        });
+        let outside_content = MeetingContent {
+            start_utc: "2027-03-26T05:00:00Z".into(),
+            end_utc: "2027-03-26T06:00:00Z".into(),
+            ..content(14, true)
+        };
+        let mut outside_row = row(5, 14, Skipped, Some(Code::OutsideWindow));
+        outside_row.start_utc = outside_content.start_utc.clone();
+        outside_row.end_utc = outside_content.end_utc.clone();
+        let cases = [
+            Case {
+                effects: vec![
+                    Row(StoreEntry(observed(14, true))),
+                    Row(InsertMeeting(new_meeting(14, Pending, None))),
+                ]
+                .into_iter()
+                .chain(create_at(RowRef::Inserted))
+                .collect(),
+                tally: Some(Tally::Created),
+                ..case("R-TRIGGER: a new Zoom entry is created", listing(14))
+            },
+            case(
+                "R-TRIGGER: never a Zoom entry",
+                Listing {
+                    place: "会議室",
+                    ..listing(14)
+                },
+            ),
+            Case {
+                entry: Some(applied),
+                meetings: vec![row(1, 14, Created, None)],
+                note: Some(Note::OlderListing {
+                    listed: "2026-11-01T00:00:00".into(),
+                    applied: "2026-11-02T00:00:00".into(),
+                }),
+                ..case("an older listing is ignored", older)
+            },
+            Case {
+                note: Some(Note::UnreadableTimes("bad start".into())),
+                tally: Some(Tally::Skipped),
+                ..case("unreadable times are skipped", unreadable.clone())
+            },
+            case(
+                "unreadable times of a non-Zoom entry",
+                Listing {
+                    place: "会議室",
+                    ..unreadable
+                },
+            ),
+            Case {
+                effects: vec![Row(InsertMeeting(new_row(
+                    &outside_content,
+                    Skipped,
+                    Some(Code::OutsideWindow),
+                )))],
+                tally: Some(Tally::Skipped),
+                ..case("R-WINDOW: recorded as skipped", outside.clone())
+            },
+            Case {
+                meetings: vec![outside_row],
+                ..case("R-WINDOW: recorded once", outside)
+            },
+            Case {
+                owner_disabled: true,
+                effects: vec![
+                    Row(StoreEntry(ObservedEntry {
+                        owner: "10009".into(),
+                        members: vec!["10009".into()],
+                        ..observed(14, false)
+                    })),
+                    Row(InsertMeeting(new_row(
+                        &content(14, false),
+                        Skipped,
+                        Some(Code::NoEnabledHost),
+                    ))),
+                    Row(SetCurrent(RowRef::Inserted)),
+                ],
+                tally: Some(Tally::Skipped),
+                ..case("R-HOST: no enabled member", listing(14))
+            },
+            Case {
+                ended: true,
+                effects: vec![
+                    Row(StoreEntry(observed(14, true))),
+                    Row(InsertMeeting(new_meeting(14, Skipped, Some(Code::Ended)))),
+                    Row(SetCurrent(RowRef::Inserted)),
+                ],
+                tally: Some(Tally::Skipped),
+                ..case("R-PAST: ended before the sync", listing(14))
+            },
+        ];
+        cases.into_iter().for_each(check);
+    }
+
+    /// R-ONCE: unchanged entries, creates in flight, rows that wait or failed.
+    #[test]
+    fn same_time() {
+        let mut look_first = row(1, 14, Pending, Some(Code::Retrying));
+        look_first.look_first = true;
+        let cases = [
+            Case {
+                entry: Some(entry(14, 1, false)),
+                meetings: vec![row(1, 14, Created, None)],
+                effects: vec![Row(TouchEntry)],
+                ..case("unchanged: no Zoom call", listing(14))
+            },
+            Case {
+                entry: Some(entry(14, 1, false)),
+                meetings: vec![retitled(row(1, 14, Creating, None))],
+                effects: vec![Row(TouchEntry)],
+                ..case("a create in flight waits for the next sync", listing(14))
+            },
+            Case {
+                entry: Some(entry(14, 1, false)),
+                meetings: vec![retitled(look_first)],
+                effects: vec![Row(TouchEntry)],
+                ..case("a create that looks first waits too", listing(14))
+            },
+            Case {
+                entry: Some(entry(14, 1, true)),
+                meetings: vec![row(1, 14, Created, Some(Code::EntryDeleted))],
+                effects: vec![
+                    Row(StoreEntry(observed(14, true))),
+                    set_state(1, Created, None),
+                ],
+                ..case("restored while its meeting was kept", listing(14))
+            },
+            Case {
+                entry: Some(entry(14, 1, false)),
+                meetings: vec![retitled(row(1, 14, Pending, None))],
+                effects: vec![
+                    Row(TouchEntry),
+                    Row(SetContent {
+                        id: 1,
+                        content: content(14, true),
+                    }),
+                ],
+                ..case("a pending row takes the new content", listing(14))
+            },
+            Case {
+                entry: Some(entry(14, 1, false)),
+                meetings: vec![row(1, 14, Failed, Some(Code::ZoomRejected))],
+                effects: vec![Row(TouchEntry)],
+                ..case("refused by Zoom: waits for a change", listing(14))
+            },
+            Case {
+                entry: Some(entry(14, 1, false)),
+                meetings: vec![retitled(row(1, 14, Failed, Some(Code::ZoomRejected)))],
+                effects: [
+                    Row(TouchEntry),
+                    Row(Rearm {
+                        id: 1,
+                        row: new_meeting(14, Pending, None),
+                    }),
+                ]
+                .into_iter()
+                .chain(create_at(RowRef::Id(1)))
+                .collect(),
+                tally: Some(Tally::Created),
+                ..case("refused by Zoom, then changed: re-armed", listing(14))
+            },
+            Case {
+                entry: Some(entry(14, 1, false)),
+                meetings: vec![row(1, 14, Failed, Some(Code::FailedAfterSend))],
+                effects: [
+                    Row(TouchEntry),
+                    Row(Rearm {
+                        id: 1,
+                        row: new_meeting(14, Creating, None),
+                    }),
+                ]
+                .into_iter()
+                .chain(create_at(RowRef::Id(1)))
+                .collect(),
+                tally: Some(Tally::Created),
+                ..case("failed after a send: the retry looks first", listing(14))
+            },
+            Case {
+                owner_disabled: true,
+                meetings: vec![row(1, 14, Skipped, Some(Code::NoEnabledHost))],
+                effects: vec![
+                    Row(StoreEntry(ObservedEntry {
+                        owner: "10009".into(),
+                        members: vec!["10009".into()],
+                        ..observed(14, false)
+                    })),
+                    Row(SetCurrent(RowRef::Id(1))),
+                ],
+                tally: Some(Tally::Skipped),
+                ..case("a skip links the row the time already has", listing(14))
+            },
+            Case {
+                entry: Some(entry(14, 1, false)),
+                meetings: vec![row(1, 14, Created, Some(Code::UpdateFailed))],
+                on_reschedule: ReschedulePolicy::Update,
+                effects: [Row(TouchEntry)].into_iter().chain(update(1, 14)).collect(),
+                tally: Some(Tally::Updated),
+                ..case("an update that ran out is sent again", listing(14))
+            },
+        ];
+        cases.into_iter().for_each(check);
+    }
+
+    /// R-RESCHEDULE: the entry moved from 13:00 to 14:00, under each policy.
+    #[test]
+    fn moved_entries() {
+        let before = || Some(moved(entry(14, 1, false), 13));
+        // Superseded by an earlier move, its meeting left in Zoom.
+        let mut kept = row(2, 14, Superseded, Some(Code::Rescheduled));
+        kept.zoom_meeting_id = Some(9002);
+        let cases = [
+            Case {
+                entry: before(),
+                meetings: vec![row(1, 13, Created, None)],
+                effects: [
+                    Row(StoreEntry(observed(14, true))),
+                    set_state(1, Superseded, Some(Code::Rescheduled)),
+                    Row(InsertMeeting(new_meeting(14, Pending, None))),
+                ]
+                .into_iter()
+                .chain(create_at(RowRef::Inserted))
+                .collect(),
+                tally: Some(Tally::Created),
+                ..case("create_new: a new meeting, the old one stays", listing(14))
+            },
+            Case {
+                entry: before(),
+                meetings: vec![row(1, 13, Created, None)],
+                on_reschedule: ReschedulePolicy::Replace,
+                effects: [
+                    Row(StoreEntry(observed(14, true))),
+                    Row(InsertMeeting(NewMeeting {
+                        replaces_meeting_id: Some(1),
+                        ..new_meeting(14, Pending, None)
+                    })),
+                ]
+                .into_iter()
+                .chain(create_at(RowRef::Inserted))
+                .collect(),
+                tally: Some(Tally::Created),
+                ..case("replace: a new meeting replacing the old", listing(14))
+            },
+            Case {
+                entry: before(),
+                meetings: vec![row(1, 13, Created, None)],
+                on_reschedule: ReschedulePolicy::Update,
+                effects: [Row(StoreEntry(observed(14, true)))]
+                    .into_iter()
+                    .chain(update(1, 14))
+                    .collect(),
+                tally: Some(Tally::Updated),
+                ..case("update: the meeting is PATCHed", listing(14))
+            },
+            Case {
+                entry: before(),
+                meetings: vec![row(1, 13, Created, None), kept.clone()],
+                on_reschedule: ReschedulePolicy::Update,
+                effects: vec![
+                    Row(StoreEntry(observed(14, true))),
+                    set_state(2, Created, Some(Code::RescheduledBack)),
+                    set_state(1, Superseded, Some(Code::Rescheduled)),
+                    Row(SetCurrent(RowRef::Id(2))),
+                ],
+                ..case("update: moved back to a kept meeting", listing(14))
+            },
+            Case {
+                entry: before(),
+                meetings: vec![
+                    row(1, 13, Created, None),
+                    row(2, 14, Skipped, Some(Code::Ended)),
+                ],
+                on_reschedule: ReschedulePolicy::Update,
+                effects: [
+                    Row(StoreEntry(observed(14, true))),
+                    Row(DeleteMeeting { id: 2 }),
+                ]
+                .into_iter()
+                .chain(update(1, 14))
+                .collect(),
+                tally: Some(Tally::Updated),
+                ..case("update: a row without meeting gives way", listing(14))
+            },
+            Case {
+                entry: before(),
+                meetings: vec![row(1, 13, Created, None), kept],
+                effects: vec![
+                    Row(StoreEntry(observed(14, true))),
+                    set_state(1, Superseded, Some(Code::Rescheduled)),
+                    set_state(2, Created, Some(Code::RescheduledBack)),
+                    Row(SetCurrent(RowRef::Id(2))),
+                ],
+                ..case("create_new: moved back to a kept meeting", listing(14))
+            },
+            Case {
+                entry: before(),
+                meetings: vec![row(1, 13, Created, None)],
+                ended: true,
+                effects: vec![
+                    Row(StoreEntry(observed(14, true))),
+                    Row(InsertMeeting(new_meeting(14, Skipped, Some(Code::Ended)))),
+                    Row(SetCurrent(RowRef::Inserted)),
+                ],
+                tally: Some(Tally::Skipped),
+                ..case("R-PAST: moved into the past", listing(14))
+            },
+        ];
+        cases.into_iter().for_each(check);
+    }
+
+    /// R-DELETE: the Zoom location removed, under each policy and state.
+    #[test]
+    fn location_removed() {
+        let removed = || Listing {
+            place: "会議室",
+            ..listing(14)
+        };
+        let gone = Row(MarkGone(GoneReason::LocationRemoved));
+        let cases = [
+            Case {
+                entry: Some(entry(14, 1, false)),
+                meetings: vec![row(1, 14, Created, None)],
+                effects: vec![
+                    Row(TouchEntry),
+                    gone.clone(),
+                    set_state(1, Created, Some(Code::LocationRemoved)),
+                ],
+                tally: Some(Tally::Gone),
+                ..case("keep: the meeting stays, with the reason", removed())
+            },
+            Case {
+                entry: Some(entry(14, 1, false)),
+                meetings: vec![row(1, 14, Created, None)],
+                on_delete: DeletePolicy::Delete,
+                effects: vec![
+                    Row(TouchEntry),
+                    gone.clone(),
+                    Push(JobToPush::Delete {
+                        meeting_id: 1,
+                        reason: Code::LocationRemoved,
+                    }),
+                ],
+                tally: Some(Tally::Gone),
+                ..case("delete: the meeting is deleted", removed())
+            },
+            Case {
+                entry: Some(entry(14, 1, false)),
+                meetings: vec![row(1, 14, Pending, None)],
+                on_delete: DeletePolicy::Delete,
+                effects: vec![
+                    Row(TouchEntry),
+                    gone,
+                    set_state(1, Skipped, Some(Code::LocationRemoved)),
+                ],
+                tally: Some(Tally::Gone),
+                ..case("before its create: skipped", removed())
+            },
+            Case {
+                entry: Some(entry(14, 1, true)),
+                meetings: vec![row(1, 14, Created, Some(Code::LocationRemoved))],
+                ..case("already handled", removed())
+            },
+        ];
+        cases.into_iter().for_each(check);
+    }
+
+    /// R-DELETE for an entry a complete listing lost, and the retry of failed deletes.
+    #[test]
+    fn gone_entries_and_failed_deletes() {
+        let gone = Row(MarkGone(GoneReason::EntryDeleted));
+        let delete = |id| {
+            Push(JobToPush::Delete {
+                meeting_id: id,
+                reason: Code::EntryDeleted,
+            })
+        };
+        let created = row(1, 14, Created, None);
+        let cases = [
+            (None, DeletePolicy::Delete, vec![gone.clone()], None),
+            (
+                Some(created.clone()),
+                DeletePolicy::Keep,
+                vec![
+                    gone.clone(),
+                    set_state(1, Created, Some(Code::EntryDeleted)),
+                ],
+                Some(Tally::Gone),
+            ),
+            (
+                Some(created),
+                DeletePolicy::Delete,
+                vec![gone.clone(), delete(1)],
+                Some(Tally::Gone),
+            ),
+            (
+                Some(row(1, 14, Deferred, None)),
+                DeletePolicy::Delete,
+                vec![
+                    gone.clone(),
+                    set_state(1, Skipped, Some(Code::EntryDeleted)),
+                ],
+                Some(Tally::Gone),
+            ),
+            (
+                Some(row(1, 14, Deleted, None)),
+                DeletePolicy::Delete,
+                vec![gone],
+                Some(Tally::Gone),
+            ),
+        ];
+        for (current, policy, effects, tally) in cases {
+            let expected = EntryPlan {
+                effects,
+                tally,
+                note: None,
+            };
+            assert_eq!(plan_gone(current.as_ref(), policy), expected, "{current:?}");
+        }
+        use DeletePolicy::{Delete, Keep};
+        use ReschedulePolicy::{CreateNew, Replace};
+        let wanted = [
+            (Code::Replaced, Keep, Replace, true),
+            (Code::Replaced, Delete, CreateNew, false),
+            (Code::EntryDeleted, Delete, CreateNew, true),
+            (Code::LocationRemoved, Keep, Replace, false),
+        ];
+        for (reason, on_delete, on_reschedule, expected) in wanted {
+            assert_eq!(
+                failed_delete_wanted(reason, on_delete, on_reschedule),
+                expected,
+                "{reason}"
+            );
+        }
+    }
+}
