@@ -828,3 +828,91 @@ pub async fn take_unseen_entries(
         .context("cannot forget sightings")?;
     Ok(unseen)
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    use super::*;
+
+    /// A row whose stored state or reason is no known code fails to decode: it is never
+    /// read as some other state (a silent `failed` once).
+    #[tokio::test]
+    async fn unknown_stored_state_or_reason_is_an_error() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", folder.path().join("codes.db").display());
+        let store = crate::store::Store::connect(&url)
+            .await
+            .expect("database opens");
+        let mut conn = store.pool().acquire().await.expect("connection");
+        sqlx::query("PRAGMA ignore_check_constraints = ON")
+            .execute(&mut *conn)
+            .await
+            .expect("pragma");
+        let cases = [
+            ("created", Some("delete_failed"), true),
+            ("created", Some("delete_failed_twice"), false),
+            ("vanished", None, false),
+        ];
+        for (id, (state, reason, readable)) in (1_i64..).zip(cases) {
+            sqlx::query(
+                "INSERT INTO meetings (id, schedule_id, occurrence, start_utc, end_utc, topic, agenda, \
+                 duration_minutes, timezone, state, reason_code, created_at, updated_at) \
+                 VALUES (?, ?, '', 's', 'e', 't', 'a', 60, 'Asia/Tokyo', ?, ?, 'c', 'u')",
+            )
+            .bind(id)
+            .bind(format!("88{id}"))
+            .bind(state)
+            .bind(reason)
+            .execute(&mut *conn)
+            .await
+            .expect("row written");
+            let read = meeting_by_id(&mut conn, id).await;
+            assert_eq!(read.is_ok(), readable, "{state} {reason:?}: {read:?}");
+        }
+    }
+
+    /// The migration splits today's reason texts into a code and its detail, so the API
+    /// shows the same text afterwards.
+    #[tokio::test]
+    async fn migration_splits_reason_texts() {
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .expect("memory database");
+        sqlx::raw_sql("CREATE TABLE meetings (id INTEGER PRIMARY KEY, reason TEXT)")
+            .execute(&mut conn)
+            .await
+            .expect("table");
+        let texts = [
+            None,
+            Some("adopted"),
+            Some("update_deferred: host_daily_limit"),
+            Some("failed_after_send: Zoom answered 500: try: later"),
+        ];
+        for text in texts {
+            sqlx::query("INSERT INTO meetings (reason) VALUES (?)")
+                .bind(text)
+                .execute(&mut conn)
+                .await
+                .expect("row");
+        }
+        sqlx::raw_sql(include_str!(
+            "../../migrations/20261201030001_meeting_reason_code.sql"
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("migration");
+        let rows: Vec<(Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT reason_code, reason_detail FROM meetings ORDER BY id")
+                .fetch_all(&mut conn)
+                .await
+                .expect("read");
+        for (text, (code, detail)) in texts.into_iter().zip(rows) {
+            let reason = code.map(|code| Reason {
+                code: ReasonCode::parse(&code).expect("known code"),
+                detail,
+            });
+            assert_eq!(reason.map(|r| r.api_text()).as_deref(), text);
+        }
+    }
+}
