@@ -20,7 +20,7 @@ use crate::domain::{
         ReasonCode,
     },
     policy::{DeletePolicy, ReschedulePolicy},
-    time::{LocalSlot, meeting_time, utc_text, zoom_timezone},
+    time::{LocalSlot, MeetingTime, meeting_time, utc_text, zoom_timezone},
     topic::{build_agenda, build_topic},
 };
 
@@ -164,73 +164,26 @@ pub fn plan_entry(
     stored: StoredEntry<'_>,
     rules: &SliceRules<'_>,
 ) -> EntryPlan {
-    let mut plan = EntryPlan::default();
     let existing = stored.entry;
-    let matches_location = rules.location.matches(listed.place);
-    let listed_updated = listed.updated.map(|t| t.format(UPDATED_FORMAT).to_string());
-    if let (Some(listed_at), Some(applied)) = (
-        listed_updated.as_deref(),
-        existing.and_then(|e| e.listed_updated.as_deref()),
-    ) && listed_at < applied
-    {
-        // Overlapping runs: a newer listing of this entry was already applied; this older
-        // one must not undo it (it still counts as a sighting: the entry exists).
-        plan.note = Some(Note::OlderListing {
-            listed: listed_at.to_owned(),
-            applied: applied.to_owned(),
-        });
-        return plan;
-    }
-    let time = match listed.slot {
-        Ok(slot) => meeting_time(slot, rules.timezone).map_err(|e| e.to_string()),
-        Err(why) => Err(why.clone()),
+    let reading = match read_listing(listed, existing, rules) {
+        Ok(reading) => reading,
+        Err(plan) => return plan,
     };
-    let time = match time {
-        Ok(time) => time,
-        Err(why) => {
-            if matches_location {
-                plan.note = Some(Note::UnreadableTimes(why));
-                plan.tally = Some(Tally::Skipped);
-            }
-            return plan;
-        }
-    };
-    if !matches_location && existing.is_none_or(|e| e.gone_at.is_some()) {
-        // R-TRIGGER: not a Zoom entry, and never was one — or it lost the location and
-        // that was already handled (by this run's listing of another member, say).
-        return plan;
-    }
     let host = choose_host(listed.owner, listed.members, rules.enabled_users);
-    let content = desired_content(
-        listed,
-        rules,
-        &host,
-        time.start_utc,
-        time.end_utc,
-        time.duration_minutes,
-    );
+    let content = desired_content(listed, rules, &host, &reading.time);
     let at_time = stored.meetings.iter().find(|row| content.same_time(row));
-    let in_window = rules.window.0 <= time.start_utc && time.start_utc < rules.window.1;
-    if !in_window {
-        // R-WINDOW: recorded once, so the operator sees why. (J-MOTTO lists only the window's
-        // days, so this is an entry it listed in the wrong month.)
-        if matches_location && at_time.is_none() {
-            plan.row(RowChange::InsertMeeting(new_row(
-                &content,
-                MeetingState::Skipped,
-                Some(SkipReason::OutsideWindow.code()),
-            )));
-            plan.tally = Some(Tally::Skipped);
-        }
-        return plan;
+    let start = reading.time.start_utc;
+    if !(rules.window.0 <= start && start < rules.window.1) {
+        return outside_window(reading.matches_location, content, at_time);
     }
+    let mut plan = EntryPlan::default();
     let observed = ObservedEntry {
         owner: listed.owner.to_owned(),
         members: listed.members.to_vec(),
         start_utc: content.start_utc.clone(),
         end_utc: content.end_utc.clone(),
         host_user_id: content.host_user_id.clone(),
-        updated: listed_updated,
+        updated: reading.listed_updated,
     };
     if existing.is_some_and(|e| e.same_observation(&observed)) {
         plan.row(RowChange::TouchEntry);
@@ -244,7 +197,7 @@ pub fn plan_entry(
         // Deciding now could lose the change or make a second meeting. The next sync decides.
         return plan;
     }
-    let came_back = matches_location && existing.is_some_and(|e| e.gone_at.is_some());
+    let came_back = reading.matches_location && existing.is_some_and(|e| e.gone_at.is_some());
     if came_back && let Some(row) = current.filter(|r| r.state == MeetingState::Created) {
         // Restored (or the location re-added) while its meeting was kept: no longer gone.
         plan.row(RowChange::SetState {
@@ -254,9 +207,9 @@ pub fn plan_entry(
         });
     }
     let observation = Observation {
-        matches_location,
+        matches_location: reading.matches_location,
         has_host: host.is_some(),
-        ended: time.end_utc <= rules.now,
+        ended: reading.time.end_utc <= rules.now,
     };
     let facts = current.map(|row| current_facts(row, &content));
     let decision = decision::decide(observation, facts, rules.on_reschedule);
@@ -271,14 +224,89 @@ pub fn plan_entry(
     planner.plan
 }
 
+/// What the listing says once read: the meeting's time, the location check, J-MOTTO's
+/// `updated` as stored.
+struct Reading {
+    time: MeetingTime,
+    matches_location: bool,
+    listed_updated: Option<String>,
+}
+
+/// Reads the listing, or ends the entry's plan early: an older listing than the one
+/// applied, unreadable times, or an entry that is not and never was a Zoom entry.
+fn read_listing(
+    listed: &ListedEntry<'_>,
+    existing: Option<&EntryRow>,
+    rules: &SliceRules<'_>,
+) -> Result<Reading, EntryPlan> {
+    let mut plan = EntryPlan::default();
+    let matches_location = rules.location.matches(listed.place);
+    let listed_updated = listed.updated.map(|t| t.format(UPDATED_FORMAT).to_string());
+    if let (Some(listed_at), Some(applied)) = (
+        listed_updated.as_deref(),
+        existing.and_then(|e| e.listed_updated.as_deref()),
+    ) && listed_at < applied
+    {
+        // Overlapping runs: a newer listing of this entry was already applied; this older
+        // one must not undo it (it still counts as a sighting: the entry exists).
+        plan.note = Some(Note::OlderListing {
+            listed: listed_at.to_owned(),
+            applied: applied.to_owned(),
+        });
+        return Err(plan);
+    }
+    let time = match listed.slot {
+        Ok(slot) => meeting_time(slot, rules.timezone).map_err(|e| e.to_string()),
+        Err(why) => Err(why.clone()),
+    };
+    let time = match time {
+        Ok(time) => time,
+        Err(why) => {
+            if matches_location {
+                plan.note = Some(Note::UnreadableTimes(why));
+                plan.tally = Some(Tally::Skipped);
+            }
+            return Err(plan);
+        }
+    };
+    if !matches_location && existing.is_none_or(|e| e.gone_at.is_some()) {
+        // R-TRIGGER: not a Zoom entry, and never was one — or it lost the location and
+        // that was already handled (by this run's listing of another member, say).
+        return Err(plan);
+    }
+    Ok(Reading {
+        time,
+        matches_location,
+        listed_updated,
+    })
+}
+
+/// R-WINDOW: a Zoom entry starting outside the window is recorded once, so the operator
+/// sees why. (J-MOTTO lists only the window's days: an entry listed in the wrong month.)
+fn outside_window(
+    matches_location: bool,
+    content: MeetingContent,
+    at_time: Option<&MeetingRow>,
+) -> EntryPlan {
+    let mut plan = EntryPlan::default();
+    if matches_location && at_time.is_none() {
+        let reason = Some(SkipReason::OutsideWindow.code());
+        plan.row(RowChange::InsertMeeting(new_row(
+            &content,
+            MeetingState::Skipped,
+            reason,
+        )));
+        plan.tally = Some(Tally::Skipped);
+    }
+    plan
+}
+
 /// What the listing asks Zoom to hold for the entry.
 fn desired_content(
     listed: &ListedEntry<'_>,
     rules: &SliceRules<'_>,
     host: &Option<Host>,
-    start_utc: DateTime<Utc>,
-    end_utc: DateTime<Utc>,
-    duration_minutes: u32,
+    time: &MeetingTime,
 ) -> MeetingContent {
     let invited = match (host, rules.invite_members) {
         (Some(host), true) => invitees(host, listed.owner, listed.members, rules.enabled_users)
@@ -288,13 +316,13 @@ fn desired_content(
         _ => Vec::new(),
     };
     MeetingContent {
-        start_utc: utc_text(start_utc),
-        end_utc: utc_text(end_utc),
+        start_utc: utc_text(time.start_utc),
+        end_utc: utc_text(time.end_utc),
         host_user_id: host.as_ref().map(|h| h.user_id.as_str().to_owned()),
         host_email: host.as_ref().map(|h| h.zoom_email.as_str().to_owned()),
         topic: build_topic(listed.event, listed.detail),
         agenda: build_agenda(listed.memo, listed.key),
-        duration_minutes: i64::from(duration_minutes),
+        duration_minutes: i64::from(time.duration_minutes),
         timezone: zoom_timezone(rules.timezone).to_owned(),
         invitees: invited,
     }
