@@ -739,6 +739,15 @@ mod tests {
         ]
     }
 
+    /// The entry stored and a skipped row for 14:00 made current.
+    fn skipped_at_14(code: Code) -> Vec<Effect> {
+        vec![
+            Row(StoreEntry(observed(14, true))),
+            Row(InsertMeeting(new_meeting(14, Skipped, Some(code)))),
+            Row(SetCurrent(RowRef::Inserted)),
+        ]
+    }
+
     struct Case {
         name: &'static str,
         listed: Listing,
@@ -921,11 +930,7 @@ mod tests {
             },
             Case {
                 ended: true,
-                effects: vec![
-                    Row(StoreEntry(observed(14, true))),
-                    Row(InsertMeeting(new_meeting(14, Skipped, Some(Code::Ended)))),
-                    Row(SetCurrent(RowRef::Inserted)),
-                ],
+                effects: skipped_at_14(Code::Ended),
                 tally: Some(Tally::Skipped),
                 ..case("R-PAST: ended before the sync", listing(14))
             },
@@ -1136,11 +1141,7 @@ mod tests {
                 entry: before(),
                 meetings: vec![row(1, 13, Created, None)],
                 ended: true,
-                effects: vec![
-                    Row(StoreEntry(observed(14, true))),
-                    Row(InsertMeeting(new_meeting(14, Skipped, Some(Code::Ended)))),
-                    Row(SetCurrent(RowRef::Inserted)),
-                ],
+                effects: skipped_at_14(Code::Ended),
                 tally: Some(Tally::Skipped),
                 ..case("R-PAST: moved into the past", listing(14))
             },
