@@ -206,12 +206,12 @@ fn text<'a>(value: &'a serde_json::Value, key: &str) -> &'a str {
     value[key].as_str().unwrap_or("")
 }
 
-/// A meeting's reason as a sentence for people (the API's `code: detail` read back); the
-/// API text itself when it is no known code.
+/// A meeting's reason as a sentence for people (the API's `code: detail` read back), with
+/// its code to search for; the API text itself when it is no known code.
 fn reason_ja(meeting: &serde_json::Value) -> String {
     let api_text = text(meeting, "reason");
     crate::domain::meeting::Reason::parse_api_text(api_text)
-        .map(|reason| reason.sentence_ja())
+        .map(|reason| format!("{} [{}]", reason.sentence_ja(), reason.code))
         .unwrap_or_else(|_| api_text.to_owned())
 }
 
