@@ -872,6 +872,32 @@ mod tests {
         }
     }
 
+    /// A slice reads every meeting row of its listed keys through the R-ONCE key's index,
+    /// not by scanning `meetings` (issue 5: a no-change resync of 100k entries).
+    #[tokio::test]
+    async fn a_slice_reads_its_meeting_rows_by_key() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", folder.path().join("plan.db").display());
+        let store = crate::store::Store::connect(&url)
+            .await
+            .expect("database opens");
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT {COLUMNS} FROM meetings WHERE (schedule_id, occurrence) IN ({KEYS_OF_JSON})"
+        );
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind("[]")
+            .fetch_all(store.pool())
+            .await
+            .expect("plan");
+        let steps: Vec<&str> = plan.iter().map(|step| step.3.as_str()).collect();
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.contains("sqlite_autoindex_meetings_1 (schedule_id=? AND occurrence=?)")),
+            "{steps:?}"
+        );
+    }
+
     /// The migration splits today's reason texts into a code and its detail, so the API
     /// shows the same text afterwards.
     #[tokio::test]
