@@ -1043,6 +1043,21 @@ mod tests {
                 tally: Some(Tally::Updated),
                 ..case("an update that ran out is sent again", listing(14))
             },
+            Case {
+                owner_disabled: true,
+                entry: Some(entry(14, 1, false)),
+                meetings: vec![retitled(row(1, 14, Created, None))],
+                on_reschedule: ReschedulePolicy::Update,
+                effects: vec![Row(StoreEntry(ObservedEntry {
+                    owner: "10009".into(),
+                    members: vec!["10009".into()],
+                    ..observed(14, false)
+                }))],
+                ..case(
+                    "R-HOST: no host any more, the meeting keeps its own",
+                    listing(14),
+                )
+            },
         ];
         cases.into_iter().for_each(check);
     }
@@ -1136,6 +1151,24 @@ mod tests {
                     Row(SetCurrent(RowRef::Id(2))),
                 ],
                 ..case("create_new: moved back to a kept meeting", listing(14))
+            },
+            Case {
+                entry: before(),
+                meetings: vec![row(1, 13, Deferred, Some(Code::HostDailyLimit))],
+                on_reschedule: ReschedulePolicy::Update,
+                effects: [
+                    Row(StoreEntry(observed(14, true))),
+                    set_state(1, Superseded, Some(Code::Rescheduled)),
+                    Row(InsertMeeting(new_meeting(14, Pending, None))),
+                ]
+                .into_iter()
+                .chain(create_at(RowRef::Inserted))
+                .collect(),
+                tally: Some(Tally::Created),
+                ..case(
+                    "never reached Zoom: moves on whatever the policy",
+                    listing(14),
+                )
             },
             Case {
                 entry: before(),
