@@ -509,46 +509,15 @@ const WAIT_FOR_CREATE_SECONDS: i64 = 30;
 /// the transaction that counts the attempt. No database connection is held across the Zoom
 /// call.
 pub async fn run_update(engine: &Engine, job: &UpdateMeeting) -> anyhow::Result<()> {
-    let now = Utc::now();
-    let (row, zoom_id, attempts, slot) = {
-        let mut tx = engine.store.begin_write().await?;
-        let Some(row) = rows::meeting_by_id(&mut tx, job.meeting_id).await? else {
-            return Ok(());
-        };
-        if row.state() == MeetingState::Creating {
-            drop(tx);
-            return wait_for_create(engine, job).await;
-        }
-        let (MeetingState::Created, Some(zoom_id), Some(host_email)) =
-            (row.state(), row.zoom_meeting_id, row.host_email.clone())
-        else {
-            return Ok(());
-        };
-        let slot = HostSlot {
-            host_email,
-            utc_day: utc_day(now),
-        };
-        if !rows::reserve_host_slot(&mut tx, &slot, engine.settings.zoom.daily_host_limit).await? {
-            let run_at = next_utc_midnight(now);
-            rows::set_state(
-                &mut tx,
-                row.id,
-                MeetingState::Created,
-                Some(Reason::with_detail(
-                    ReasonCode::UpdateDeferred,
-                    ReasonCode::HostDailyLimit,
-                )),
-            )
-            .await?;
-            push(&mut tx, job, PushOptions::at(run_at)).await?;
-            tx.commit().await?;
-            tracing::info!(meeting.row = row.id, retry_at = %run_at, "host's daily quota used; update deferred to 00:00 UTC");
-            return Ok(());
-        }
-        let attempts = rows::count_attempt(&mut tx, row.id).await?;
-        tx.commit().await.context("cannot start an update")?;
-        (row, zoom_id, attempts, slot)
+    let Some(started) = start_update(engine, job).await? else {
+        return Ok(());
     };
+    let StartedUpdate {
+        row,
+        zoom_id,
+        attempts,
+        slot,
+    } = started;
     let result = engine
         .zoom
         .update_meeting(zoom_id, &meeting_request(&row))
@@ -562,51 +531,104 @@ pub async fn run_update(engine: &Engine, job: &UpdateMeeting) -> anyhow::Result<
     match result {
         Ok(()) => {
             tracing::info!(zoom.meeting_id = zoom_id, schedule.id = %row.schedule_id, "updated Zoom meeting");
-            rows::set_state(
-                &mut tx,
-                row.id,
-                MeetingState::Created,
-                Some(ReasonCode::Updated.into()),
-            )
-            .await?;
+            let updated = Some(ReasonCode::Updated.into());
+            rows::set_state(&mut tx, row.id, MeetingState::Created, updated).await?;
             rows::reset_attempts(&mut tx, row.id).await?;
         }
         Err(error) if error.is_not_found() => {
-            rows::set_state(
-                &mut tx,
-                row.id,
-                MeetingState::Deleted,
-                Some(ReasonCode::MissingInZoom.into()),
-            )
-            .await?;
+            let missing = Some(ReasonCode::MissingInZoom.into());
+            rows::set_state(&mut tx, row.id, MeetingState::Deleted, missing).await?;
         }
-        Err(error) => {
-            // The meeting stays `created` (it exists); only the change waits or is given up.
-            let daily = matches!(
-                error,
-                ZoomError::Quota {
-                    kind: QuotaKind::HostDaily | QuotaKind::AccountDaily,
-                    ..
-                }
-            );
-            if let ZoomError::Permanent { .. } = error {
-                tracing::warn!(meeting.row = row.id, zoom.meeting_id = zoom_id, error = %error, "Zoom refused an update");
-                let reason = Reason::with_detail(ReasonCode::UpdateRejected, &error);
-                rows::set_state(&mut tx, row.id, MeetingState::Created, Some(reason)).await?;
-            } else if attempts >= engine.max_attempts() && !daily {
-                tracing::warn!(meeting.row = row.id, zoom.meeting_id = zoom_id, error = %error, "update failed; attempts exhausted");
-                // The next sync sees this reason and PATCHes again (`domain::plan`).
-                let reason = Reason::with_detail(ReasonCode::UpdateFailed, &error);
-                rows::set_state(&mut tx, row.id, MeetingState::Created, Some(reason)).await?;
-            } else {
-                let run_at = retry_at(engine, &error, attempts, Utc::now());
-                let reason = Reason::with_detail(ReasonCode::UpdateRetrying, &error);
-                rows::set_state(&mut tx, row.id, MeetingState::Created, Some(reason)).await?;
-                push(&mut tx, job, PushOptions::at(run_at)).await?;
-            }
-        }
+        Err(error) => record_update_failure(engine, &mut tx, job, &row, attempts, error).await?,
     }
     tx.commit().await.context("cannot record an update")
+}
+
+/// An update this run may send: its row, Zoom's meeting id, the attempt's count and slot.
+struct StartedUpdate {
+    row: MeetingRow,
+    zoom_id: i64,
+    attempts: i64,
+    slot: HostSlot,
+}
+
+/// In one write transaction: waits for a create in flight, reserves the host's daily slot
+/// (or defers the update to 00:00 UTC) and counts the attempt. `None`: nothing to send now.
+async fn start_update(
+    engine: &Engine,
+    job: &UpdateMeeting,
+) -> anyhow::Result<Option<StartedUpdate>> {
+    let now = Utc::now();
+    let mut tx = engine.store.begin_write().await?;
+    let Some(row) = rows::meeting_by_id(&mut tx, job.meeting_id).await? else {
+        return Ok(None);
+    };
+    if row.state() == MeetingState::Creating {
+        drop(tx);
+        wait_for_create(engine, job).await?;
+        return Ok(None);
+    }
+    let (MeetingState::Created, Some(zoom_id), Some(host_email)) =
+        (row.state(), row.zoom_meeting_id, row.host_email.clone())
+    else {
+        return Ok(None);
+    };
+    let slot = HostSlot {
+        host_email,
+        utc_day: utc_day(now),
+    };
+    if !rows::reserve_host_slot(&mut tx, &slot, engine.settings.zoom.daily_host_limit).await? {
+        let run_at = next_utc_midnight(now);
+        let deferred = Reason::with_detail(ReasonCode::UpdateDeferred, ReasonCode::HostDailyLimit);
+        rows::set_state(&mut tx, row.id, MeetingState::Created, Some(deferred)).await?;
+        push(&mut tx, job, PushOptions::at(run_at)).await?;
+        tx.commit().await?;
+        tracing::info!(meeting.row = row.id, retry_at = %run_at, "host's daily quota used; update deferred to 00:00 UTC");
+        return Ok(None);
+    }
+    let attempts = rows::count_attempt(&mut tx, row.id).await?;
+    tx.commit().await.context("cannot start an update")?;
+    Ok(Some(StartedUpdate {
+        row,
+        zoom_id,
+        attempts,
+        slot,
+    }))
+}
+
+/// A failed PATCH: the meeting stays `created` (it exists); only the change waits, is given
+/// up (Zoom refused it), or waits for the next sync (attempts ran out).
+async fn record_update_failure(
+    engine: &Engine,
+    tx: &mut sqlx::SqliteConnection,
+    job: &UpdateMeeting,
+    row: &MeetingRow,
+    attempts: i64,
+    error: ZoomError,
+) -> anyhow::Result<()> {
+    let daily = matches!(
+        error,
+        ZoomError::Quota {
+            kind: QuotaKind::HostDaily | QuotaKind::AccountDaily,
+            ..
+        }
+    );
+    let zoom_id = row.zoom_meeting_id;
+    if let ZoomError::Permanent { .. } = error {
+        tracing::warn!(meeting.row = row.id, zoom.meeting_id = zoom_id, error = %error, "Zoom refused an update");
+        let reason = Reason::with_detail(ReasonCode::UpdateRejected, &error);
+        rows::set_state(tx, row.id, MeetingState::Created, Some(reason)).await
+    } else if attempts >= engine.max_attempts() && !daily {
+        tracing::warn!(meeting.row = row.id, zoom.meeting_id = zoom_id, error = %error, "update failed; attempts exhausted");
+        // The next sync sees this reason and PATCHes again (`domain::plan`).
+        let reason = Reason::with_detail(ReasonCode::UpdateFailed, &error);
+        rows::set_state(tx, row.id, MeetingState::Created, Some(reason)).await
+    } else {
+        let run_at = retry_at(engine, &error, attempts, Utc::now());
+        let reason = Reason::with_detail(ReasonCode::UpdateRetrying, &error);
+        rows::set_state(tx, row.id, MeetingState::Created, Some(reason)).await?;
+        push(tx, job, PushOptions::at(run_at)).await.map(|_| ())
+    }
 }
 
 /// Runs one delete (R-DELETE `delete`, R-RESCHEDULE `replace`). Zoom's 404 counts as done.
