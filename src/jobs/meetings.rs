@@ -431,41 +431,8 @@ async fn schedule_retry(
     look_first: bool,
     unused_slot: Option<&HostSlot>,
 ) -> anyhow::Result<()> {
-    let now = Utc::now();
-    let waiting = if look_first {
-        MeetingState::Creating
-    } else {
-        MeetingState::Pending
-    };
-    let run_at = retry_at(engine, error, row.attempts, now);
-    let (state, reason, daily) = match error {
-        ZoomError::Quota {
-            kind: QuotaKind::HostDaily,
-            ..
-        } => (
-            MeetingState::Deferred,
-            ReasonCode::HostDailyLimit.into(),
-            true,
-        ),
-        ZoomError::Quota {
-            kind: QuotaKind::AccountDaily,
-            ..
-        } => (
-            MeetingState::Deferred,
-            ReasonCode::AccountDailyLimit.into(),
-            true,
-        ),
-        ZoomError::Quota { .. } => (
-            MeetingState::Deferred,
-            ReasonCode::RateLimited.into(),
-            false,
-        ),
-        other => (
-            waiting,
-            Reason::with_detail(ReasonCode::Retrying, other),
-            false,
-        ),
-    };
+    let run_at = retry_at(engine, error, row.attempts, Utc::now());
+    let (state, reason, daily) = create_wait(error, look_first);
     let mut tx = engine.store.begin_write().await?;
     if let Some(slot) = unused_slot {
         give_back_slot(engine, &mut tx, slot, error).await?;
@@ -499,6 +466,36 @@ async fn schedule_retry(
         tracing::info!(meeting.row = row.id, retry_at = %run_at, error = %error, "create will be retried");
     }
     tx.commit().await.context("cannot record a retry")
+}
+
+/// How a create that will be retried waits: its state, its reason, and whether the wait is
+/// a daily quota (not a failed attempt). After a request that may have reached Zoom
+/// (`look_first`) the row stays `creating` so that nothing changes it before the retry looked.
+fn create_wait(error: &ZoomError, look_first: bool) -> (MeetingState, Reason, bool) {
+    let deferred = |code: ReasonCode, daily| (MeetingState::Deferred, Reason::from(code), daily);
+    match error {
+        ZoomError::Quota {
+            kind: QuotaKind::HostDaily,
+            ..
+        } => deferred(ReasonCode::HostDailyLimit, true),
+        ZoomError::Quota {
+            kind: QuotaKind::AccountDaily,
+            ..
+        } => deferred(ReasonCode::AccountDailyLimit, true),
+        ZoomError::Quota { .. } => deferred(ReasonCode::RateLimited, false),
+        other => {
+            let waiting = if look_first {
+                MeetingState::Creating
+            } else {
+                MeetingState::Pending
+            };
+            (
+                waiting,
+                Reason::with_detail(ReasonCode::Retrying, other),
+                false,
+            )
+        }
+    }
 }
 
 /// While a create is in flight, updates and deletes of that row wait for it.
@@ -940,6 +937,63 @@ mod tests {
         ];
         for (name, row, listed, expected) in cases {
             assert_eq!(is_same_meeting(&listed, &row), expected, "{name}");
+        }
+    }
+
+    /// SPEC §6 waits: a quota defers the row (a daily one without counting the attempt);
+    /// any other retry keeps the row `creating` when the request may have reached Zoom.
+    #[test]
+    fn create_waits_by_error_kind() {
+        use MeetingState::{Creating, Deferred, Pending};
+        let quota = |kind| ZoomError::Quota {
+            kind,
+            retry_after: None,
+            message: "limit".into(),
+        };
+        let cases = [
+            (
+                quota(QuotaKind::HostDaily),
+                false,
+                Deferred,
+                ReasonCode::HostDailyLimit,
+                true,
+            ),
+            (
+                quota(QuotaKind::AccountDaily),
+                true,
+                Deferred,
+                ReasonCode::AccountDailyLimit,
+                true,
+            ),
+            (
+                quota(QuotaKind::PerSecond),
+                false,
+                Deferred,
+                ReasonCode::RateLimited,
+                false,
+            ),
+            (
+                ZoomError::Retryable("lost".into()),
+                true,
+                Creating,
+                ReasonCode::Retrying,
+                false,
+            ),
+            (
+                ZoomError::Auth("expired".into()),
+                false,
+                Pending,
+                ReasonCode::Retrying,
+                false,
+            ),
+        ];
+        for (error, look_first, state, code, daily) in cases {
+            let (got_state, reason, got_daily) = create_wait(&error, look_first);
+            assert_eq!(
+                (got_state, reason.code, got_daily),
+                (state, code, daily),
+                "{error}"
+            );
         }
     }
 
