@@ -127,19 +127,9 @@ async fn claim(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<Option<Cl
         utc_day: utc_day(now),
     };
     if !rows::reserve_host_slot(&mut tx, &slot, engine.settings.zoom.daily_host_limit).await? {
-        let run_at = next_utc_midnight(now);
-        let wait = rows::Wait {
-            state: MeetingState::Deferred,
-            reason: ReasonCode::HostDailyLimit.into(),
-            next_attempt_at: crate::store::utc_text(run_at),
-            look_first,
-            uncount_attempt: false,
-        };
-        rows::mark_retry(&mut tx, row.id, &wait).await?;
-        push(&mut tx, job, PushOptions::at(run_at)).await?;
-        tx.commit().await?;
-        tracing::info!(meeting.row = row.id, host.user_id = row.host_user_id.as_deref().unwrap_or(""), retry_at = %run_at, "host's daily quota used; create deferred to 00:00 UTC");
-        return Ok(None);
+        return defer_to_midnight(tx, job, &row, look_first, now)
+            .await
+            .map(|()| None);
     }
     let Some(row) = rows::claim_for_create(&mut tx, row.id, &engine.instance).await? else {
         return Ok(None);
@@ -151,6 +141,30 @@ async fn claim(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<Option<Cl
         look_first,
         slot,
     }))
+}
+
+/// The host has used its daily quota: the row waits, `deferred`, for the next 00:00 UTC,
+/// and so does its job.
+async fn defer_to_midnight(
+    mut tx: crate::store::WriteTx,
+    job: &CreateMeeting,
+    row: &MeetingRow,
+    look_first: bool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let run_at = next_utc_midnight(now);
+    let wait = rows::Wait {
+        state: MeetingState::Deferred,
+        reason: ReasonCode::HostDailyLimit.into(),
+        next_attempt_at: crate::store::utc_text(run_at),
+        look_first,
+        uncount_attempt: false,
+    };
+    rows::mark_retry(&mut tx, row.id, &wait).await?;
+    push(&mut tx, job, PushOptions::at(run_at)).await?;
+    tx.commit().await?;
+    tracing::info!(meeting.row = row.id, host.user_id = row.host_user_id.as_deref().unwrap_or(""), retry_at = %run_at, "host's daily quota used; create deferred to 00:00 UTC");
+    Ok(())
 }
 
 /// Runs one create.
