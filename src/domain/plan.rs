@@ -181,19 +181,7 @@ pub fn plan_entry(
         return outside_window(reading.matches_location, content, at_time);
     }
     let mut plan = EntryPlan::default();
-    let observed = ObservedEntry {
-        owner: listed.owner.to_owned(),
-        members: listed.members.to_vec(),
-        start_utc: content.start_utc.clone(),
-        end_utc: content.end_utc.clone(),
-        host_user_id: content.host_user_id.clone(),
-        updated: reading.listed_updated,
-    };
-    if existing.is_some_and(|e| e.same_observation(&observed)) {
-        plan.row(RowChange::TouchEntry);
-    } else {
-        plan.row(RowChange::StoreEntry(observed));
-    }
+    plan.row(observe(listed, existing, &content, reading.listed_updated));
     let current = existing
         .and_then(|e| e.current_meeting_id)
         .and_then(|id| stored.meetings.iter().find(|row| row.id == id));
@@ -226,6 +214,29 @@ pub fn plan_entry(
     };
     planner.apply(decision);
     planner.plan
+}
+
+/// The entry's observation is stored, or — when nothing but "last listed" would change —
+/// touched.
+fn observe(
+    listed: &ListedEntry<'_>,
+    existing: Option<&EntryRow>,
+    content: &MeetingContent,
+    listed_updated: Option<String>,
+) -> RowChange {
+    let observed = ObservedEntry {
+        owner: listed.owner.to_owned(),
+        members: listed.members.to_vec(),
+        start_utc: content.start_utc.clone(),
+        end_utc: content.end_utc.clone(),
+        host_user_id: content.host_user_id.clone(),
+        updated: listed_updated,
+    };
+    if existing.is_some_and(|e| e.same_observation(&observed)) {
+        RowChange::TouchEntry
+    } else {
+        RowChange::StoreEntry(observed)
+    }
 }
 
 /// What the listing says once read: the meeting's time, the location check, J-MOTTO's

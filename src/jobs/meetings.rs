@@ -199,26 +199,7 @@ async fn attempt_create(engine: &Engine, job: &CreateMeeting, claim: Claim) -> a
     let mut flag = None;
     if look_first {
         match find_existing(engine, &row, &host_email).await {
-            Ok(Some((zoom_id, join_url))) => {
-                tracing::info!(
-                    meeting.row = row.id,
-                    zoom.meeting_id = zoom_id,
-                    "adopted the meeting an earlier attempt created"
-                );
-                // This attempt made no create call: its slot goes back.
-                return record_created(
-                    engine,
-                    job,
-                    &row,
-                    Created {
-                        zoom_meeting_id: zoom_id,
-                        join_url: join_url.as_deref(),
-                        reason: Some(ReasonCode::Adopted),
-                        unused_slot: Some(&slot),
-                    },
-                )
-                .await;
-            }
+            Ok(Some(found)) => return adopt(engine, job, &row, found, &slot).await,
             Ok(None) => {}
             Err(ListUnavailable::NoScope) => flag = Some(ReasonCode::PossibleDuplicate),
             Err(ListUnavailable::Failed(error)) => {
@@ -273,6 +254,29 @@ async fn attempt_create(engine: &Engine, job: &CreateMeeting, claim: Claim) -> a
             tx.commit().await.context("cannot record a refused create")
         }
     }
+}
+
+/// Records the meeting an earlier attempt created (found by `find_existing`) as this row's.
+async fn adopt(
+    engine: &Engine,
+    job: &CreateMeeting,
+    row: &MeetingRow,
+    (zoom_id, join_url): (i64, Option<String>),
+    slot: &HostSlot,
+) -> anyhow::Result<()> {
+    tracing::info!(
+        meeting.row = row.id,
+        zoom.meeting_id = zoom_id,
+        "adopted the meeting an earlier attempt created"
+    );
+    // This attempt made no create call: its slot goes back.
+    let adopted = Created {
+        zoom_meeting_id: zoom_id,
+        join_url: join_url.as_deref(),
+        reason: Some(ReasonCode::Adopted),
+        unused_slot: Some(slot),
+    };
+    record_created(engine, job, row, adopted).await
 }
 
 /// Gives back the slot of a call Zoom refused; when Zoom says the host's day is used up,
