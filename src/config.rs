@@ -22,7 +22,7 @@ use figment::{
 use secrecy::SecretString;
 use serde::Deserialize;
 
-pub use crate::domain::decision::ReschedulePolicy;
+pub use crate::domain::policy::ReschedulePolicy;
 use crate::{
     domain::ids::{GroupwareUserId, ZoomEmail},
     signature::SigningKeys,
@@ -168,16 +168,7 @@ fn default_groupware_rps() -> u32 {
     5
 }
 
-/// What to do when a synced entry disappears or loses its Zoom location (R-DELETE).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum DeletePolicy {
-    /// Seed behaviour: the Zoom meeting stays.
-    #[default]
-    Keep,
-    /// Delete the Zoom meeting.
-    Delete,
-}
+pub use crate::domain::policy::DeletePolicy;
 
 /// `[sync]`
 #[derive(Debug, Clone, Deserialize)]

@@ -203,6 +203,15 @@ fn text<'a>(value: &'a serde_json::Value, key: &str) -> &'a str {
     value[key].as_str().unwrap_or("")
 }
 
+/// A meeting's reason as a sentence for people (the API's `code: detail` read back), with
+/// its code to search for; the API text itself when it is no known code.
+fn reason_ja(meeting: &serde_json::Value) -> String {
+    let api_text = text(meeting, "reason");
+    crate::domain::meeting::Reason::parse_api_text(api_text)
+        .map(|reason| format!("{} [{}]", reason.sentence_ja(), reason.code))
+        .unwrap_or_else(|_| api_text.to_owned())
+}
+
 fn clip(text: &str, chars: usize) -> String {
     if text.chars().count() <= chars {
         text.to_owned()
@@ -245,7 +254,7 @@ pub fn print_report(meetings: &serde_json::Value, status: &serde_json::Value) ->
                     text(m, "schedule_id"),
                     text(m, "occurrence"),
                     text(m, "start"),
-                    text(m, "reason")
+                    reason_ja(m)
                 );
             }
         }
@@ -259,11 +268,11 @@ pub fn print_report(meetings: &serde_json::Value, status: &serde_json::Value) ->
             format!("{}/{}", text(m, "schedule_id"), text(m, "occurrence"))
         };
         println!(
-            "  entry {:<18} {:<26} {:<16} {}",
+            "  entry {:<18} {:<26} {:<32} {}",
             entry,
             text(m, "start"),
-            text(m, "reason"),
-            clip(text(m, "topic"), 30)
+            clip(text(m, "topic"), 30),
+            reason_ja(m)
         );
     }
     let failed = by_state("failed");
@@ -274,7 +283,7 @@ pub fn print_report(meetings: &serde_json::Value, status: &serde_json::Value) ->
                 "  entry {} {}: {}",
                 text(m, "schedule_id"),
                 text(m, "occurrence"),
-                text(m, "reason")
+                reason_ja(m)
             );
         }
     }

@@ -3,18 +3,8 @@
 //!
 //! Plain data in, plain data out: the store gathers the facts, this decides, the job applies.
 
-/// What `sync.on_reschedule` asks for (R-RESCHEDULE).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReschedulePolicy {
-    /// Seed behaviour: the old meeting stays, a new one is created.
-    #[default]
-    CreateNew,
-    /// The existing meeting is PATCHed.
-    Update,
-    /// A new meeting is created, then the old one deleted.
-    Replace,
-}
+use super::meeting::ReasonCode;
+pub use super::policy::ReschedulePolicy;
 
 /// Why an entry got no meeting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +29,16 @@ impl SkipReason {
             SkipReason::InvalidTimes => "invalid_times",
         }
     }
+
+    /// The reason's code on a meeting row.
+    pub fn code(self) -> ReasonCode {
+        match self {
+            SkipReason::Ended => ReasonCode::Ended,
+            SkipReason::NoEnabledHost => ReasonCode::NoEnabledHost,
+            SkipReason::OutsideWindow => ReasonCode::OutsideWindow,
+            SkipReason::InvalidTimes => ReasonCode::InvalidTimes,
+        }
+    }
 }
 
 /// Why a live entry stopped being a Zoom entry (R-DELETE).
@@ -56,6 +56,14 @@ impl GoneReason {
         match self {
             GoneReason::EntryDeleted => "entry_deleted",
             GoneReason::LocationRemoved => "location_removed",
+        }
+    }
+
+    /// The reason's code on a meeting row.
+    pub fn code(self) -> ReasonCode {
+        match self {
+            GoneReason::EntryDeleted => ReasonCode::EntryDeleted,
+            GoneReason::LocationRemoved => ReasonCode::LocationRemoved,
         }
     }
 }

@@ -42,8 +42,14 @@ pub struct MeetingTime {
 impl MeetingTime {
     /// Zoom's `start_time`: `"YYYY-MM-DDTHH:MM:SSZ"`, UTC, no fraction.
     pub fn zoom_start_time(&self) -> String {
-        self.start_utc.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+        utc_text(self.start_utc)
     }
+}
+
+/// An instant as the service writes it: `"YYYY-MM-DDTHH:MM:SSZ"` (sortable as text; the
+/// store's rows and Zoom's `start_time` use it).
+pub fn utc_text(instant: DateTime<Utc>) -> String {
+    instant.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Turns an entry's local slot into the meeting's UTC start, end and duration.

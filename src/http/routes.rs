@@ -496,7 +496,7 @@ impl MeetingView {
             duration_minutes: row.duration_minutes,
             zoom_meeting_id: row.zoom_meeting_id,
             join_url: row.join_url,
-            reason: row.reason,
+            reason: row.reason.map(|reason| reason.api_text()),
         }
     }
 }

@@ -14,7 +14,7 @@ use super::{CreateMeeting, DeleteMeeting, Engine, PushOptions, UpdateMeeting, pu
 use crate::{
     store::{
         MeetingRow, MeetingState,
-        meetings::{self as rows, HostSlot},
+        meetings::{self as rows, HostSlot, Reason, ReasonCode},
         parse_utc, sync_state,
     },
     zoom::{Invitee, ListedMeeting, MeetingRequest, MeetingSettings, QuotaKind, ZoomError},
@@ -30,9 +30,6 @@ fn claim_busy_until(
     let until = claimed + engine.claim_duration();
     (until > now).then_some(until)
 }
-
-/// Reason of a row waiting for its host's daily quota (SPEC §6).
-pub const HOST_DAILY_LIMIT: &str = "host_daily_limit";
 
 /// The UTC day a quota slot belongs to.
 fn utc_day(now: DateTime<Utc>) -> String {
@@ -108,14 +105,20 @@ async fn claim(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<Option<Cl
         _ => return Ok(None),
     };
     let skip = if parse_utc(&row.end_utc)? <= engine.clock.now() {
-        Some("ended") // R-PAST: ended before its job ran
+        Some(ReasonCode::Ended) // R-PAST: ended before its job ran
     } else if row.host_email.is_none() {
-        Some("no_enabled_host")
+        Some(ReasonCode::NoEnabledHost)
     } else {
         None
     };
     let (Some(host_email), None) = (row.host_email.clone(), skip) else {
-        rows::set_state(&mut tx, row.id, MeetingState::Skipped, skip).await?;
+        rows::set_state(
+            &mut tx,
+            row.id,
+            MeetingState::Skipped,
+            skip.map(Reason::from),
+        )
+        .await?;
         tx.commit().await?;
         return Ok(None);
     };
@@ -124,19 +127,9 @@ async fn claim(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<Option<Cl
         utc_day: utc_day(now),
     };
     if !rows::reserve_host_slot(&mut tx, &slot, engine.settings.zoom.daily_host_limit).await? {
-        let run_at = next_utc_midnight(now);
-        let wait = rows::Wait {
-            state: MeetingState::Deferred,
-            reason: HOST_DAILY_LIMIT,
-            next_attempt_at: crate::store::utc_text(run_at),
-            look_first,
-            uncount_attempt: false,
-        };
-        rows::mark_retry(&mut tx, row.id, &wait).await?;
-        push(&mut tx, job, PushOptions::at(run_at)).await?;
-        tx.commit().await?;
-        tracing::info!(meeting.row = row.id, host = %host_email, retry_at = %run_at, "host's daily quota used; create deferred to 00:00 UTC");
-        return Ok(None);
+        return defer_to_midnight(tx, job, &row, look_first, now)
+            .await
+            .map(|()| None);
     }
     let Some(row) = rows::claim_for_create(&mut tx, row.id, &engine.instance).await? else {
         return Ok(None);
@@ -148,6 +141,30 @@ async fn claim(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<Option<Cl
         look_first,
         slot,
     }))
+}
+
+/// The host has used its daily quota: the row waits, `deferred`, for the next 00:00 UTC,
+/// and so does its job.
+async fn defer_to_midnight(
+    mut tx: crate::store::WriteTx,
+    job: &CreateMeeting,
+    row: &MeetingRow,
+    look_first: bool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let run_at = next_utc_midnight(now);
+    let wait = rows::Wait {
+        state: MeetingState::Deferred,
+        reason: ReasonCode::HostDailyLimit.into(),
+        next_attempt_at: crate::store::utc_text(run_at),
+        look_first,
+        uncount_attempt: false,
+    };
+    rows::mark_retry(&mut tx, row.id, &wait).await?;
+    push(&mut tx, job, PushOptions::at(run_at)).await?;
+    tx.commit().await?;
+    tracing::info!(meeting.row = row.id, host.user_id = row.host_user_id.as_deref().unwrap_or(""), retry_at = %run_at, "host's daily quota used; create deferred to 00:00 UTC");
+    Ok(())
 }
 
 /// Runs one create.
@@ -182,28 +199,9 @@ async fn attempt_create(engine: &Engine, job: &CreateMeeting, claim: Claim) -> a
     let mut flag = None;
     if look_first {
         match find_existing(engine, &row, &host_email).await {
-            Ok(Some((zoom_id, join_url))) => {
-                tracing::info!(
-                    meeting.row = row.id,
-                    zoom.meeting_id = zoom_id,
-                    "adopted the meeting an earlier attempt created"
-                );
-                // This attempt made no create call: its slot goes back.
-                return record_created(
-                    engine,
-                    job,
-                    &row,
-                    Created {
-                        zoom_meeting_id: zoom_id,
-                        join_url: join_url.as_deref(),
-                        reason: Some("adopted"),
-                        unused_slot: Some(&slot),
-                    },
-                )
-                .await;
-            }
+            Ok(Some(found)) => return adopt(engine, job, &row, found, &slot).await,
             Ok(None) => {}
-            Err(ListUnavailable::NoScope) => flag = Some("possible_duplicate"),
+            Err(ListUnavailable::NoScope) => flag = Some(ReasonCode::PossibleDuplicate),
             Err(ListUnavailable::Failed(error)) => {
                 return schedule_retry(engine, job, &row, &error, true, Some(&slot)).await;
             }
@@ -220,7 +218,7 @@ async fn attempt_create(engine: &Engine, job: &CreateMeeting, claim: Claim) -> a
                 schedule.id = %row.schedule_id,
                 occurrence = %row.occurrence,
                 zoom.meeting_id = created.id,
-                host = %host_email,
+                host.user_id = row.host_user_id.as_deref().unwrap_or(""),
                 "created Zoom meeting"
             );
             record_created(
@@ -251,16 +249,34 @@ async fn attempt_create(engine: &Engine, job: &CreateMeeting, claim: Claim) -> a
             if zoom_refused(&error) {
                 rows::release_host_slot(&mut tx, &slot).await?;
             }
-            rows::set_state(
-                &mut tx,
-                row.id,
-                MeetingState::Failed,
-                Some(&format!("{}: {error}", super::sync::REJECTED)),
-            )
-            .await?;
+            let reason = Reason::with_detail(ReasonCode::ZoomRejected, &error);
+            rows::set_state(&mut tx, row.id, MeetingState::Failed, Some(reason)).await?;
             tx.commit().await.context("cannot record a refused create")
         }
     }
+}
+
+/// Records the meeting an earlier attempt created (found by `find_existing`) as this row's.
+async fn adopt(
+    engine: &Engine,
+    job: &CreateMeeting,
+    row: &MeetingRow,
+    (zoom_id, join_url): (i64, Option<String>),
+    slot: &HostSlot,
+) -> anyhow::Result<()> {
+    tracing::info!(
+        meeting.row = row.id,
+        zoom.meeting_id = zoom_id,
+        "adopted the meeting an earlier attempt created"
+    );
+    // This attempt made no create call: its slot goes back.
+    let adopted = Created {
+        zoom_meeting_id: zoom_id,
+        join_url: join_url.as_deref(),
+        reason: Some(ReasonCode::Adopted),
+        unused_slot: Some(slot),
+    };
+    record_created(engine, job, row, adopted).await
 }
 
 /// Gives back the slot of a call Zoom refused; when Zoom says the host's day is used up,
@@ -351,7 +367,7 @@ fn is_same_meeting(listed: &ListedMeeting, row: &MeetingRow) -> bool {
 struct Created<'a> {
     zoom_meeting_id: i64,
     join_url: Option<&'a str>,
-    reason: Option<&'a str>,
+    reason: Option<ReasonCode>,
     /// The attempt's slot when it made no create call (an adoption).
     unused_slot: Option<&'a HostSlot>,
 }
@@ -401,7 +417,7 @@ async fn write_created(
         // R-RESCHEDULE `replace`: the new meeting exists, now the old one goes.
         let delete = DeleteMeeting {
             meeting_id: old,
-            reason: "replaced".to_owned(),
+            reason: ReasonCode::Replaced.as_str().to_owned(),
             request_id: job.request_id.clone(),
         };
         push(&mut tx, &delete, PushOptions::default()).await?;
@@ -433,29 +449,8 @@ async fn schedule_retry(
     look_first: bool,
     unused_slot: Option<&HostSlot>,
 ) -> anyhow::Result<()> {
-    let now = Utc::now();
-    let waiting = if look_first {
-        MeetingState::Creating
-    } else {
-        MeetingState::Pending
-    };
-    let run_at = retry_at(engine, error, row.attempts, now);
-    let (state, reason, daily) = match error {
-        ZoomError::Quota {
-            kind: QuotaKind::HostDaily,
-            ..
-        } => (MeetingState::Deferred, HOST_DAILY_LIMIT.to_owned(), true),
-        ZoomError::Quota {
-            kind: QuotaKind::AccountDaily,
-            ..
-        } => (
-            MeetingState::Deferred,
-            "account_daily_limit".to_owned(),
-            true,
-        ),
-        ZoomError::Quota { .. } => (MeetingState::Deferred, "rate_limited".to_owned(), false),
-        other => (waiting, format!("retrying: {other}"), false),
-    };
+    let run_at = retry_at(engine, error, row.attempts, Utc::now());
+    let (state, reason, daily) = create_wait(error, look_first);
     let mut tx = engine.store.begin_write().await?;
     if let Some(slot) = unused_slot {
         give_back_slot(engine, &mut tx, slot, error).await?;
@@ -464,13 +459,13 @@ async fn schedule_retry(
         tracing::warn!(meeting.row = row.id, error = %error, "create failed; attempts exhausted");
         // The next sync tries a failed row again; after a request that may have reached Zoom
         // it looks for the meeting first.
-        let prefix = if look_first {
-            super::sync::FAILED_AFTER_SEND
+        let code = if look_first {
+            ReasonCode::FailedAfterSend
         } else {
-            "failed"
+            ReasonCode::Failed
         };
-        let reason = format!("{prefix}: {error}");
-        rows::set_state(&mut tx, row.id, MeetingState::Failed, Some(&reason)).await?;
+        let reason = Reason::with_detail(code, error);
+        rows::set_state(&mut tx, row.id, MeetingState::Failed, Some(reason)).await?;
         if look_first {
             // Whatever happens to the row next (skipped, re-armed), its next create looks
             // for the meeting this attempt may have made.
@@ -479,7 +474,7 @@ async fn schedule_retry(
     } else {
         let wait = rows::Wait {
             state,
-            reason: &reason,
+            reason,
             next_attempt_at: crate::store::utc_text(run_at),
             look_first,
             uncount_attempt: daily,
@@ -491,58 +486,53 @@ async fn schedule_retry(
     tx.commit().await.context("cannot record a retry")
 }
 
+/// How a create that will be retried waits: its state, its reason, and whether the wait is
+/// a daily quota (not a failed attempt). After a request that may have reached Zoom
+/// (`look_first`) the row stays `creating` so that nothing changes it before the retry looked.
+fn create_wait(error: &ZoomError, look_first: bool) -> (MeetingState, Reason, bool) {
+    let deferred = |code: ReasonCode, daily| (MeetingState::Deferred, Reason::from(code), daily);
+    match error {
+        ZoomError::Quota {
+            kind: QuotaKind::HostDaily,
+            ..
+        } => deferred(ReasonCode::HostDailyLimit, true),
+        ZoomError::Quota {
+            kind: QuotaKind::AccountDaily,
+            ..
+        } => deferred(ReasonCode::AccountDailyLimit, true),
+        ZoomError::Quota { .. } => deferred(ReasonCode::RateLimited, false),
+        other => {
+            let waiting = if look_first {
+                MeetingState::Creating
+            } else {
+                MeetingState::Pending
+            };
+            (
+                waiting,
+                Reason::with_detail(ReasonCode::Retrying, other),
+                false,
+            )
+        }
+    }
+}
+
 /// While a create is in flight, updates and deletes of that row wait for it.
 const WAIT_FOR_CREATE_SECONDS: i64 = 30;
-
-/// Reason prefix of an update whose retries ran out: the next sync PATCHes again.
-pub const UPDATE_FAILED: &str = "update_failed";
-/// Reason prefix of an update Zoom refused (a 4xx): tried again when the content changes.
-pub const UPDATE_REJECTED: &str = "update_rejected";
-/// Reason of an update waiting for its host's daily quota (its job is queued for 00:00 UTC).
-pub const UPDATE_DEFERRED: &str = "update_deferred: host_daily_limit";
 
 /// Runs one update (R-RESCHEDULE `update`, or a title/memo change under update/replace).
 /// An update counts against the host's daily quota like a create: its slot is reserved in
 /// the transaction that counts the attempt. No database connection is held across the Zoom
 /// call.
 pub async fn run_update(engine: &Engine, job: &UpdateMeeting) -> anyhow::Result<()> {
-    let now = Utc::now();
-    let (row, zoom_id, attempts, slot) = {
-        let mut tx = engine.store.begin_write().await?;
-        let Some(row) = rows::meeting_by_id(&mut tx, job.meeting_id).await? else {
-            return Ok(());
-        };
-        if row.state() == MeetingState::Creating {
-            drop(tx);
-            return wait_for_create(engine, job).await;
-        }
-        let (MeetingState::Created, Some(zoom_id), Some(host_email)) =
-            (row.state(), row.zoom_meeting_id, row.host_email.clone())
-        else {
-            return Ok(());
-        };
-        let slot = HostSlot {
-            host_email,
-            utc_day: utc_day(now),
-        };
-        if !rows::reserve_host_slot(&mut tx, &slot, engine.settings.zoom.daily_host_limit).await? {
-            let run_at = next_utc_midnight(now);
-            rows::set_state(
-                &mut tx,
-                row.id,
-                MeetingState::Created,
-                Some(UPDATE_DEFERRED),
-            )
-            .await?;
-            push(&mut tx, job, PushOptions::at(run_at)).await?;
-            tx.commit().await?;
-            tracing::info!(meeting.row = row.id, retry_at = %run_at, "host's daily quota used; update deferred to 00:00 UTC");
-            return Ok(());
-        }
-        let attempts = rows::count_attempt(&mut tx, row.id).await?;
-        tx.commit().await.context("cannot start an update")?;
-        (row, zoom_id, attempts, slot)
+    let Some(started) = start_update(engine, job).await? else {
+        return Ok(());
     };
+    let StartedUpdate {
+        row,
+        zoom_id,
+        attempts,
+        slot,
+    } = started;
     let result = engine
         .zoom
         .update_meeting(zoom_id, &meeting_request(&row))
@@ -556,54 +546,110 @@ pub async fn run_update(engine: &Engine, job: &UpdateMeeting) -> anyhow::Result<
     match result {
         Ok(()) => {
             tracing::info!(zoom.meeting_id = zoom_id, schedule.id = %row.schedule_id, "updated Zoom meeting");
-            rows::set_state(&mut tx, row.id, MeetingState::Created, Some("updated")).await?;
+            let updated = Some(ReasonCode::Updated.into());
+            rows::set_state(&mut tx, row.id, MeetingState::Created, updated).await?;
             rows::reset_attempts(&mut tx, row.id).await?;
         }
         Err(error) if error.is_not_found() => {
-            rows::set_state(
-                &mut tx,
-                row.id,
-                MeetingState::Deleted,
-                Some("missing_in_zoom"),
-            )
-            .await?;
+            let missing = Some(ReasonCode::MissingInZoom.into());
+            rows::set_state(&mut tx, row.id, MeetingState::Deleted, missing).await?;
         }
-        Err(error) => {
-            // The meeting stays `created` (it exists); only the change waits or is given up.
-            let daily = matches!(
-                error,
-                ZoomError::Quota {
-                    kind: QuotaKind::HostDaily | QuotaKind::AccountDaily,
-                    ..
-                }
-            );
-            if let ZoomError::Permanent { .. } = error {
-                let reason = format!("{UPDATE_REJECTED}: {error}");
-                rows::set_state(&mut tx, row.id, MeetingState::Created, Some(&reason)).await?;
-            } else if attempts >= engine.max_attempts() && !daily {
-                // The next sync sees this reason and PATCHes again (see `sync`).
-                let reason = format!("{UPDATE_FAILED}: {error}");
-                rows::set_state(&mut tx, row.id, MeetingState::Created, Some(&reason)).await?;
-            } else {
-                let run_at = retry_at(engine, &error, attempts, Utc::now());
-                let reason = format!("update_retrying: {error}");
-                rows::set_state(&mut tx, row.id, MeetingState::Created, Some(&reason)).await?;
-                push(&mut tx, job, PushOptions::at(run_at)).await?;
-            }
-        }
+        Err(error) => record_update_failure(engine, &mut tx, job, &row, attempts, error).await?,
     }
     tx.commit().await.context("cannot record an update")
 }
 
-/// Reason prefix of a delete whose retries ran out: the next complete listing of the
-/// host's window pushes it again (`rows::failed_deletes`).
-pub const DELETE_FAILED: &str = "delete_failed";
-/// Reason prefix of a delete Zoom refused (in progress, already ended): not retried.
-pub const DELETE_REFUSED: &str = "delete_refused";
+/// An update this run may send: its row, Zoom's meeting id, the attempt's count and slot.
+struct StartedUpdate {
+    row: MeetingRow,
+    zoom_id: i64,
+    attempts: i64,
+    slot: HostSlot,
+}
+
+/// In one write transaction: waits for a create in flight, reserves the host's daily slot
+/// (or defers the update to 00:00 UTC) and counts the attempt. `None`: nothing to send now.
+async fn start_update(
+    engine: &Engine,
+    job: &UpdateMeeting,
+) -> anyhow::Result<Option<StartedUpdate>> {
+    let now = Utc::now();
+    let mut tx = engine.store.begin_write().await?;
+    let Some(row) = rows::meeting_by_id(&mut tx, job.meeting_id).await? else {
+        return Ok(None);
+    };
+    if row.state() == MeetingState::Creating {
+        drop(tx);
+        wait_for_create(engine, job).await?;
+        return Ok(None);
+    }
+    let (MeetingState::Created, Some(zoom_id), Some(host_email)) =
+        (row.state(), row.zoom_meeting_id, row.host_email.clone())
+    else {
+        return Ok(None);
+    };
+    let slot = HostSlot {
+        host_email,
+        utc_day: utc_day(now),
+    };
+    if !rows::reserve_host_slot(&mut tx, &slot, engine.settings.zoom.daily_host_limit).await? {
+        let run_at = next_utc_midnight(now);
+        let deferred = Reason::with_detail(ReasonCode::UpdateDeferred, ReasonCode::HostDailyLimit);
+        rows::set_state(&mut tx, row.id, MeetingState::Created, Some(deferred)).await?;
+        push(&mut tx, job, PushOptions::at(run_at)).await?;
+        tx.commit().await?;
+        tracing::info!(meeting.row = row.id, retry_at = %run_at, "host's daily quota used; update deferred to 00:00 UTC");
+        return Ok(None);
+    }
+    let attempts = rows::count_attempt(&mut tx, row.id).await?;
+    tx.commit().await.context("cannot start an update")?;
+    Ok(Some(StartedUpdate {
+        row,
+        zoom_id,
+        attempts,
+        slot,
+    }))
+}
+
+/// A failed PATCH: the meeting stays `created` (it exists); only the change waits, is given
+/// up (Zoom refused it), or waits for the next sync (attempts ran out).
+async fn record_update_failure(
+    engine: &Engine,
+    tx: &mut sqlx::SqliteConnection,
+    job: &UpdateMeeting,
+    row: &MeetingRow,
+    attempts: i64,
+    error: ZoomError,
+) -> anyhow::Result<()> {
+    let daily = matches!(
+        error,
+        ZoomError::Quota {
+            kind: QuotaKind::HostDaily | QuotaKind::AccountDaily,
+            ..
+        }
+    );
+    let zoom_id = row.zoom_meeting_id;
+    if let ZoomError::Permanent { .. } = error {
+        tracing::warn!(meeting.row = row.id, zoom.meeting_id = zoom_id, error = %error, "Zoom refused an update");
+        let reason = Reason::with_detail(ReasonCode::UpdateRejected, &error);
+        rows::set_state(tx, row.id, MeetingState::Created, Some(reason)).await
+    } else if attempts >= engine.max_attempts() && !daily {
+        tracing::warn!(meeting.row = row.id, zoom.meeting_id = zoom_id, error = %error, "update failed; attempts exhausted");
+        // The next sync sees this reason and PATCHes again (`domain::plan`).
+        let reason = Reason::with_detail(ReasonCode::UpdateFailed, &error);
+        rows::set_state(tx, row.id, MeetingState::Created, Some(reason)).await
+    } else {
+        let run_at = retry_at(engine, &error, attempts, Utc::now());
+        let reason = Reason::with_detail(ReasonCode::UpdateRetrying, &error);
+        rows::set_state(tx, row.id, MeetingState::Created, Some(reason)).await?;
+        push(tx, job, PushOptions::at(run_at)).await.map(|_| ())
+    }
+}
 
 /// Runs one delete (R-DELETE `delete`, R-RESCHEDULE `replace`). Zoom's 404 counts as done.
 /// No database connection is held across the Zoom call.
 pub async fn run_delete(engine: &Engine, job: &DeleteMeeting) -> anyhow::Result<()> {
+    let reason = ReasonCode::parse(&job.reason).context("a DeleteMeeting job with a bad reason")?;
     let pool = engine.store.pool();
     let Some(row) = rows::meeting_by_id(&mut *pool.acquire().await?, job.meeting_id).await? else {
         return Ok(());
@@ -616,9 +662,15 @@ pub async fn run_delete(engine: &Engine, job: &DeleteMeeting) -> anyhow::Result<
     }
     let Some(zoom_id) = row.zoom_meeting_id else {
         let mut conn = pool.acquire().await?;
-        return rows::set_state(&mut conn, row.id, MeetingState::Deleted, Some(&job.reason)).await;
+        return rows::set_state(
+            &mut conn,
+            row.id,
+            MeetingState::Deleted,
+            Some(reason.into()),
+        )
+        .await;
     };
-    if job.reason != "replaced" && entry_is_back(engine, &row).await? {
+    if reason != ReasonCode::Replaced && entry_is_back(engine, &row).await? {
         // The entry was restored (or got its location back) while this delete waited.
         return Ok(());
     }
@@ -627,19 +679,27 @@ pub async fn run_delete(engine: &Engine, job: &DeleteMeeting) -> anyhow::Result<
     let mut conn = pool.acquire().await?;
     match result {
         Ok(_) => {
-            tracing::info!(zoom.meeting_id = zoom_id, reason = %job.reason, "deleted Zoom meeting");
-            rows::set_state(&mut conn, row.id, MeetingState::Deleted, Some(&job.reason)).await
+            tracing::info!(zoom.meeting_id = zoom_id, reason = %reason, "deleted Zoom meeting");
+            rows::set_state(
+                &mut conn,
+                row.id,
+                MeetingState::Deleted,
+                Some(reason.into()),
+            )
+            .await
         }
         Err(error) => {
             // 3002 in progress, 3007 already ended (permanent): recorded, not retried.
             // Attempts exhausted: recorded; the user's next complete listing tries again.
             if matches!(error, ZoomError::Permanent { .. }) {
-                let reason = format!("{DELETE_REFUSED}: {error}");
-                return rows::set_state(&mut conn, row.id, row.state(), Some(&reason)).await;
+                tracing::warn!(meeting.row = row.id, zoom.meeting_id = zoom_id, error = %error, "Zoom refused a delete");
+                let reason = Reason::with_detail(ReasonCode::DeleteRefused, &error);
+                return rows::set_state(&mut conn, row.id, row.state(), Some(reason)).await;
             }
             if attempts >= engine.max_attempts() {
-                let reason = format!("{DELETE_FAILED}: {error}");
-                return rows::set_state(&mut conn, row.id, row.state(), Some(&reason)).await;
+                tracing::warn!(meeting.row = row.id, zoom.meeting_id = zoom_id, error = %error, "delete failed; attempts exhausted");
+                let reason = Reason::with_detail(ReasonCode::DeleteFailed, &error);
+                return rows::set_state(&mut conn, row.id, row.state(), Some(reason)).await;
             }
             drop(conn);
             retry_later(engine, job, &error, attempts).await
@@ -806,7 +866,7 @@ mod tests {
             duration_minutes: 60,
             timezone: "Asia/Tokyo".into(),
             invitees: "[]".into(),
-            state: "creating".into(),
+            state: MeetingState::Creating,
             reason: None,
             zoom_meeting_id: None,
             join_url: None,
@@ -894,6 +954,63 @@ mod tests {
         ];
         for (name, row, listed, expected) in cases {
             assert_eq!(is_same_meeting(&listed, &row), expected, "{name}");
+        }
+    }
+
+    /// SPEC §6 waits: a quota defers the row (a daily one without counting the attempt);
+    /// any other retry keeps the row `creating` when the request may have reached Zoom.
+    #[test]
+    fn create_waits_by_error_kind() {
+        use MeetingState::{Creating, Deferred, Pending};
+        let quota = |kind| ZoomError::Quota {
+            kind,
+            retry_after: None,
+            message: "limit".into(),
+        };
+        let cases = [
+            (
+                quota(QuotaKind::HostDaily),
+                false,
+                Deferred,
+                ReasonCode::HostDailyLimit,
+                true,
+            ),
+            (
+                quota(QuotaKind::AccountDaily),
+                true,
+                Deferred,
+                ReasonCode::AccountDailyLimit,
+                true,
+            ),
+            (
+                quota(QuotaKind::PerSecond),
+                false,
+                Deferred,
+                ReasonCode::RateLimited,
+                false,
+            ),
+            (
+                ZoomError::Retryable("lost".into()),
+                true,
+                Creating,
+                ReasonCode::Retrying,
+                false,
+            ),
+            (
+                ZoomError::Auth("expired".into()),
+                false,
+                Pending,
+                ReasonCode::Retrying,
+                false,
+            ),
+        ];
+        for (error, look_first, state, code, daily) in cases {
+            let (got_state, reason, got_daily) = create_wait(&error, look_first);
+            assert_eq!(
+                (got_state, reason.code, got_daily),
+                (state, code, daily),
+                "{error}"
+            );
         }
     }
 

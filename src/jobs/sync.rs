@@ -1,4 +1,8 @@
-//! `SyncWindow` and `FetchSlice`: from "sync these users" to one decision per entry.
+//! `SyncWindow` and `FetchSlice`: from "sync these users" to one plan per entry.
+//!
+//! Every per-entry rule is in `domain::plan`; this module lists, loads what the store holds
+//! for the listed entries, applies each entry's plan in the slice's transaction (through
+//! `store::meetings`) and pushes the plan's jobs.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -13,30 +17,21 @@ use super::{
     CreateMeeting, DeleteMeeting, Engine, FetchSlice, PushOptions, SyncWindow, UpdateMeeting, push,
 };
 use crate::{
-    config::DeletePolicy,
     domain::{
-        decision::{self, CurrentMeeting, Decision, GoneReason, Observation, SkipReason},
-        host::{choose_host, invitees},
         ids::EntryKey,
-        time::{meeting_time, zoom_timezone},
-        topic::{build_agenda, build_topic},
+        plan::{
+            Effect, EntryPlan, JobToPush, ListedEntry, Note, RowChange, SliceRules, StoredEntry,
+            Tally, failed_delete_wanted, plan_entry, plan_gone,
+        },
         window::{MonthSlice, SyncWindow as Window},
     },
     groupware::{GroupwareError, ScheduleEntry},
     store::{
-        MeetingRow, MeetingState,
-        meetings::{self as rows, EntryRow, NewMeeting, ObservedEntry},
+        MeetingRow,
+        meetings::{self as rows, EntryRow},
         parse_utc, sync_state, utc_text,
     },
 };
-
-/// How J-MOTTO's `updated` is stored (sortable as text).
-const UPDATED_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
-
-/// Reason prefix of a row Zoom refused (a 4xx): retried only when its content changes.
-pub const REJECTED: &str = "zoom_rejected";
-/// Reason prefix of a row whose retries ran out after a request that may have reached Zoom.
-pub const FAILED_AFTER_SEND: &str = "failed_after_send";
 
 /// Computes the window (R-WINDOW, at the time the job runs) and pushes one `FetchSlice` per
 /// (user, month), idempotently: a re-run pushes nothing twice.
@@ -49,18 +44,7 @@ pub async fn run_sync_window(engine: &Engine, job: &SyncWindow) -> anyhow::Resul
         settings.sync.months,
     )
     .context("cannot compute the sync window")?;
-    let users: Vec<String> = match &job.users {
-        Some(users) => users
-            .iter()
-            .filter(|u| engine.enabled_users.contains(u))
-            .cloned()
-            .collect(),
-        None => engine
-            .enabled_users
-            .ids()
-            .map(|id| id.as_str().to_owned())
-            .collect(),
-    };
+    let users = users_to_sync(engine, job);
     let mut tx = engine.store.begin_write().await?;
     sync_state::insert_sync_run(
         &mut tx,
@@ -77,28 +61,7 @@ pub async fn run_sync_window(engine: &Engine, job: &SyncWindow) -> anyhow::Resul
         &utc_text(window.to_utc()),
     )
     .await?;
-    for user in &users {
-        for month in &window.months {
-            let label = month.label();
-            sync_state::insert_slice(&mut tx, &job.sync_id, user, &label).await?;
-            let slice = FetchSlice {
-                sync_id: job.sync_id.clone(),
-                user_id: user.clone(),
-                month: label.clone(),
-                request_id: job.request_id.clone(),
-            };
-            let key = format!("{}:{}:{}", job.sync_id, user, label);
-            push(
-                &mut tx,
-                &slice,
-                PushOptions {
-                    idempotency_key: Some(key),
-                    ..PushOptions::default()
-                },
-            )
-            .await?;
-        }
-    }
+    push_slices(&mut tx, job, &users, &window).await?;
     tx.commit()
         .await
         .context("cannot commit the sync's slices")?;
@@ -114,8 +77,53 @@ pub async fn run_sync_window(engine: &Engine, job: &SyncWindow) -> anyhow::Resul
     Ok(())
 }
 
-/// Lists one (user, month), decides per entry, and — when this was the user's last slice of
-/// the run and every slice succeeded — decides which of the user's entries are gone.
+/// The enabled users the job names (all of them when it names none).
+fn users_to_sync(engine: &Engine, job: &SyncWindow) -> Vec<String> {
+    match &job.users {
+        Some(users) => users
+            .iter()
+            .filter(|u| engine.enabled_users.contains(u))
+            .cloned()
+            .collect(),
+        None => engine
+            .enabled_users
+            .ids()
+            .map(|id| id.as_str().to_owned())
+            .collect(),
+    }
+}
+
+/// One slice row and one `FetchSlice` per (user, month) of the window.
+async fn push_slices(
+    tx: &mut SqliteConnection,
+    job: &SyncWindow,
+    users: &[String],
+    window: &Window,
+) -> anyhow::Result<()> {
+    for user in users {
+        for month in &window.months {
+            let label = month.label();
+            sync_state::insert_slice(tx, &job.sync_id, user, &label).await?;
+            let slice = FetchSlice {
+                sync_id: job.sync_id.clone(),
+                user_id: user.clone(),
+                month: label.clone(),
+                request_id: job.request_id.clone(),
+            };
+            let key = format!("{}:{}:{}", job.sync_id, user, label);
+            let options = PushOptions {
+                idempotency_key: Some(key),
+                ..PushOptions::default()
+            };
+            push(tx, &slice, options).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Lists one (user, month), plans and applies each entry, and — when this was the user's
+/// last slice of the run and every slice succeeded — handles the user's entries that are
+/// gone.
 pub async fn run_fetch_slice(engine: &Engine, job: &FetchSlice) -> anyhow::Result<()> {
     let month = MonthSlice::parse_label(&job.month)
         .with_context(|| format!("bad month {:?} in a FetchSlice job", job.month))?;
@@ -136,43 +144,15 @@ pub async fn run_fetch_slice(engine: &Engine, job: &FetchSlice) -> anyhow::Resul
         Ok(entries) => entries,
         Err(error) => return record_listing_failure(engine, job, error).await,
     };
-    let now = engine.clock.now();
+    let rules = slice_rules(engine, window);
     let asked = Instant::now();
     let mut tx = engine.store.begin_write().await?;
     let began = Instant::now();
-    let keys: Vec<EntryKey> = entries.iter().map(|e| e.key.clone()).collect();
-    rows::record_sightings(&mut tx, &job.sync_id, &job.user_id, &keys).await?;
-    let mut work = SliceWork {
-        snapshot: SliceSnapshot::load(&mut tx, &keys).await?,
-        unchanged: Vec::new(),
-        counts: SliceCounts::default(),
-    };
-    for entry in &entries {
-        decide_entry(engine, &mut tx, job, entry, window, now, &mut work).await?;
-    }
-    rows::touch_entries(&mut tx, &work.unchanged).await?;
-    let mut counts = work.counts;
+    let mut counts = decide_slice(&mut tx, job, &entries, &rules).await?;
     let complete =
         sync_state::finish_slice(&mut tx, &job.sync_id, &job.user_id, &job.month, None).await?;
     if complete {
-        let (from, to) = (utc_text(window.0), utc_text(window.1));
-        let unseen =
-            rows::take_unseen_entries(&mut tx, &job.user_id, &from, &to, &job.sync_id).await?;
-        for entry in unseen {
-            let key = EntryKey {
-                schedule_id: entry.schedule_id.clone(),
-                occurrence: entry.occurrence.clone(),
-            };
-            rows::mark_gone(&mut tx, &key, GoneReason::EntryDeleted.as_str()).await?;
-            if let Some(id) = entry.current_meeting_id
-                && let Some(row) = rows::meeting_by_id(&mut tx, id).await?
-            {
-                apply_gone(engine, &mut tx, job, &row, GoneReason::EntryDeleted).await?;
-                counts.gone += 1;
-            }
-        }
-        retry_failed_deletes(engine, &mut tx, job).await?;
-        sync_state::record_user_sync(&mut tx, &job.user_id, None).await?;
+        finish_user_window(engine, &mut tx, job, window, &mut counts).await?;
     }
     tx.commit()
         .await
@@ -196,6 +176,161 @@ pub async fn run_fetch_slice(engine: &Engine, job: &FetchSlice) -> anyhow::Resul
     Ok(())
 }
 
+/// The context of this slice's plans.
+fn slice_rules(engine: &Engine, window: (DateTime<Utc>, DateTime<Utc>)) -> SliceRules<'_> {
+    let settings = &engine.settings;
+    SliceRules {
+        window,
+        now: engine.clock.now(),
+        timezone: settings.groupware.timezone,
+        enabled_users: &engine.enabled_users,
+        location: &engine.location,
+        invite_members: settings.sync.invite_members,
+        on_reschedule: settings.sync.on_reschedule,
+        on_delete: settings.sync.on_delete,
+    }
+}
+
+/// Records the listing's sightings, then plans and applies each listed entry.
+async fn decide_slice(
+    tx: &mut SqliteConnection,
+    job: &FetchSlice,
+    entries: &[ScheduleEntry],
+    rules: &SliceRules<'_>,
+) -> anyhow::Result<SliceCounts> {
+    let keys: Vec<EntryKey> = entries.iter().map(|e| e.key.clone()).collect();
+    rows::record_sightings(tx, &job.sync_id, &job.user_id, &keys).await?;
+    let mut snapshot = SliceSnapshot::load(tx, &keys).await?;
+    let mut counts = SliceCounts::default();
+    let mut unchanged = Vec::new();
+    for entry in entries {
+        let (stored, meetings) = snapshot.take(tx, &entry.key).await?;
+        let stored = StoredEntry {
+            entry: stored.as_ref(),
+            meetings: &meetings,
+        };
+        let plan = plan_entry(&listed_entry(entry), stored, rules);
+        log_note(entry, &plan);
+        counts.add(plan.tally);
+        apply_plan(tx, job, &entry.key, &plan, &mut unchanged).await?;
+    }
+    rows::touch_entries(tx, &unchanged).await?;
+    Ok(counts)
+}
+
+/// The domain's view of a listed entry.
+fn listed_entry(entry: &ScheduleEntry) -> ListedEntry<'_> {
+    ListedEntry {
+        key: &entry.key,
+        event: &entry.event,
+        detail: &entry.detail,
+        place: &entry.place,
+        memo: &entry.memo,
+        slot: &entry.slot,
+        owner: &entry.owner,
+        members: &entry.members,
+        updated: entry.updated,
+    }
+}
+
+fn log_note(entry: &ScheduleEntry, plan: &EntryPlan) {
+    let key = &entry.key;
+    match &plan.note {
+        Some(Note::OlderListing { listed, applied }) => {
+            tracing::info!(schedule.id = %key.schedule_id, occurrence = %key.occurrence, listed, applied, "older listing of an entry ignored");
+        }
+        Some(Note::UnreadableTimes(why)) => {
+            tracing::warn!(schedule.id = %key.schedule_id, occurrence = %key.occurrence, why = %why, "entry skipped: unreadable times");
+        }
+        None => {}
+    }
+}
+
+/// Applies a plan's effects in order: row changes through the store, jobs pushed in the
+/// same transaction. An entry listed with nothing changed joins `unchanged` (touched in
+/// one statement for the slice).
+async fn apply_plan(
+    tx: &mut SqliteConnection,
+    job: &FetchSlice,
+    key: &EntryKey,
+    plan: &EntryPlan,
+    unchanged: &mut Vec<EntryKey>,
+) -> anyhow::Result<()> {
+    let mut inserted = None;
+    for effect in &plan.effects {
+        match effect {
+            Effect::Row(RowChange::TouchEntry) => unchanged.push(key.clone()),
+            Effect::Row(change) => rows::apply_row_change(tx, key, change, &mut inserted).await?,
+            Effect::Push(wanted) => push_planned(tx, job, wanted, inserted).await?,
+        }
+    }
+    Ok(())
+}
+
+async fn push_planned(
+    tx: &mut SqliteConnection,
+    job: &FetchSlice,
+    wanted: &JobToPush,
+    inserted: Option<i64>,
+) -> anyhow::Result<()> {
+    let request_id = job.request_id.clone();
+    match wanted {
+        JobToPush::Create(row) => {
+            let create = CreateMeeting {
+                meeting_id: rows::resolve(*row, inserted)?,
+                request_id,
+                sync_id: Some(job.sync_id.clone()),
+            };
+            push(tx, &create, PushOptions::default()).await?;
+        }
+        JobToPush::Update { meeting_id } => {
+            let update = UpdateMeeting {
+                meeting_id: *meeting_id,
+                request_id,
+            };
+            push(tx, &update, PushOptions::default()).await?;
+        }
+        JobToPush::Delete { meeting_id, reason } => {
+            let delete = DeleteMeeting {
+                meeting_id: *meeting_id,
+                reason: reason.as_str().to_owned(),
+                request_id,
+            };
+            push(tx, &delete, PushOptions::default()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Every slice of the user's window listed: the entries no listing held are gone
+/// (R-DELETE), deletes that ran out of attempts are pushed again, the user's sync recorded.
+async fn finish_user_window(
+    engine: &Engine,
+    tx: &mut SqliteConnection,
+    job: &FetchSlice,
+    window: (DateTime<Utc>, DateTime<Utc>),
+    counts: &mut SliceCounts,
+) -> anyhow::Result<()> {
+    let (from, to) = (utc_text(window.0), utc_text(window.1));
+    let unseen = rows::take_unseen_entries(tx, &job.user_id, &from, &to, &job.sync_id).await?;
+    let mut ignored = Vec::new();
+    for entry in unseen {
+        let current = match entry.current_meeting_id {
+            Some(id) => rows::meeting_by_id(tx, id).await?,
+            None => None,
+        };
+        let plan = plan_gone(current.as_ref(), engine.settings.sync.on_delete);
+        counts.add(plan.tally);
+        let key = EntryKey {
+            schedule_id: entry.schedule_id,
+            occurrence: entry.occurrence,
+        };
+        apply_plan(tx, job, &key, &plan, &mut ignored).await?;
+    }
+    retry_failed_deletes(engine, tx, job).await?;
+    sync_state::record_user_sync(tx, &job.user_id, None).await
+}
+
 /// A complete listing of the user's window pushes again the deletes that ran out of attempts
 /// (a meeting that should be gone must not stay in Zoom for good), as far as the policies
 /// still ask for them.
@@ -206,15 +341,10 @@ async fn retry_failed_deletes(
 ) -> anyhow::Result<()> {
     let sync = &engine.settings.sync;
     for (meeting_id, reason) in rows::failed_deletes(tx, &job.user_id).await? {
-        let wanted = if reason == "replaced" {
-            sync.on_reschedule == crate::config::ReschedulePolicy::Replace
-        } else {
-            sync.on_delete == DeletePolicy::Delete
-        };
-        if wanted {
+        if failed_delete_wanted(reason, sync.on_delete, sync.on_reschedule) {
             let delete = DeleteMeeting {
                 meeting_id,
-                reason,
+                reason: reason.as_str().to_owned(),
                 request_id: job.request_id.clone(),
             };
             push(tx, &delete, PushOptions::default()).await?;
@@ -231,59 +361,52 @@ struct SliceCounts {
     gone: u32,
 }
 
-/// One slice's decisions in progress.
-struct SliceWork {
-    snapshot: SliceSnapshot,
-    /// Listed entries whose stored observation was already up to date.
-    unchanged: Vec<EntryKey>,
-    counts: SliceCounts,
+impl SliceCounts {
+    fn add(&mut self, tally: Option<Tally>) {
+        match tally {
+            Some(Tally::Created) => self.creates += 1,
+            Some(Tally::Updated) => self.updates += 1,
+            Some(Tally::Skipped) => self.skipped += 1,
+            Some(Tally::Gone) => self.gone += 1,
+            None => {}
+        }
+    }
 }
 
 /// What the database held for a slice's listed entries, read in two statements at the start
 /// of the slice's transaction instead of two per entry (issue 5: a no-change resync of 100k
-/// entries). A decision touches only its own entry's rows, so a key's snapshot is exact the
-/// first time the key is decided; a key the listing holds twice is read again.
+/// entries). A plan touches only its own entry's rows, so a key's snapshot is exact the
+/// first time the key is planned; a key the listing holds twice is read again.
 struct SliceSnapshot {
     entries: HashMap<EntryKey, EntryRow>,
-    meetings: HashMap<i64, MeetingRow>,
+    meetings: HashMap<EntryKey, Vec<MeetingRow>>,
     decided: HashSet<EntryKey>,
 }
 
 impl SliceSnapshot {
     async fn load(tx: &mut SqliteConnection, keys: &[EntryKey]) -> anyhow::Result<SliceSnapshot> {
-        let entries = rows::entries_by_key(tx, keys).await?;
-        let ids: Vec<i64> = entries
-            .values()
-            .filter_map(|e| e.current_meeting_id)
-            .collect();
-        let meetings = rows::meetings_by_ids(tx, &ids).await?;
         Ok(SliceSnapshot {
-            entries,
-            meetings,
+            entries: rows::entries_by_key(tx, keys).await?,
+            meetings: rows::meetings_of_entries(tx, keys).await?,
             decided: HashSet::new(),
         })
     }
 
-    /// The entry's stored row and its current meeting row.
+    /// The entry's stored row and every meeting row of its key.
     async fn take(
         &mut self,
         tx: &mut SqliteConnection,
         key: &EntryKey,
-    ) -> anyhow::Result<(Option<EntryRow>, Option<MeetingRow>)> {
+    ) -> anyhow::Result<(Option<EntryRow>, Vec<MeetingRow>)> {
         if self.decided.insert(key.clone()) {
             let entry = self.entries.remove(key);
-            let meeting = entry
-                .as_ref()
-                .and_then(|e| e.current_meeting_id)
-                .and_then(|id| self.meetings.get(&id).cloned());
-            return Ok((entry, meeting));
+            let meetings = self.meetings.remove(key).unwrap_or_default();
+            return Ok((entry, meetings));
         }
-        let entry = rows::entry(tx, key).await?;
-        let meeting = match entry.as_ref().and_then(|e| e.current_meeting_id) {
-            Some(id) => rows::meeting_by_id(tx, id).await?,
-            None => None,
-        };
-        Ok((entry, meeting))
+        Ok((
+            rows::entry(tx, key).await?,
+            rows::meetings_of_entry(tx, key).await?,
+        ))
     }
 }
 
@@ -331,413 +454,4 @@ async fn record_listing_failure(
     tx.commit().await?;
     tracing::warn!(user.id = %job.user_id, month = %job.month, error = %message, "J-MOTTO listing failed");
     Ok(())
-}
-
-/// What the listing asks Zoom to hold for one entry.
-struct Desired {
-    key: EntryKey,
-    start_utc: String,
-    end_utc: String,
-    end: DateTime<Utc>,
-    topic: String,
-    agenda: String,
-    duration_minutes: i64,
-    timezone: &'static str,
-    host_user_id: Option<String>,
-    host_email: Option<String>,
-    invitees: Vec<String>,
-}
-
-impl Desired {
-    fn row(&self, state: MeetingState, reason: Option<&'static str>) -> NewMeeting<'_> {
-        NewMeeting {
-            key: &self.key,
-            start_utc: self.start_utc.clone(),
-            end_utc: self.end_utc.clone(),
-            host_user_id: self.host_user_id.as_deref(),
-            host_email: self.host_email.as_deref(),
-            topic: &self.topic,
-            agenda: &self.agenda,
-            duration_minutes: self.duration_minutes,
-            timezone: self.timezone,
-            invitees: &self.invitees,
-            state,
-            reason,
-            replaces_meeting_id: None,
-        }
-    }
-
-    fn same_content(&self, row: &MeetingRow) -> bool {
-        row.topic == self.topic
-            && row.agenda == self.agenda
-            && row.duration_minutes == self.duration_minutes
-            && row.timezone == self.timezone
-            && row.invitee_emails() == self.invitees
-    }
-}
-
-async fn decide_entry(
-    engine: &Engine,
-    tx: &mut SqliteConnection,
-    job: &FetchSlice,
-    entry: &ScheduleEntry,
-    window: (DateTime<Utc>, DateTime<Utc>),
-    now: DateTime<Utc>,
-    work: &mut SliceWork,
-) -> anyhow::Result<()> {
-    let settings = &engine.settings;
-    let tz = settings.groupware.timezone;
-    let counts = &mut work.counts;
-    let matches_location = engine.location.matches(&entry.place);
-    let (existing, current) = work.snapshot.take(tx, &entry.key).await?;
-    let listed_updated = entry.updated.map(|t| t.format(UPDATED_FORMAT).to_string());
-    if let (Some(listed), Some(applied)) = (
-        listed_updated.as_deref(),
-        existing.as_ref().and_then(|e| e.listed_updated.as_deref()),
-    ) && listed < applied
-    {
-        // Overlapping runs: a newer listing of this entry was already applied; this older
-        // one must not undo it (it still counts as a sighting: the entry exists).
-        tracing::info!(schedule.id = %entry.key.schedule_id, occurrence = %entry.key.occurrence, listed, applied, "older listing of an entry ignored");
-        return Ok(());
-    }
-    let time = entry
-        .slot
-        .clone()
-        .and_then(|slot| meeting_time(&slot, tz).map_err(|e| e.to_string()));
-    let time = match time {
-        Ok(time) => time,
-        Err(why) => {
-            if matches_location {
-                tracing::warn!(schedule.id = %entry.key.schedule_id, occurrence = %entry.key.occurrence, why = %why, "entry skipped: unreadable times");
-                counts.skipped += 1;
-            }
-            return Ok(());
-        }
-    };
-    let in_window = window.0 <= time.start_utc && time.start_utc < window.1;
-    if !matches_location && existing.as_ref().is_none_or(|e| e.gone_at.is_some()) {
-        // R-TRIGGER: not a Zoom entry, and never was one — or it lost the location and
-        // that was already handled (by this run's listing of another member, say).
-        return Ok(());
-    }
-    let host = choose_host(&entry.owner, &entry.members, &engine.enabled_users);
-    let desired = Desired {
-        key: entry.key.clone(),
-        start_utc: utc_text(time.start_utc),
-        end_utc: utc_text(time.end_utc),
-        end: time.end_utc,
-        topic: build_topic(&entry.event, &entry.detail),
-        agenda: build_agenda(&entry.memo, &entry.key),
-        duration_minutes: i64::from(time.duration_minutes),
-        timezone: zoom_timezone(tz),
-        host_user_id: host.as_ref().map(|h| h.user_id.as_str().to_owned()),
-        host_email: host.as_ref().map(|h| h.zoom_email.as_str().to_owned()),
-        invitees: match (&host, settings.sync.invite_members) {
-            (Some(host), true) => {
-                invitees(host, &entry.owner, &entry.members, &engine.enabled_users)
-                    .into_iter()
-                    .map(|e| e.as_str().to_owned())
-                    .collect()
-            }
-            _ => Vec::new(),
-        },
-    };
-    if !in_window {
-        // R-WINDOW: recorded once, so the operator sees why. (J-MOTTO lists only the window's
-        // days, so this is an entry it listed in the wrong month.)
-        if matches_location {
-            let inserted = rows::insert_meeting(
-                tx,
-                &desired.row(
-                    MeetingState::Skipped,
-                    Some(SkipReason::OutsideWindow.as_str()),
-                ),
-            )
-            .await?;
-            if inserted.is_some() {
-                counts.skipped += 1;
-            }
-        }
-        return Ok(());
-    }
-    let observed = ObservedEntry {
-        key: &entry.key,
-        owner: &entry.owner,
-        members: &entry.members,
-        start_utc: desired.start_utc.clone(),
-        end_utc: desired.end_utc.clone(),
-        host_user_id: desired.host_user_id.as_deref(),
-        updated: listed_updated,
-    };
-    if existing
-        .as_ref()
-        .is_some_and(|e| e.same_observation(&observed))
-    {
-        work.unchanged.push(entry.key.clone());
-    } else {
-        rows::upsert_entry(tx, &observed).await?;
-    }
-    let came_back = matches_location && existing.as_ref().is_some_and(|e| e.gone_at.is_some());
-    if current.as_ref().is_some_and(|r| {
-        r.state() == MeetingState::Creating
-            || (r.look_first && matches!(r.state(), MeetingState::Pending | MeetingState::Deferred))
-    }) {
-        // A create is in flight (or its job waits to look for what an earlier attempt may
-        // have made): deciding now could lose the change or make a second meeting. The next
-        // sync decides. (Failed or skipped rows have no job left: they are decided below,
-        // and a re-armed row keeps `look_first`.)
-        return Ok(());
-    }
-    if came_back
-        && let Some(row) = current
-            .as_ref()
-            .filter(|r| r.state() == MeetingState::Created)
-    {
-        // Restored (or the location re-added) while its meeting was kept: no longer gone.
-        rows::set_state(tx, row.id, MeetingState::Created, None).await?;
-    }
-    let facts = current.as_ref().map(|row| {
-        let state = row.state();
-        CurrentMeeting {
-            same_time: row.start_utc == desired.start_utc && row.end_utc == desired.end_utc,
-            in_zoom: state.may_exist_in_zoom(),
-            // A row that Zoom refused waits for a change of its content; one whose retries
-            // ran out is tried again by this sync (see `create_row`).
-            awaiting_create: matches!(state, MeetingState::Pending | MeetingState::Deferred)
-                || (state == MeetingState::Failed
-                    && row
-                        .reason
-                        .as_deref()
-                        .is_some_and(|r| r.starts_with(REJECTED))),
-            // An update whose retries ran out is sent again: Zoom may still hold the old
-            // content (the row already holds the new one).
-            content_same: desired.same_content(row)
-                && !row
-                    .reason
-                    .as_deref()
-                    .is_some_and(|r| r.starts_with(super::meetings::UPDATE_FAILED)),
-        }
-    });
-    let observation = Observation {
-        matches_location,
-        has_host: host.is_some(),
-        ended: desired.end <= now,
-    };
-    let decision = decision::decide(observation, facts, settings.sync.on_reschedule);
-    apply_decision(
-        engine,
-        tx,
-        job,
-        &desired,
-        current.as_ref(),
-        decision,
-        counts,
-    )
-    .await
-}
-
-async fn apply_decision(
-    engine: &Engine,
-    tx: &mut SqliteConnection,
-    job: &FetchSlice,
-    desired: &Desired,
-    current: Option<&MeetingRow>,
-    decision: Decision,
-    counts: &mut SliceCounts,
-) -> anyhow::Result<()> {
-    match decision {
-        Decision::Nothing => Ok(()),
-        Decision::Skip(reason) => {
-            let row = desired.row(MeetingState::Skipped, Some(reason.as_str()));
-            let id = match rows::insert_meeting(tx, &row).await? {
-                Some(id) => id,
-                None => match rows::meeting_by_key(
-                    tx,
-                    &desired.key,
-                    &desired.start_utc,
-                    &desired.end_utc,
-                )
-                .await?
-                {
-                    Some(existing) => existing.id,
-                    None => return Ok(()),
-                },
-            };
-            rows::set_current_meeting(tx, &desired.key, Some(id)).await?;
-            counts.skipped += 1;
-            Ok(())
-        }
-        Decision::Create => create_row(tx, job, desired, None, counts).await,
-        Decision::RefreshPending => {
-            if current.is_some_and(|c| c.state() == MeetingState::Failed) {
-                // Zoom refused the old content; the new content gets a new attempt.
-                return create_row(tx, job, desired, None, counts).await;
-            }
-            if let Some(current) = current {
-                rows::set_content(tx, current.id, &desired.row(MeetingState::Pending, None))
-                    .await?;
-            }
-            Ok(())
-        }
-        Decision::CreateSuperseding => {
-            if let Some(current) = current {
-                rows::set_state(
-                    tx,
-                    current.id,
-                    MeetingState::Superseded,
-                    Some("rescheduled"),
-                )
-                .await?;
-            }
-            create_row(tx, job, desired, None, counts).await
-        }
-        Decision::CreateReplacing => {
-            create_row(tx, job, desired, current.map(|c| c.id), counts).await
-        }
-        Decision::Update { retime } => {
-            let Some(current) = current else {
-                return Ok(());
-            };
-            if retime
-                && let Some(conflict) =
-                    rows::meeting_by_key(tx, &desired.key, &desired.start_utc, &desired.end_utc)
-                        .await?
-            {
-                if conflict.holds_zoom_meeting() {
-                    // The entry moved back to a time that still has its own meeting: that
-                    // one becomes current again; R-ONCE forbids a second meeting there.
-                    revive(tx, &conflict).await?;
-                    rows::set_state(
-                        tx,
-                        current.id,
-                        MeetingState::Superseded,
-                        Some("rescheduled"),
-                    )
-                    .await?;
-                    rows::set_current_meeting(tx, &desired.key, Some(conflict.id)).await?;
-                    return Ok(());
-                }
-                sqlx::query("DELETE FROM meetings WHERE id = ?")
-                    .bind(conflict.id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            rows::set_content(tx, current.id, &desired.row(MeetingState::Created, None)).await?;
-            push(
-                tx,
-                &UpdateMeeting {
-                    meeting_id: current.id,
-                    request_id: job.request_id.clone(),
-                },
-                PushOptions::default(),
-            )
-            .await?;
-            counts.updates += 1;
-            Ok(())
-        }
-        Decision::Gone(reason) => {
-            if let Some(current) = current {
-                rows::mark_gone(tx, &desired.key, reason.as_str()).await?;
-                apply_gone(engine, tx, job, current, reason).await?;
-                counts.gone += 1;
-            }
-            Ok(())
-        }
-    }
-}
-
-/// A superseded row whose meeting was left in Zoom becomes the entry's live meeting again.
-async fn revive(tx: &mut SqliteConnection, row: &MeetingRow) -> anyhow::Result<()> {
-    if row.state() == MeetingState::Superseded {
-        rows::set_state(tx, row.id, MeetingState::Created, Some("rescheduled_back")).await?;
-    }
-    Ok(())
-}
-
-/// A pending row for the listed time (re-arming one that exists but never reached Zoom),
-/// made current, with its create job, in the caller's transaction.
-async fn create_row(
-    tx: &mut SqliteConnection,
-    job: &FetchSlice,
-    desired: &Desired,
-    replaces: Option<i64>,
-    counts: &mut SliceCounts,
-) -> anyhow::Result<()> {
-    let mut row = desired.row(MeetingState::Pending, None);
-    row.replaces_meeting_id = replaces;
-    let id = match rows::insert_meeting(tx, &row).await? {
-        Some(id) => id,
-        None => {
-            let Some(existing) =
-                rows::meeting_by_key(tx, &desired.key, &desired.start_utc, &desired.end_utc)
-                    .await?
-            else {
-                return Ok(());
-            };
-            let state = existing.state();
-            if existing.holds_zoom_meeting()
-                || matches!(state, MeetingState::Pending | MeetingState::Deferred)
-            {
-                // R-ONCE: this time already has its meeting (or a create on the way), e.g.
-                // the entry moved back to a time whose meeting was left in Zoom.
-                revive(tx, &existing).await?;
-                rows::set_current_meeting(tx, &desired.key, Some(existing.id)).await?;
-                return Ok(());
-            }
-            if state == MeetingState::Failed
-                && existing
-                    .reason
-                    .as_deref()
-                    .is_some_and(|r| r.starts_with(FAILED_AFTER_SEND))
-            {
-                // The last attempt may have reached Zoom: the job looks before it creates.
-                row.state = MeetingState::Creating;
-            }
-            rows::rearm(tx, existing.id, &row).await?;
-            existing.id
-        }
-    };
-    rows::set_current_meeting(tx, &desired.key, Some(id)).await?;
-    push(
-        tx,
-        &CreateMeeting {
-            meeting_id: id,
-            request_id: job.request_id.clone(),
-            sync_id: Some(job.sync_id.clone()),
-        },
-        PushOptions::default(),
-    )
-    .await?;
-    counts.creates += 1;
-    Ok(())
-}
-
-/// R-DELETE: the entry is no longer a Zoom entry.
-async fn apply_gone(
-    engine: &Engine,
-    tx: &mut SqliteConnection,
-    job: &FetchSlice,
-    row: &MeetingRow,
-    reason: GoneReason,
-) -> anyhow::Result<()> {
-    let state = row.state();
-    if state.is_claimable() {
-        // Not in Zoom yet: nothing to keep or delete; the queued create will find it skipped.
-        return rows::set_state(tx, row.id, MeetingState::Skipped, Some(reason.as_str())).await;
-    }
-    if !state.may_exist_in_zoom() {
-        return Ok(());
-    }
-    match engine.settings.sync.on_delete {
-        DeletePolicy::Keep => rows::set_state(tx, row.id, state, Some(reason.as_str())).await,
-        DeletePolicy::Delete => {
-            let job = DeleteMeeting {
-                meeting_id: row.id,
-                reason: reason.as_str().to_owned(),
-                request_id: job.request_id.clone(),
-            };
-            push(tx, &job, PushOptions::default()).await.map(|_| ())
-        }
-    }
 }

@@ -7,167 +7,85 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
-use serde::Serialize;
-use sqlx::SqliteConnection;
+use sqlx::{FromRow, Row, SqliteConnection, sqlite::SqliteRow};
 
-use crate::domain::ids::EntryKey;
+pub use crate::domain::meeting::{
+    EntryRow, MeetingContent, MeetingRow, MeetingState, NewMeeting, ObservedEntry, Reason,
+    ReasonCode,
+};
+use crate::domain::{
+    decision::GoneReason,
+    ids::EntryKey,
+    plan::{RowChange, RowRef},
+};
 
-/// A meeting row's state. `creating` is internal (the row is claimed and the Zoom call may
-/// be in flight) and shows as `pending` in the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MeetingState {
-    Pending,
-    Creating,
-    Created,
-    Deferred,
-    Failed,
-    Skipped,
-    Superseded,
-    Deleted,
+/// A stored code the domain does not know, as a decode error of its column.
+fn unknown(column: &str, error: crate::domain::meeting::UnknownCode) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: Box::new(error),
+    }
 }
 
-impl MeetingState {
-    /// The text stored in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MeetingState::Pending => "pending",
-            MeetingState::Creating => "creating",
-            MeetingState::Created => "created",
-            MeetingState::Deferred => "deferred",
-            MeetingState::Failed => "failed",
-            MeetingState::Skipped => "skipped",
-            MeetingState::Superseded => "superseded",
-            MeetingState::Deleted => "deleted",
-        }
-    }
-
-    /// The state SPEC §5 shows (`creating` is still `pending` to the outside).
-    pub fn api_str(self) -> &'static str {
-        match self {
-            MeetingState::Creating => "pending",
-            other => other.as_str(),
-        }
-    }
-
-    /// Parses stored text.
-    pub fn parse(text: &str) -> anyhow::Result<MeetingState> {
-        Ok(match text {
-            "pending" => MeetingState::Pending,
-            "creating" => MeetingState::Creating,
-            "created" => MeetingState::Created,
-            "deferred" => MeetingState::Deferred,
-            "failed" => MeetingState::Failed,
-            "skipped" => MeetingState::Skipped,
-            "superseded" => MeetingState::Superseded,
-            "deleted" => MeetingState::Deleted,
-            other => anyhow::bail!("unknown meeting state {other:?} in the database"),
+/// Decodes a row at the store boundary: state and reason are typed, an unknown stored value
+/// is an error.
+impl<'r> FromRow<'r, SqliteRow> for MeetingRow {
+    fn from_row(row: &'r SqliteRow) -> Result<Self, sqlx::Error> {
+        let state: String = row.try_get("state")?;
+        let code: Option<String> = row.try_get("reason_code")?;
+        let reason = match code {
+            Some(code) => Some(Reason {
+                code: ReasonCode::parse(&code).map_err(|e| unknown("reason_code", e))?,
+                detail: row.try_get("reason_detail")?,
+            }),
+            None => None,
+        };
+        Ok(MeetingRow {
+            id: row.try_get("id")?,
+            schedule_id: row.try_get("schedule_id")?,
+            occurrence: row.try_get("occurrence")?,
+            start_utc: row.try_get("start_utc")?,
+            end_utc: row.try_get("end_utc")?,
+            host_user_id: row.try_get("host_user_id")?,
+            host_email: row.try_get("host_email")?,
+            topic: row.try_get("topic")?,
+            agenda: row.try_get("agenda")?,
+            duration_minutes: row.try_get("duration_minutes")?,
+            timezone: row.try_get("timezone")?,
+            invitees: row.try_get("invitees")?,
+            state: MeetingState::parse(&state).map_err(|e| unknown("state", e))?,
+            reason,
+            zoom_meeting_id: row.try_get("zoom_meeting_id")?,
+            join_url: row.try_get("join_url")?,
+            replaces_meeting_id: row.try_get("replaces_meeting_id")?,
+            attempts: row.try_get("attempts")?,
+            next_attempt_at: row.try_get("next_attempt_at")?,
+            claimed_at: row.try_get("claimed_at")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            look_first: row.try_get("look_first")?,
         })
     }
+}
 
-    /// The API states, in the order `status` lists them.
-    pub const API_STATES: [&'static str; 7] = [
-        "created",
-        "pending",
-        "deferred",
-        "failed",
-        "skipped",
-        "superseded",
-        "deleted",
-    ];
-
-    /// May a create job claim a row in this state?
-    pub fn is_claimable(self) -> bool {
-        matches!(
-            self,
-            MeetingState::Pending | MeetingState::Deferred | MeetingState::Failed
-        )
-    }
-
-    /// Does (or may) a Zoom meeting exist for a row in this state?
-    pub fn may_exist_in_zoom(self) -> bool {
-        matches!(self, MeetingState::Creating | MeetingState::Created)
+impl<'r> FromRow<'r, SqliteRow> for EntryRow {
+    fn from_row(row: &'r SqliteRow) -> Result<Self, sqlx::Error> {
+        Ok(EntryRow {
+            schedule_id: row.try_get("schedule_id")?,
+            occurrence: row.try_get("occurrence")?,
+            owner: row.try_get("owner")?,
+            members: row.try_get("members")?,
+            start_utc: row.try_get("start_utc")?,
+            end_utc: row.try_get("end_utc")?,
+            host_user_id: row.try_get("host_user_id")?,
+            current_meeting_id: row.try_get("current_meeting_id")?,
+            gone_at: row.try_get("gone_at")?,
+            listed_updated: row.try_get("listed_updated")?,
+        })
     }
 }
 
-/// One `meetings` row.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct MeetingRow {
-    pub id: i64,
-    pub schedule_id: String,
-    pub occurrence: String,
-    pub start_utc: String,
-    pub end_utc: String,
-    pub host_user_id: Option<String>,
-    pub host_email: Option<String>,
-    pub topic: String,
-    pub agenda: String,
-    pub duration_minutes: i64,
-    pub timezone: String,
-    pub invitees: String,
-    pub state: String,
-    pub reason: Option<String>,
-    pub zoom_meeting_id: Option<i64>,
-    pub join_url: Option<String>,
-    pub replaces_meeting_id: Option<i64>,
-    pub attempts: i64,
-    pub next_attempt_at: Option<String>,
-    pub claimed_at: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    /// An earlier create attempt may have reached Zoom: look before creating (R-ONCE).
-    pub look_first: bool,
-}
-
-impl MeetingRow {
-    /// The row's state (a row with an unknown state cannot be written: CHECK constraint).
-    pub fn state(&self) -> MeetingState {
-        MeetingState::parse(&self.state).unwrap_or(MeetingState::Failed)
-    }
-
-    /// Does a Zoom meeting exist (or may one) for this row? Created or being created, or
-    /// superseded by a reschedule and left in Zoom (R-RESCHEDULE `create_new`).
-    pub fn holds_zoom_meeting(&self) -> bool {
-        match self.state() {
-            MeetingState::Creating | MeetingState::Created => true,
-            MeetingState::Superseded => self.zoom_meeting_id.is_some(),
-            _ => false,
-        }
-    }
-
-    /// The entry this row belongs to.
-    pub fn entry_key(&self) -> EntryKey {
-        EntryKey {
-            schedule_id: self.schedule_id.clone(),
-            occurrence: self.occurrence.clone(),
-        }
-    }
-
-    /// The invitee e-mails (R-ATTENDEES).
-    pub fn invitee_emails(&self) -> Vec<String> {
-        serde_json::from_str(&self.invitees).unwrap_or_default()
-    }
-}
-
-/// What a new row holds; everything Zoom will be sent.
-#[derive(Debug, Clone)]
-pub struct NewMeeting<'a> {
-    pub key: &'a EntryKey,
-    pub start_utc: String,
-    pub end_utc: String,
-    pub host_user_id: Option<&'a str>,
-    pub host_email: Option<&'a str>,
-    pub topic: &'a str,
-    pub agenda: &'a str,
-    pub duration_minutes: i64,
-    pub timezone: &'a str,
-    pub invitees: &'a [String],
-    pub state: MeetingState,
-    pub reason: Option<&'a str>,
-    pub replaces_meeting_id: Option<i64>,
-}
-
-const COLUMNS: &str = "id, schedule_id, occurrence, start_utc, end_utc, host_user_id, host_email, topic, agenda, duration_minutes, timezone, invitees, state, reason, zoom_meeting_id, join_url, replaces_meeting_id, attempts, next_attempt_at, claimed_at, created_at, updated_at, look_first";
+const COLUMNS: &str = "id, schedule_id, occurrence, start_utc, end_utc, host_user_id, host_email, topic, agenda, duration_minutes, timezone, invitees, state, reason_code, reason_detail, zoom_meeting_id, join_url, replaces_meeting_id, attempts, next_attempt_at, claimed_at, created_at, updated_at, look_first";
 
 fn now_text() -> String {
     super::utc_text(chrono::Utc::now())
@@ -176,29 +94,32 @@ fn now_text() -> String {
 /// Inserts a row unless its R-ONCE key exists; returns the new id, or `None` on conflict.
 pub async fn insert_meeting(
     conn: &mut SqliteConnection,
-    new: &NewMeeting<'_>,
+    key: &EntryKey,
+    new: &NewMeeting,
 ) -> anyhow::Result<Option<i64>> {
     let now = now_text();
-    let invitees = serde_json::to_string(new.invitees)?;
+    let content = &new.content;
+    let reason = new.reason.as_ref();
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO meetings (schedule_id, occurrence, start_utc, end_utc, host_user_id, host_email, \
-         topic, agenda, duration_minutes, timezone, invitees, state, reason, replaces_meeting_id, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         topic, agenda, duration_minutes, timezone, invitees, state, reason_code, reason_detail, replaces_meeting_id, \
+         created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (schedule_id, occurrence, start_utc, end_utc) DO NOTHING RETURNING id",
     )
-    .bind(&new.key.schedule_id)
-    .bind(&new.key.occurrence)
-    .bind(&new.start_utc)
-    .bind(&new.end_utc)
-    .bind(new.host_user_id)
-    .bind(new.host_email)
-    .bind(new.topic)
-    .bind(new.agenda)
-    .bind(new.duration_minutes)
-    .bind(new.timezone)
-    .bind(invitees)
+    .bind(&key.schedule_id)
+    .bind(&key.occurrence)
+    .bind(&content.start_utc)
+    .bind(&content.end_utc)
+    .bind(&content.host_user_id)
+    .bind(&content.host_email)
+    .bind(&content.topic)
+    .bind(&content.agenda)
+    .bind(content.duration_minutes)
+    .bind(&content.timezone)
+    .bind(serde_json::to_string(&content.invitees)?)
     .bind(new.state.as_str())
-    .bind(new.reason)
+    .bind(reason.map(|r| r.code.as_str()))
+    .bind(reason.and_then(|r| r.detail.as_deref()))
     .bind(new.replaces_meeting_id)
     .bind(&now)
     .bind(&now)
@@ -246,16 +167,30 @@ pub async fn set_state(
     conn: &mut SqliteConnection,
     id: i64,
     state: MeetingState,
-    reason: Option<&str>,
+    reason: Option<Reason>,
 ) -> anyhow::Result<()> {
-    sqlx::query("UPDATE meetings SET state = ?, reason = ?, updated_at = ? WHERE id = ?")
-        .bind(state.as_str())
-        .bind(reason)
-        .bind(now_text())
+    let reason = reason.as_ref();
+    sqlx::query(
+        "UPDATE meetings SET state = ?, reason_code = ?, reason_detail = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(state.as_str())
+    .bind(reason.map(|r| r.code.as_str()))
+    .bind(reason.and_then(|r| r.detail.as_deref()))
+    .bind(now_text())
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .context("cannot update a meeting row")?;
+    Ok(())
+}
+
+/// Removes a row that holds no meeting (the entry moves to its time under `update`).
+pub async fn delete_meeting_row(conn: &mut SqliteConnection, id: i64) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM meetings WHERE id = ?")
         .bind(id)
         .execute(&mut *conn)
         .await
-        .context("cannot update a meeting row")?;
+        .context("cannot remove a meeting row")?;
     Ok(())
 }
 
@@ -272,26 +207,25 @@ pub async fn set_look_first(conn: &mut SqliteConnection, id: i64) -> anyhow::Res
 /// Re-arms a row whose meeting is not in Zoom (skipped, failed, deleted) with fresh
 /// content, including which meeting it replaces (`replace` policy: moving an entry back to
 /// a time whose meeting was deleted must still delete the meeting it moved away from).
-pub async fn rearm(
-    conn: &mut SqliteConnection,
-    id: i64,
-    new: &NewMeeting<'_>,
-) -> anyhow::Result<()> {
-    let invitees = serde_json::to_string(new.invitees)?;
+pub async fn rearm(conn: &mut SqliteConnection, id: i64, new: &NewMeeting) -> anyhow::Result<()> {
+    let content = &new.content;
+    let reason = new.reason.as_ref();
     sqlx::query(
         "UPDATE meetings SET host_user_id = ?, host_email = ?, topic = ?, agenda = ?, duration_minutes = ?, \
-         timezone = ?, invitees = ?, state = ?, reason = ?, zoom_meeting_id = NULL, join_url = NULL, \
-         attempts = 0, next_attempt_at = NULL, claimed_at = NULL, replaces_meeting_id = ?, updated_at = ? WHERE id = ?",
+         timezone = ?, invitees = ?, state = ?, reason_code = ?, reason_detail = ?, zoom_meeting_id = NULL, \
+         join_url = NULL, attempts = 0, next_attempt_at = NULL, claimed_at = NULL, replaces_meeting_id = ?, \
+         updated_at = ? WHERE id = ?",
     )
-    .bind(new.host_user_id)
-    .bind(new.host_email)
-    .bind(new.topic)
-    .bind(new.agenda)
-    .bind(new.duration_minutes)
-    .bind(new.timezone)
-    .bind(invitees)
+    .bind(&content.host_user_id)
+    .bind(&content.host_email)
+    .bind(&content.topic)
+    .bind(&content.agenda)
+    .bind(content.duration_minutes)
+    .bind(&content.timezone)
+    .bind(serde_json::to_string(&content.invitees)?)
     .bind(new.state.as_str())
-    .bind(new.reason)
+    .bind(reason.map(|r| r.code.as_str()))
+    .bind(reason.and_then(|r| r.detail.as_deref()))
     .bind(new.replaces_meeting_id)
     .bind(now_text())
     .bind(id)
@@ -306,20 +240,19 @@ pub async fn rearm(
 pub async fn set_content(
     conn: &mut SqliteConnection,
     id: i64,
-    new: &NewMeeting<'_>,
+    content: &MeetingContent,
 ) -> anyhow::Result<()> {
-    let invitees = serde_json::to_string(new.invitees)?;
     sqlx::query(
         "UPDATE meetings SET start_utc = ?, end_utc = ?, topic = ?, agenda = ?, duration_minutes = ?, \
          timezone = ?, invitees = ?, updated_at = ? WHERE id = ?",
     )
-    .bind(&new.start_utc)
-    .bind(&new.end_utc)
-    .bind(new.topic)
-    .bind(new.agenda)
-    .bind(new.duration_minutes)
-    .bind(new.timezone)
-    .bind(invitees)
+    .bind(&content.start_utc)
+    .bind(&content.end_utc)
+    .bind(&content.topic)
+    .bind(&content.agenda)
+    .bind(content.duration_minutes)
+    .bind(&content.timezone)
+    .bind(serde_json::to_string(&content.invitees)?)
     .bind(now_text())
     .bind(id)
     .execute(&mut *conn)
@@ -463,15 +396,15 @@ pub async fn mark_created(
     id: i64,
     zoom_meeting_id: i64,
     join_url: Option<&str>,
-    reason: Option<&str>,
+    reason: Option<ReasonCode>,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "UPDATE meetings SET state = 'created', zoom_meeting_id = ?, join_url = ?, reason = ?, look_first = 0, \
-         claimed_at = NULL, attempts = 0, updated_at = ? WHERE id = ?",
+        "UPDATE meetings SET state = 'created', zoom_meeting_id = ?, join_url = ?, reason_code = ?, \
+         reason_detail = NULL, look_first = 0, claimed_at = NULL, attempts = 0, updated_at = ? WHERE id = ?",
     )
     .bind(zoom_meeting_id)
     .bind(join_url)
-    .bind(reason)
+    .bind(reason.map(ReasonCode::as_str))
     .bind(now_text())
     .bind(id)
     .execute(&mut *conn)
@@ -482,11 +415,11 @@ pub async fn mark_created(
 
 /// A create that waits (a retry, a quota): when it runs next and how the row looks until.
 #[derive(Debug, Clone)]
-pub struct Wait<'a> {
+pub struct Wait {
     /// `pending`, `deferred` (a quota), or `creating` (the last attempt may have reached
     /// Zoom and nothing may change the row until the next attempt looked).
     pub state: MeetingState,
-    pub reason: &'a str,
+    pub reason: Reason,
     pub next_attempt_at: String,
     /// The next attempt looks for the meeting before creating one.
     pub look_first: bool,
@@ -495,17 +428,14 @@ pub struct Wait<'a> {
 }
 
 /// Records a wait: the row goes to `wait.state` with its reason, unclaimed.
-pub async fn mark_retry(
-    conn: &mut SqliteConnection,
-    id: i64,
-    wait: &Wait<'_>,
-) -> anyhow::Result<()> {
+pub async fn mark_retry(conn: &mut SqliteConnection, id: i64, wait: &Wait) -> anyhow::Result<()> {
     sqlx::query(
-        "UPDATE meetings SET state = ?, reason = ?, next_attempt_at = ?, claimed_at = NULL, look_first = ?, \
-         attempts = max(0, attempts - ?), updated_at = ? WHERE id = ?",
+        "UPDATE meetings SET state = ?, reason_code = ?, reason_detail = ?, next_attempt_at = ?, claimed_at = NULL, \
+         look_first = ?, attempts = max(0, attempts - ?), updated_at = ? WHERE id = ?",
     )
     .bind(wait.state.as_str())
-    .bind(wait.reason)
+    .bind(wait.reason.code.as_str())
+    .bind(&wait.reason.detail)
     .bind(&wait.next_attempt_at)
     .bind(wait.look_first)
     .bind(i64::from(wait.uncount_attempt))
@@ -598,22 +528,6 @@ pub async fn count_by_state(
     Ok(counts)
 }
 
-/// One `entries` row.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct EntryRow {
-    pub schedule_id: String,
-    pub occurrence: String,
-    pub owner: String,
-    pub members: String,
-    pub start_utc: String,
-    pub end_utc: String,
-    pub host_user_id: Option<String>,
-    pub current_meeting_id: Option<i64>,
-    pub gone_at: Option<String>,
-    /// J-MOTTO's `updated` of the listing last applied (`YYYY-MM-DDTHH:MM:SS`).
-    pub listed_updated: Option<String>,
-}
-
 const ENTRY_COLUMNS: &str = "schedule_id, occurrence, owner, members, start_utc, end_utc, host_user_id, current_meeting_id, gone_at, listed_updated";
 
 /// The stored observation of one entry.
@@ -669,19 +583,82 @@ pub async fn entries_by_key(
         .collect())
 }
 
-/// Meeting rows by id, read in one statement.
-pub async fn meetings_by_ids(
+/// Every meeting row of each of `keys` (any time), read in one statement.
+pub async fn meetings_of_entries(
     conn: &mut SqliteConnection,
-    ids: &[i64],
-) -> anyhow::Result<HashMap<i64, MeetingRow>> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM meetings WHERE id IN (SELECT value FROM json_each(?))");
+    keys: &[EntryKey],
+) -> anyhow::Result<HashMap<EntryKey, Vec<MeetingRow>>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM meetings WHERE (schedule_id, occurrence) IN ({KEYS_OF_JSON}) ORDER BY id"
+    );
     let found: Vec<MeetingRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(serde_json::to_string(ids)?)
+        .bind(keys_json(keys)?)
         .fetch_all(&mut *conn)
         .await
         .context("cannot read a slice's meeting rows")?;
-    Ok(found.into_iter().map(|row| (row.id, row)).collect())
+    let mut by_key: HashMap<EntryKey, Vec<MeetingRow>> = HashMap::new();
+    for row in found {
+        by_key.entry(row.entry_key()).or_default().push(row);
+    }
+    Ok(by_key)
+}
+
+/// Every meeting row of one entry key (any time).
+pub async fn meetings_of_entry(
+    conn: &mut SqliteConnection,
+    key: &EntryKey,
+) -> anyhow::Result<Vec<MeetingRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM meetings WHERE schedule_id = ? AND occurrence = ? ORDER BY id"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(&key.schedule_id)
+        .bind(&key.occurrence)
+        .fetch_all(&mut *conn)
+        .await
+        .context("cannot read an entry's meeting rows")
+}
+
+/// Applies one row change of a plan ([`crate::domain::plan`]) to the rows of `key`.
+/// `inserted` holds the id of the row the plan inserted, once it is.
+pub async fn apply_row_change(
+    conn: &mut SqliteConnection,
+    key: &EntryKey,
+    change: &RowChange,
+    inserted: &mut Option<i64>,
+) -> anyhow::Result<()> {
+    match change {
+        RowChange::StoreEntry(observed) => upsert_entry(conn, key, observed).await,
+        RowChange::TouchEntry => touch_entries(conn, std::slice::from_ref(key)).await,
+        RowChange::MarkGone(reason) => mark_gone(conn, key, *reason).await,
+        RowChange::SetCurrent(row) => {
+            set_current_meeting(conn, key, Some(resolve(*row, *inserted)?)).await
+        }
+        RowChange::InsertMeeting(new) => {
+            let id = insert_meeting(conn, key, new).await?.with_context(|| {
+                format!(
+                    "a meeting row of {key:?} at {} exists already",
+                    new.content.start_utc
+                )
+            })?;
+            *inserted = Some(id);
+            Ok(())
+        }
+        RowChange::Rearm { id, row } => rearm(conn, *id, row).await,
+        RowChange::SetContent { id, content } => set_content(conn, *id, content).await,
+        RowChange::SetState { id, state, reason } => {
+            set_state(conn, *id, *state, reason.clone()).await
+        }
+        RowChange::DeleteMeeting { id } => delete_meeting_row(conn, *id).await,
+    }
+}
+
+/// The id a [`RowRef`] names.
+pub fn resolve(row: RowRef, inserted: Option<i64>) -> anyhow::Result<i64> {
+    match row {
+        RowRef::Id(id) => Ok(id),
+        RowRef::Inserted => inserted.context("a plan refers to a row it did not insert"),
+    }
 }
 
 /// Marks entries listed again with nothing changed (see [`EntryRow::same_observation`]):
@@ -703,40 +680,11 @@ pub async fn touch_entries(conn: &mut SqliteConnection, keys: &[EntryKey]) -> an
     Ok(())
 }
 
-impl EntryRow {
-    /// Whether storing `observed` ([`upsert_entry`]) would change nothing but `updated_at`.
-    pub fn same_observation(&self, observed: &ObservedEntry<'_>) -> bool {
-        self.gone_at.is_none()
-            && self.owner == observed.owner
-            && self.start_utc == observed.start_utc
-            && self.end_utc == observed.end_utc
-            && self.host_user_id.as_deref() == observed.host_user_id
-            && observed
-                .updated
-                .as_ref()
-                .is_none_or(|u| self.listed_updated.as_ref() == Some(u))
-            && serde_json::from_str::<Vec<String>>(&self.members)
-                .is_ok_and(|members| members == observed.members)
-    }
-}
-
-/// What a listing says of one entry.
-#[derive(Debug, Clone)]
-pub struct ObservedEntry<'a> {
-    pub key: &'a EntryKey,
-    pub owner: &'a str,
-    pub members: &'a [String],
-    pub start_utc: String,
-    pub end_utc: String,
-    pub host_user_id: Option<&'a str>,
-    /// J-MOTTO's `updated` (`YYYY-MM-DDTHH:MM:SS`), when the listing has it.
-    pub updated: Option<String>,
-}
-
 /// Stores the latest observation; clears `gone_at` (the entry is listed again).
 pub async fn upsert_entry(
     conn: &mut SqliteConnection,
-    observed: &ObservedEntry<'_>,
+    key: &EntryKey,
+    observed: &ObservedEntry,
 ) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO entries (schedule_id, occurrence, owner, members, start_utc, end_utc, host_user_id, updated_at, listed_updated) \
@@ -746,13 +694,13 @@ pub async fn upsert_entry(
          gone_at = NULL, gone_reason = NULL, updated_at = excluded.updated_at, \
          listed_updated = coalesce(excluded.listed_updated, listed_updated)",
     )
-    .bind(&observed.key.schedule_id)
-    .bind(&observed.key.occurrence)
-    .bind(observed.owner)
-    .bind(serde_json::to_string(observed.members)?)
+    .bind(&key.schedule_id)
+    .bind(&key.occurrence)
+    .bind(&observed.owner)
+    .bind(serde_json::to_string(&observed.members)?)
     .bind(&observed.start_utc)
     .bind(&observed.end_utc)
-    .bind(observed.host_user_id)
+    .bind(&observed.host_user_id)
     .bind(now_text())
     .bind(&observed.updated)
     .execute(&mut *conn)
@@ -783,13 +731,13 @@ pub async fn set_current_meeting(
 pub async fn mark_gone(
     conn: &mut SqliteConnection,
     key: &EntryKey,
-    reason: &str,
+    reason: GoneReason,
 ) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE entries SET gone_at = ?, gone_reason = ? WHERE schedule_id = ? AND occurrence = ? AND gone_at IS NULL",
     )
     .bind(now_text())
-    .bind(reason)
+    .bind(reason.as_str())
     .bind(&key.schedule_id)
     .bind(&key.occurrence)
     .execute(&mut *conn)
@@ -800,21 +748,25 @@ pub async fn mark_gone(
 
 /// Meetings of `host_user_id` that still exist in Zoom although they should not — the
 /// entry is gone (R-DELETE `delete`) or another row replaced them (`replace`) — because
-/// their delete ran out of attempts (reason `delete_failed…`), with the reason to delete.
+/// their delete ran out of attempts (reason `delete_failed`), with the reason to delete.
 pub async fn failed_deletes(
     conn: &mut SqliteConnection,
     host_user_id: &str,
-) -> anyhow::Result<Vec<(i64, String)>> {
-    sqlx::query_as(
+) -> anyhow::Result<Vec<(i64, ReasonCode)>> {
+    let found: Vec<(i64, String)> = sqlx::query_as(
         "SELECT m.id, CASE WHEN e.current_meeting_id = m.id THEN coalesce(e.gone_reason, 'entry_deleted') \
          ELSE 'replaced' END FROM meetings m JOIN entries e ON e.schedule_id = m.schedule_id AND e.occurrence = m.occurrence \
-         WHERE m.host_user_id = ? AND m.state = 'created' AND m.reason LIKE 'delete_failed%' \
+         WHERE m.host_user_id = ? AND m.state = 'created' AND m.reason_code = 'delete_failed' \
          AND (e.gone_at IS NOT NULL OR e.current_meeting_id IS NOT m.id) ORDER BY m.id",
     )
     .bind(host_user_id)
     .fetch_all(&mut *conn)
     .await
-    .context("cannot list failed deletes")
+    .context("cannot list failed deletes")?;
+    found
+        .into_iter()
+        .map(|(id, reason)| Ok((id, ReasonCode::parse(&reason)?)))
+        .collect()
 }
 
 /// Records that `user`'s listing in sync `sync_id` held each of `keys` (one statement).
@@ -875,4 +827,118 @@ pub async fn take_unseen_entries(
         .await
         .context("cannot forget sightings")?;
     Ok(unseen)
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    use super::*;
+
+    /// A row whose stored state or reason is no known code fails to decode: it is never
+    /// read as some other state (a silent `failed` once).
+    #[tokio::test]
+    async fn unknown_stored_state_or_reason_is_an_error() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", folder.path().join("codes.db").display());
+        let store = crate::store::Store::connect(&url)
+            .await
+            .expect("database opens");
+        let mut conn = store.pool().acquire().await.expect("connection");
+        sqlx::query("PRAGMA ignore_check_constraints = ON")
+            .execute(&mut *conn)
+            .await
+            .expect("pragma");
+        let cases = [
+            ("created", Some("delete_failed"), true),
+            ("created", Some("delete_failed_twice"), false),
+            ("vanished", None, false),
+        ];
+        for (id, (state, reason, readable)) in (1_i64..).zip(cases) {
+            sqlx::query(
+                "INSERT INTO meetings (id, schedule_id, occurrence, start_utc, end_utc, topic, agenda, \
+                 duration_minutes, timezone, state, reason_code, created_at, updated_at) \
+                 VALUES (?, ?, '', 's', 'e', 't', 'a', 60, 'Asia/Tokyo', ?, ?, 'c', 'u')",
+            )
+            .bind(id)
+            .bind(format!("88{id}"))
+            .bind(state)
+            .bind(reason)
+            .execute(&mut *conn)
+            .await
+            .expect("row written");
+            let read = meeting_by_id(&mut conn, id).await;
+            assert_eq!(read.is_ok(), readable, "{state} {reason:?}: {read:?}");
+        }
+    }
+
+    /// A slice reads every meeting row of its listed keys through the R-ONCE key's index,
+    /// not by scanning `meetings` (issue 5: a no-change resync of 100k entries).
+    #[tokio::test]
+    async fn a_slice_reads_its_meeting_rows_by_key() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", folder.path().join("plan.db").display());
+        let store = crate::store::Store::connect(&url)
+            .await
+            .expect("database opens");
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT {COLUMNS} FROM meetings WHERE (schedule_id, occurrence) IN ({KEYS_OF_JSON})"
+        );
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind("[]")
+            .fetch_all(store.pool())
+            .await
+            .expect("plan");
+        let steps: Vec<&str> = plan.iter().map(|step| step.3.as_str()).collect();
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.contains("sqlite_autoindex_meetings_1 (schedule_id=? AND occurrence=?)")),
+            "{steps:?}"
+        );
+    }
+
+    /// The migration splits today's reason texts into a code and its detail, so the API
+    /// shows the same text afterwards.
+    #[tokio::test]
+    async fn migration_splits_reason_texts() {
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .expect("memory database");
+        sqlx::raw_sql("CREATE TABLE meetings (id INTEGER PRIMARY KEY, reason TEXT)")
+            .execute(&mut conn)
+            .await
+            .expect("table");
+        let texts = [
+            None,
+            Some("adopted"),
+            Some("update_deferred: host_daily_limit"),
+            Some("failed_after_send: Zoom answered 500: try: later"),
+        ];
+        for text in texts {
+            sqlx::query("INSERT INTO meetings (reason) VALUES (?)")
+                .bind(text)
+                .execute(&mut conn)
+                .await
+                .expect("row");
+        }
+        sqlx::raw_sql(include_str!(
+            "../../migrations/20261201030001_meeting_reason_code.sql"
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("migration");
+        let rows: Vec<(Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT reason_code, reason_detail FROM meetings ORDER BY id")
+                .fetch_all(&mut conn)
+                .await
+                .expect("read");
+        for (text, (code, detail)) in texts.into_iter().zip(rows) {
+            let reason = code.map(|code| Reason {
+                code: ReasonCode::parse(&code).expect("known code"),
+                detail,
+            });
+            assert_eq!(reason.map(|r| r.api_text()).as_deref(), text);
+        }
+    }
 }

@@ -211,7 +211,7 @@ async fn lock_file(path: std::path::PathBuf) -> anyhow::Result<std::fs::File> {
 /// Instants are stored as `YYYY-MM-DDTHH:MM:SSZ`: sortable as text, and exactly what Zoom
 /// is sent.
 pub fn utc_text(instant: DateTime<Utc>) -> String {
-    instant.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    crate::domain::time::utc_text(instant)
 }
 
 /// Reads an instant written by [`utc_text`] (or any RFC 3339 text).
@@ -250,7 +250,7 @@ mod tests {
             let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
                 "EXPLAIN QUERY PLAN SELECT m.id FROM meetings m JOIN entries e ON e.schedule_id = m.schedule_id \
                  AND e.occurrence = m.occurrence WHERE m.host_user_id = ? AND m.state = 'created' \
-                 AND m.reason LIKE 'delete_failed%' ORDER BY m.id",
+                 AND m.reason_code = 'delete_failed' ORDER BY m.id",
             )
             .bind("10002")
             .fetch_all(&mut *conn)

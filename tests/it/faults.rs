@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{DECEMBER, NOVEMBER, TestApp, spawn_app, spawn_app_with};
 use jmotto_zoom::{
-    config::ReschedulePolicy,
+    domain::policy::ReschedulePolicy,
     jobs::{CreateMeeting, FetchSlice, Job, meetings::next_utc_midnight},
     replay::{Fault, RecordedRequest, ReplayServer, faults},
     store::meetings::host_slots_used,
@@ -879,7 +879,7 @@ async fn r_reschedule_an_older_listing_never_undoes_a_newer_one() {
 #[tokio::test]
 async fn r_delete_failed_delete_is_retried_by_the_next_complete_listing() {
     let app = spawn_app_with(|s| {
-        s.sync.on_delete = jmotto_zoom::config::DeletePolicy::Delete;
+        s.sync.on_delete = jmotto_zoom::domain::policy::DeletePolicy::Delete;
         s.worker.max_attempts = 1;
     })
     .await;

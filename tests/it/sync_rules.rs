@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{DECEMBER, NOVEMBER, spawn_app, spawn_app_with};
-use jmotto_zoom::config::{DeletePolicy, ReschedulePolicy};
+use jmotto_zoom::domain::policy::{DeletePolicy, ReschedulePolicy};
 
 fn body(request: &jmotto_zoom::replay::RecordedRequest) -> &Value {
     request.json.as_ref().expect("a JSON body")
