@@ -23,7 +23,7 @@ use futures::future::{Either, ready};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::SqlitePool;
 
-use super::routes::constant_time_eq;
+use super::auth::constant_time_eq;
 use crate::jobs::{CreateMeeting, DeleteMeeting, FetchSlice, Job, SyncWindow, UpdateMeeting};
 
 fn storage<J: Job>(pool: &SqlitePool) -> SqliteStorage<J> {

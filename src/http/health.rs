@@ -1,0 +1,51 @@
+//! `GET /healthz` and `GET /readyz`.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::state::AppState;
+
+/// `{"status"}`, with `reason` when not ready.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HealthView {
+    /// `ok`, `ready` or `not_ready`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = HealthView)))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(HealthView {
+        status: "ok".to_owned(),
+        reason: None,
+    })
+}
+
+/// What `/readyz` says when the database does not answer; the error chain goes to the log.
+pub const NOT_READY_REASON: &str =
+    "the database does not answer or is not migrated; see the server's log";
+
+/// Readiness: the database answers and is migrated.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = HealthView),
+        (status = 503, description = "Not ready, with the reason", body = HealthView),
+    ))]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match state.store.is_ready().await {
+        Ok(()) => HttpResponse::Ok().json(HealthView {
+            status: "ready".to_owned(),
+            reason: None,
+        }),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "not ready");
+            HttpResponse::ServiceUnavailable().json(HealthView {
+                status: "not_ready".to_owned(),
+                reason: Some(NOT_READY_REASON.to_owned()),
+            })
+        }
+    }
+}
