@@ -101,4 +101,72 @@ mod tests {
             assert!(is_sane(&id), "{id:?}");
         }
     }
+
+    /// Everything the subscriber writes, for the test to read.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log buffer").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// One INFO line per request with method, path, status, duration and id; neither the
+    /// token nor the query string reaches it; the caller's sane id is answered back.
+    #[tokio::test(flavor = "current_thread")]
+    async fn one_access_line_per_request_without_secrets() {
+        use actix_web::{App, HttpResponse, middleware, test, web};
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app = test::init_service(
+            App::new()
+                .wrap(middleware::from_fn(log_request))
+                .route("/x", web::get().to(HttpResponse::Ok)),
+        )
+        .await;
+        let request = test::TestRequest::get()
+            .uri("/x?token=hunter2")
+            .insert_header(("authorization", "Bearer s3cret-token"))
+            .insert_header(("x-request-id", "trace-42"))
+            .to_request();
+        let response = test::call_service(&app, request).await;
+        assert_eq!(
+            response
+                .headers()
+                .get(REQUEST_ID_HEADER)
+                .map(HeaderValue::as_bytes),
+            Some(&b"trace-42"[..])
+        );
+        let log = String::from_utf8(captured.0.lock().expect("log buffer").clone()).expect("utf-8");
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("request answered"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        for field in [
+            "INFO",
+            "method=GET",
+            "path=/x",
+            "status=200",
+            "duration_ms=",
+            "trace-42",
+        ] {
+            assert!(lines[0].contains(field), "{field} missing: {}", lines[0]);
+        }
+        assert!(
+            !log.contains("hunter2") && !log.contains("s3cret-token"),
+            "{log}"
+        );
+    }
 }

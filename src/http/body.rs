@@ -71,7 +71,8 @@ mod tests {
                 .map(|e| e.status().as_u16())
         };
         assert_eq!(status(b"[\"a\"]"), None);
-        assert_eq!(status(b"{not json"), Some(400));
+        assert_eq!(status(b"not json"), Some(400));
+        assert_eq!(status(b"[\"a\","), Some(400));
         assert_eq!(status(b"{\"a\": 1}"), Some(422));
     }
 }

@@ -35,7 +35,13 @@ pub const NOT_READY_REASON: &str =
         (status = 503, description = "Not ready, with the reason", body = HealthView),
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.store.is_ready().await {
+    readiness(state.store.is_ready().await)
+}
+
+/// The answer to a readiness check's result: a 503 says a short sentence, and the error
+/// chain goes to the log only.
+fn readiness(ready: anyhow::Result<()>) -> HttpResponse {
+    match ready {
         Ok(()) => HttpResponse::Ok().json(HealthView {
             status: "ready".to_owned(),
             reason: None,
@@ -47,5 +53,26 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
                 reason: Some(NOT_READY_REASON.to_owned()),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::MessageBody;
+
+    use super::*;
+
+    /// SPEC §5 (a 5xx says nothing internal): not ready answers 503 with the short sentence,
+    /// not the error chain.
+    #[test]
+    fn not_ready_hides_the_error_chain() {
+        let error = anyhow::anyhow!("no such table: _sqlx_migrations at /srv/secret/path.db")
+            .context("cannot check the database");
+        let response = readiness(Err(error));
+        assert_eq!(response.status().as_u16(), 503);
+        let body = response.into_body().try_into_bytes().expect("a whole body");
+        let view: HealthView = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(view.status, "not_ready");
+        assert_eq!(view.reason.as_deref(), Some(NOT_READY_REASON));
     }
 }

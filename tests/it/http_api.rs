@@ -252,3 +252,71 @@ async fn wrong_method_and_unknown_path_are_json_errors() {
     assert_eq!(jobs_in_queue(&app).await, 0);
     app.stop().await;
 }
+
+/// SPEC §5: every admin route answers 401 without the admin token, or with another scheme,
+/// before its handler runs.
+#[tokio::test]
+async fn every_admin_route_needs_the_token() {
+    let app = spawn_app().await;
+    for (method, path) in [
+        (reqwest::Method::POST, "/api/v1/sync"),
+        (reqwest::Method::GET, "/api/v1/status"),
+        (reqwest::Method::GET, "/api/v1/meetings"),
+        (
+            reqwest::Method::GET,
+            "/api/v1/jobs/01JDW3V9K6Q0M2Z8Y4X7B5N1C3",
+        ),
+    ] {
+        let url = format!("{}{path}", app.address);
+        for request in [
+            app.http.request(method.clone(), &url),
+            app.http.request(method.clone(), &url).bearer_auth("nope"),
+            app.http
+                .request(method.clone(), &url)
+                .basic_auth("admin", Some("demo-admin-token")),
+        ] {
+            let response = request.send().await.expect("answer");
+            assert_eq!(response.status().as_u16(), 401, "{method} {path}");
+            let body: Value = response.json().await.expect("JSON error body");
+            assert_eq!(body["error"]["code"], "unauthorized", "{method} {path}");
+        }
+    }
+    assert_eq!(jobs_in_queue(&app).await, 0);
+    app.stop().await;
+}
+
+/// A caller's own `x-request-id` is answered back when sane (printable ASCII, at most 128
+/// characters); any other is replaced by a fresh id.
+#[tokio::test]
+async fn a_sane_request_id_is_kept_and_an_insane_one_replaced() {
+    let app = spawn_app().await;
+    let answered = |given: String| {
+        let request = app
+            .http
+            .get(format!("{}/healthz", app.address))
+            .header("x-request-id", given);
+        async move {
+            let response = request.send().await.expect("answer");
+            assert_eq!(response.status().as_u16(), 200);
+            response
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .expect("x-request-id")
+                .to_owned()
+        }
+    };
+    let sane = "caller-trace 42/a".to_owned();
+    assert_eq!(answered(sane.clone()).await, sane);
+    let longest = "r".repeat(128);
+    assert_eq!(answered(longest.clone()).await, longest);
+    for insane in ["r".repeat(129), "tab\tinside".to_owned()] {
+        let fresh = answered(insane.clone()).await;
+        assert_ne!(fresh, insane);
+        assert!(
+            !fresh.is_empty() && fresh.len() <= 128 && fresh.bytes().all(|b| b.is_ascii_graphic()),
+            "{fresh:?}"
+        );
+    }
+    app.stop().await;
+}
