@@ -1,7 +1,12 @@
 //! The HTTP receiver (SPEC §5): health, the manual trigger and the read APIs.
 //!
-//! Invariant: no handler calls J-MOTTO or Zoom. A trigger writes its state and enqueues its
-//! job in one transaction, and answers; webhook deliveries share their transaction with the
+//! One module per resource (`health`, `metrics`, `sync`, `status`, `meetings`, `jobs`,
+//! `webhooks`, `openapi`), the route table in `routing`, the body helpers in `body`, admin
+//! authentication as the `auth::Admin` extractor, the request id and access log in `access`.
+//!
+//! Invariant: no handler calls J-MOTTO or Zoom — by type: their [`AppState`] holds the
+//! store, the settings, the metrics and the enqueue API, not the clients. A trigger writes
+//! its state and enqueues its job in one transaction, and answers; webhook deliveries share their transaction with the
 //! other deliveries committed at the same moment ([`group_commit`]), and are answered only
 //! after it has committed.
 

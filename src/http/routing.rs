@@ -1,5 +1,5 @@
 //! The route table: every path, its method, its handler. Unknown paths answer a JSON 404, a
-//! known path with another method a JSON 405. Admin routes are mounted through [`admin`],
+//! known path with another method a JSON 405. Admin routes are mounted through [`AdminScope`],
 //! which takes only handlers whose first argument is the [`Admin`](super::auth::Admin)
 //! extractor.
 
@@ -23,24 +23,38 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(only("/api/openapi.json", "GET", openapi::serve))
         .service(only("/webhooks/groupware", "POST", webhooks::receive))
         .service(
-            web::scope("/api/v1")
-                .service(admin("/sync", "POST", sync::trigger_sync))
-                .service(admin("/status", "GET", status::status))
-                .service(admin("/meetings", "GET", meetings::meetings))
-                .service(admin("/jobs/{id}", "GET", jobs::job)),
+            AdminScope::new("/api/v1")
+                .route("/sync", "POST", sync::trigger_sync)
+                .route("/status", "GET", status::status)
+                .route("/meetings", "GET", meetings::meetings)
+                .route("/jobs/{id}", "GET", jobs::job)
+                .into_scope(),
         )
         .default_service(web::to(not_found));
 }
 
-/// [`only`] for a handler that takes [`Admin`](super::auth::Admin) first: the route answers 401 before the
-/// handler runs unless the request bears the admin token.
-fn admin<F, Args>(path: &str, method: &'static str, handler: F) -> actix_web::Resource
-where
-    F: Handler<Args> + Clone,
-    Args: FromRequest + AdminFirst + 'static,
-    F::Output: Responder + 'static,
-{
-    only(path, method, handler)
+/// The admin API's scope: it mounts admin routes only, each through [`only`] with a
+/// handler that takes [`Admin`](super::auth::Admin) first, so the route answers 401 before
+/// the handler runs unless the request bears the admin token.
+struct AdminScope(actix_web::Scope);
+
+impl AdminScope {
+    fn new(path: &str) -> AdminScope {
+        AdminScope(web::scope(path))
+    }
+
+    fn route<F, Args>(self, path: &str, method: &'static str, handler: F) -> AdminScope
+    where
+        F: Handler<Args> + Clone,
+        Args: FromRequest + AdminFirst + 'static,
+        F::Output: Responder + 'static,
+    {
+        AdminScope(self.0.service(only(path, method, handler)))
+    }
+
+    fn into_scope(self) -> actix_web::Scope {
+        self.0
+    }
 }
 
 /// `path` answering `method` with `handler` (a `GET` also answers `HEAD`), and a JSON 405
