@@ -186,3 +186,90 @@ pub fn disabled_reasons(settings: &Settings, checks: &[receiver::ServiceCheck]) 
     }
     reasons
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(user_enabled: bool) -> Settings {
+        let text = format!(
+            r#"
+[server]
+admin_token = "admin-token"
+[zoom]
+account_id = "acc"
+client_id = "cid"
+client_secret = "zoom-secret"
+[groupware]
+base_url = "http://127.0.0.1:9/"
+admin_login_id = "admin"
+admin_password = "pw"
+timezone = "Asia/Tokyo"
+[[users]]
+groupware_id = "10002"
+zoom_email = "tanaka@example.co.jp"
+enabled = {user_enabled}
+"#
+        );
+        Settings::from_toml_str(&text, std::iter::empty()).expect("valid settings")
+    }
+
+    fn check(service: &str, ok: bool) -> receiver::ServiceCheck {
+        receiver::ServiceCheck {
+            service: service.to_owned(),
+            ok,
+            detail: if ok { "OK" } else { "refused" }.to_owned(),
+            checked_at: "2026-11-25T01:00:00Z".to_owned(),
+        }
+    }
+
+    /// R-ENABLED: enabled only with an enabled user and the last checks of the Zoom
+    /// credentials, the J-MOTTO credentials and the timezone all passed; each reason names
+    /// its part.
+    #[test]
+    fn disabled_reasons_name_each_missing_part() {
+        let all_ok = || {
+            vec![
+                check("zoom", true),
+                check("groupware", true),
+                check("timezone", true),
+            ]
+        };
+        let cases: Vec<(&str, bool, Vec<receiver::ServiceCheck>, Vec<&str>)> = vec![
+            ("everything checked OK", true, all_ok(), vec![]),
+            (
+                "no user enabled",
+                false,
+                all_ok(),
+                vec!["no user is enabled"],
+            ),
+            (
+                "never checked",
+                true,
+                vec![],
+                vec![
+                    "the Zoom credentials ([zoom]) have not been checked yet",
+                    "the J-MOTTO credentials ([groupware]) have not been checked yet",
+                    "the timezone (groupware.timezone) have not been checked yet",
+                ],
+            ),
+            (
+                "Zoom refused",
+                true,
+                vec![
+                    check("zoom", false),
+                    check("groupware", true),
+                    check("timezone", true),
+                ],
+                vec!["the last check of the Zoom credentials ([zoom]) failed: refused"],
+            ),
+        ];
+        for (case, user_enabled, checks, expected) in cases {
+            let reasons = disabled_reasons(&settings(user_enabled), &checks);
+            assert_eq!(reasons.len(), expected.len(), "{case}: {reasons:?}");
+            for (reason, start) in reasons.iter().zip(expected) {
+                assert!(reason.starts_with(start), "{case}: {reason:?}");
+            }
+        }
+    }
+}
