@@ -259,15 +259,7 @@ async fn wrong_method_and_unknown_path_are_json_errors() {
 #[tokio::test]
 async fn every_admin_route_needs_the_token() {
     let app = spawn_app().await;
-    let document: Value = app
-        .http
-        .get(format!("{}/api/openapi.json", app.address))
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("JSON");
+    let document = app.get_json("/api/openapi.json").await;
     let mut admin_routes = Vec::new();
     for (path, operations) in document["paths"].as_object().expect("paths") {
         for (method, operation) in operations.as_object().expect("operations") {

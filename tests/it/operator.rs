@@ -172,15 +172,7 @@ async fn metrics_are_prometheus_text() {
 #[tokio::test]
 async fn openapi_lists_every_endpoint() {
     let app = spawn_app().await;
-    let document: Value = app
-        .http
-        .get(format!("{}/api/openapi.json", app.address))
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("JSON");
+    let document = app.get_json("/api/openapi.json").await;
     assert!(
         document["openapi"]
             .as_str()
