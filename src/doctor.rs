@@ -1,8 +1,7 @@
 //! `jmotto-zoom doctor` (SPEC §3): verifies the administrator's setup against the live
 //! services, item by item, and says where to fix what is wrong — in Zoom's and J-MOTTO's
-//! own screen names (the seed manual's). Also the worker's quick check of the three parts
-//! R-ENABLED names (Zoom credentials, J-MOTTO credentials, timezone), recorded in
-//! `service_checks` so `status` can say whether the integration is enabled.
+//! own screen names (the seed manual's). Its results of the three parts R-ENABLED names are
+//! recorded like the worker's quick check ([`crate::checks`]).
 //!
 //! Invariant: no result carries a secret (messages name configuration keys, never values
 //! of secrets).
@@ -11,66 +10,18 @@ use std::collections::BTreeSet;
 
 use chrono::{Datelike, NaiveDate};
 
+pub use crate::checks::CheckResult;
 use crate::{
+    checks::{ZOOM_APP_SCREEN, login_result, record, timezone_check, token_result},
     config::{DeletePolicy, Settings},
     domain::decision::ReschedulePolicy,
-    groupware::{AdminInfo, GroupwareError},
+    groupware::GroupwareError,
     jobs::Engine,
-    store::receiver,
 };
 
-/// One checked item.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckResult {
-    /// What was checked, e.g. `Zoom token`.
-    pub item: String,
-    pub ok: bool,
-    /// `OK`, or what is wrong and where to fix it.
-    pub detail: String,
-}
-
-impl CheckResult {
-    fn pass(item: impl Into<String>, detail: impl Into<String>) -> CheckResult {
-        CheckResult {
-            item: item.into(),
-            ok: true,
-            detail: detail.into(),
-        }
-    }
-
-    fn fail(item: impl Into<String>, detail: impl Into<String>) -> CheckResult {
-        CheckResult {
-            item: item.into(),
-            ok: false,
-            detail: detail.into(),
-        }
-    }
-
-    /// An item that could not be checked because `prerequisite` failed: listed, so the
-    /// administrator sees every item at once, and failed, since nothing vouches for it.
-    fn not_checked(item: impl Into<String>, prerequisite: &str) -> CheckResult {
-        CheckResult::fail(
-            item,
-            format!("{NOT_CHECKED}: {prerequisite} failed (fix that first)"),
-        )
-    }
-
-    /// Was this item skipped because another failed?
-    pub fn is_not_checked(&self) -> bool {
-        !self.ok && self.detail.starts_with(NOT_CHECKED)
-    }
-}
-
-const NOT_CHECKED: &str = "not checked";
-
-const ZOOM_APP_SCREEN: &str =
-    "Zoom App Marketplace (marketplace.zoom.us) › Manage › your Server-to-Server OAuth app";
 const SCHEDULE_ACCESS_SCREEN: &str =
     "J-MOTTO スケジュール › 設定（歯車） › 各ユーザーのアクセス権設定";
 const PLACE_SCREEN: &str = "J-MOTTO スケジュール › 設定（歯車） › 場所項目設定";
-const TIMEZONE_SCREEN: &str = "J-MOTTO TOP › 言語及びタイムゾーン設定 › タイムゾーン";
-const LOGIN_SCREEN: &str = "J-MOTTO TOP › プロフィール (ログイン ID, パスワード)";
-
 /// A scope the configuration needs: the admin name or the user-level name both do.
 struct NeededScope {
     admin: &'static str,
@@ -222,7 +173,7 @@ async fn groupware_checks(engine: &Engine, mut results: Vec<CheckResult>) -> Vec
         )
         .await;
     }
-    record(engine, &results).await;
+    record(&engine.store, &results).await;
     results
 }
 
@@ -238,105 +189,6 @@ async fn check_after_login(
         results.push(check.await);
     } else {
         results.push(CheckResult::not_checked(item, "the J-MOTTO login"));
-    }
-}
-
-/// The worker's quick check (start-up and every `housekeeping::CHECK_EVERY`): the Zoom
-/// token, the J-MOTTO login and the timezone, recorded for `status`. Costs two requests.
-pub async fn quick_check(engine: &Engine) -> Vec<CheckResult> {
-    let token = engine.zoom.token_info().await;
-    let login = engine.groupware.login().await;
-    let results = vec![
-        token_result(&token),
-        login_result(&login),
-        timezone_check(&engine.settings, login.as_ref().ok()),
-    ];
-    record(engine, &results).await;
-    results
-}
-
-/// Stores the R-ENABLED parts of `results` (`zoom`, `groupware`, `timezone`).
-async fn record(engine: &Engine, results: &[CheckResult]) {
-    let now = chrono::Utc::now();
-    for (service, item, _) in ENABLED_PARTS {
-        let Some(result) = results.iter().find(|r| r.item == item) else {
-            continue;
-        };
-        if let Err(error) =
-            receiver::record_check(engine.store.pool(), service, result.ok, &result.detail, now)
-                .await
-        {
-            tracing::warn!(error = %format!("{error:#}"), "cannot record a service check");
-        }
-    }
-}
-
-/// The parts R-ENABLED names: the service's key in `service_checks`, the item whose result
-/// stands for it, and how `status` names it.
-const ENABLED_PARTS: [(&str, &str, &str); 3] = [
-    ("zoom", TOKEN_ITEM, "the Zoom credentials ([zoom])"),
-    (
-        "groupware",
-        LOGIN_ITEM,
-        "the J-MOTTO credentials ([groupware])",
-    ),
-    (
-        "timezone",
-        TIMEZONE_ITEM,
-        "the timezone (groupware.timezone)",
-    ),
-];
-
-const TOKEN_ITEM: &str = "Zoom token";
-const LOGIN_ITEM: &str = "J-MOTTO login";
-const TIMEZONE_ITEM: &str = "timezone";
-
-fn token_result<T>(token: &Result<T, crate::zoom::ZoomError>) -> CheckResult {
-    match token {
-        Ok(_) => CheckResult::pass(TOKEN_ITEM, "OK"),
-        Err(error) => CheckResult::fail(
-            TOKEN_ITEM,
-            format!("{error} ({ZOOM_APP_SCREEN} › App Credentials)"),
-        ),
-    }
-}
-
-fn login_result<T>(login: &Result<T, GroupwareError>) -> CheckResult {
-    match login {
-        Ok(_) => CheckResult::pass(LOGIN_ITEM, "OK"),
-        Err(error) => CheckResult::fail(LOGIN_ITEM, login_problem(error)),
-    }
-}
-
-fn login_problem(error: &GroupwareError) -> String {
-    match error {
-        GroupwareError::LoginFailed => format!(
-            "J-MOTTO refused the administrator login: check groupware.admin_login_id and groupware.admin_password (the administrator's mobile password; {LOGIN_SCREEN})"
-        ),
-        other => format!("cannot log in to J-MOTTO at groupware.base_url: {other}"),
-    }
-}
-
-fn timezone_check(settings: &Settings, admin: Option<&AdminInfo>) -> CheckResult {
-    let configured = settings.groupware.timezone.name();
-    match admin.and_then(|a| a.timezone.as_deref()) {
-        None if admin.is_none() => CheckResult::fail(
-            TIMEZONE_ITEM,
-            format!(
-                "groupware.timezone = \"{configured}\" is a valid IANA name, but J-MOTTO's could not be read (the login failed)"
-            ),
-        ),
-        None => CheckResult::pass(
-            TIMEZONE_ITEM,
-            format!("OK (\"{configured}\"; J-MOTTO did not report the administrator's timezone)"),
-        ),
-        Some(reported) if reported == configured => CheckResult::pass(TIMEZONE_ITEM, "OK"),
-        Some(reported) => CheckResult::fail(
-            TIMEZONE_ITEM,
-            format!(
-                "groupware.timezone is \"{configured}\" but J-MOTTO reports \"{reported}\" for the administrator: set groupware.timezone = \"{reported}\", or change {TIMEZONE_SCREEN}"
-            ),
-        ),
     }
 }
 
@@ -384,25 +236,4 @@ fn first_of_month(engine: &Engine) -> NaiveDate {
         .with_timezone(&engine.settings.groupware.timezone)
         .date_naive();
     local.with_day(1).unwrap_or(local)
-}
-
-/// R-ENABLED from the recorded checks: the reasons the integration is not enabled (empty:
-/// enabled).
-pub fn disabled_reasons(settings: &Settings, checks: &[receiver::ServiceCheck]) -> Vec<String> {
-    let mut reasons = Vec::new();
-    if !settings.users.iter().any(|u| u.enabled) {
-        reasons.push("no user is enabled: add [[users]] with enabled = true".to_owned());
-    }
-    for (service, _, what) in ENABLED_PARTS {
-        match checks.iter().find(|c| c.service == service) {
-            None => reasons.push(format!(
-                "{what} have not been checked yet: start the worker or run `jmotto-zoom doctor`"
-            )),
-            Some(check) if !check.ok => {
-                reasons.push(format!("the last check of {what} failed: {}", check.detail));
-            }
-            Some(_) => {}
-        }
-    }
-    reasons
 }

@@ -15,11 +15,7 @@ use crate::{
     store::Store,
 };
 
-/// The admin token of the demo's throw-away server.
-pub const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
-
-/// The demo's Standard Webhooks secret (`whsec_` + base64 of 32 bytes).
-pub const DEMO_WEBHOOK_SECRET: &str = "whsec_ZGVtby13ZWJob29rLXNlY3JldC0zMi1ieXRlcyEh";
+pub use crate::replay::{DEMO_ADMIN_TOKEN, DEMO_WEBHOOK_SECRET, demo_config};
 
 /// The configuration of the replayed company, pointed at the replay servers: the same file
 /// an administrator writes (SPEC §4).
@@ -30,66 +26,6 @@ pub fn demo_settings(
 ) -> anyhow::Result<Settings> {
     let text = demo_config(jmotto, zoom, database_url, "127.0.0.1:0");
     Settings::from_toml_str(&text)
-}
-
-/// [`demo_settings`] as TOML text, listening on `listen`.
-pub fn demo_config(
-    jmotto: &ReplayServer,
-    zoom: &ReplayServer,
-    database_url: &str,
-    listen: &str,
-) -> String {
-    let mut text = format!(
-        r#"
-[database]
-url = "{database_url}"
-
-[server]
-listen = "{listen}"
-admin_token = "{DEMO_ADMIN_TOKEN}"
-webhook_secret = "{DEMO_WEBHOOK_SECRET}"
-dashboard_listen = "127.0.0.1:0"
-
-[zoom]
-account_id = "{account}"
-client_id = "{client}"
-client_secret = "{secret}"
-oauth_url = "{zoom}/oauth/token"
-api_url = "{zoom}/v2"
-
-[groupware]
-base_url = "{jmotto}{base_path}"
-admin_login_id = "{login}"
-admin_password = "{password}"
-timezone = "{timezone}"
-requests_per_second = 50
-
-[sync]
-poll_interval_seconds = 0
-
-[worker]
-queue_poll_interval_ms = 50
-
-[clock]
-now = "{now}"
-"#,
-        account = company::ZOOM_ACCOUNT_ID,
-        client = company::ZOOM_CLIENT_ID,
-        secret = company::ZOOM_CLIENT_SECRET,
-        zoom = zoom.base_url(),
-        jmotto = jmotto.base_url(),
-        base_path = company::JMOTTO_BASE_PATH,
-        login = company::ADMIN_LOGIN_ID,
-        password = company::ADMIN_PASSWORD,
-        timezone = company::TIMEZONE,
-        now = company::RECORDED_AT,
-    );
-    for (id, email, enabled) in company::USERS {
-        text.push_str(&format!(
-            "\n[[users]]\ngroupware_id = \"{id}\"\nzoom_email = \"{email}\"\nenabled = {enabled}\n"
-        ));
-    }
-    text
 }
 
 async fn start_stack(settings: Settings) -> anyhow::Result<(Arc<Engine>, Application, Worker)> {

@@ -6,11 +6,19 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 
 use crate::{
     config::Settings,
-    http::Application,
+    http::{
+        Application,
+        errors::ErrorBody,
+        jobs::JobStatus,
+        meetings::MeetingList,
+        status::StatusView,
+        sync::{Accepted, SyncRequest},
+    },
     jobs::{Engine, worker::Worker},
     store::Store,
 };
@@ -167,85 +175,133 @@ async fn wait_for(mut receiver: tokio::sync::broadcast::Receiver<()>) {
     let _ = receiver.recv().await;
 }
 
-/// A client of a running server's admin API.
+/// A client of a running server's admin API; it reads the answers through the server's own
+/// view types.
 pub struct AdminClient {
     http: reqwest::Client,
     base_url: String,
-    token: String,
+    /// Exposed only to build the `Authorization` header.
+    token: SecretString,
 }
 
 impl AdminClient {
     /// A client for `base_url` (e.g. `http://127.0.0.1:8080`) with the admin token.
-    pub fn new(base_url: String, token: String) -> anyhow::Result<AdminClient> {
+    pub fn new(base_url: String, token: impl Into<SecretString>) -> anyhow::Result<AdminClient> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()?;
         Ok(AdminClient {
             http,
             base_url,
-            token,
+            token: token.into(),
         })
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth(self.token.expose_secret())
     }
 
     /// `POST /api/v1/sync`; returns the job id.
     pub async fn trigger_sync(&self, users: Option<Vec<String>>) -> anyhow::Result<String> {
-        let mut request = self
-            .http
-            .post(format!("{}/api/v1/sync", self.base_url))
-            .bearer_auth(&self.token);
-        if let Some(users) = users {
-            request = request.json(&serde_json::json!({ "users": users }));
+        let mut request = self.request(reqwest::Method::POST, "/api/v1/sync");
+        if users.is_some() {
+            request = request.json(&SyncRequest { users });
         }
         let response = request.send().await.context("cannot reach the server")?;
         let status = response.status();
-        let body: serde_json::Value = response
+        if status.as_u16() != 202 {
+            anyhow::bail!(
+                "the server refused the sync ({status}): {}",
+                error_message(response).await
+            );
+        }
+        let accepted: Accepted = response
             .json()
             .await
-            .context("the server's answer is not JSON")?;
-        anyhow::ensure!(
-            status.as_u16() == 202,
-            "the server refused the sync ({status}): {body}"
-        );
-        body["job_id"]
-            .as_str()
-            .map(str::to_owned)
-            .context("the server's answer has no job_id")
+            .context("the server's answer is not a queued job")?;
+        Ok(accepted.job_id)
     }
 
-    /// `GET path` as JSON.
-    pub async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+    /// `GET path`, read as `T` (a view type of [`crate::http`], or `serde_json::Value`).
+    pub async fn get_as<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let response = self
-            .http
-            .get(format!("{}{}", self.base_url, path))
-            .bearer_auth(&self.token)
+            .request(reqwest::Method::GET, path)
             .send()
             .await
             .context("cannot reach the server")?;
         let status = response.status();
-        let body: serde_json::Value = response
+        if !status.is_success() {
+            anyhow::bail!(
+                "GET {path} answered {status}: {}",
+                error_message(response).await
+            );
+        }
+        response
             .json()
             .await
-            .context("the server's answer is not JSON")?;
-        anyhow::ensure!(status.is_success(), "GET {path} answered {status}: {body}");
-        Ok(body)
+            .with_context(|| format!("the server's answer to GET {path} cannot be read"))
     }
 
-    /// Polls `status` until no job is pending or running (at most `limit`).
-    pub async fn wait_until_idle(&self, limit: Duration) -> anyhow::Result<serde_json::Value> {
+    /// `GET path` as JSON.
+    pub async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        self.get_as(path).await
+    }
+
+    /// `GET /api/v1/status`.
+    pub async fn status(&self) -> anyhow::Result<StatusView> {
+        self.get_as("/api/v1/status").await
+    }
+
+    /// `GET /api/v1/meetings`.
+    pub async fn meetings(&self) -> anyhow::Result<MeetingList> {
+        self.get_as("/api/v1/meetings").await
+    }
+
+    /// `GET /api/v1/jobs/{id}`.
+    pub async fn job(&self, id: &str) -> anyhow::Result<JobStatus> {
+        self.get_as(&format!("/api/v1/jobs/{id}")).await
+    }
+
+    /// Polls `status` until no job is pending or running (at most `limit`); the last status,
+    /// read as `T` ([`StatusView`], or `serde_json::Value`).
+    pub async fn wait_until_idle<T: DeserializeOwned>(&self, limit: Duration) -> anyhow::Result<T> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let status = self.get("/api/v1/status").await?;
-            let queue = &status["queue"];
-            if queue["pending"] == 0 && queue["running"] == 0 {
-                return Ok(status);
+            let answer: serde_json::Value = self.get("/api/v1/status").await?;
+            let status: StatusView = serde_json::from_value(answer.clone())
+                .context("the server's status cannot be read")?;
+            if status.queue.is_idle() {
+                return serde_json::from_value(answer)
+                    .context("the server's status cannot be read");
             }
             anyhow::ensure!(
                 tokio::time::Instant::now() < deadline,
-                "jobs still pending after {limit:?}: {queue}"
+                "jobs still pending after {limit:?}: {} pending, {} running",
+                status.queue.pending,
+                status.queue.running
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// The message of an error answer (`{"error": {"message"}}`), or its status alone.
+async fn error_message(response: reqwest::Response) -> String {
+    let status = response.status();
+    match response.json::<ErrorBody>().await {
+        Ok(body) => format!("{} ({})", body.error.message, body.error.code),
+        Err(_) => format!("no error body ({status})"),
+    }
+}
+
+/// The admin client of the server `settings` describe.
+fn admin_client(settings: &Settings) -> anyhow::Result<AdminClient> {
+    AdminClient::new(
+        format!("http://{}", settings.server.listen),
+        settings.server.admin_token.clone(),
+    )
 }
 
 async fn sync(
@@ -254,18 +310,14 @@ async fn sync(
     wait: bool,
 ) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(config)?;
-    let client = AdminClient::new(
-        format!("http://{}", settings.server.listen),
-        settings.server.admin_token.expose_secret().to_owned(),
-    )?;
+    let client = admin_client(&settings)?;
     let job_id = client.trigger_sync(users).await?;
     println!("sync queued: job {job_id}");
     if !wait {
         return Ok(ExitCode::SUCCESS);
     }
-    client.wait_until_idle(Duration::from_secs(3600)).await?;
+    let status: serde_json::Value = client.wait_until_idle(Duration::from_secs(3600)).await?;
     let meetings = client.get("/api/v1/meetings").await?;
-    let status = client.get("/api/v1/status").await?;
     let failed = demo::print_report(&meetings, &status);
     Ok(if failed == 0 {
         ExitCode::SUCCESS
@@ -292,7 +344,7 @@ async fn doctor(config: &std::path::Path) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints one line per check (`OK` / `NG`); true when all passed.
-pub fn print_checks(results: &[crate::doctor::CheckResult]) -> bool {
+pub fn print_checks(results: &[crate::checks::CheckResult]) -> bool {
     for result in results {
         let mark = if result.ok { "OK" } else { "NG" };
         if result.ok && result.detail == "OK" {
@@ -306,11 +358,8 @@ pub fn print_checks(results: &[crate::doctor::CheckResult]) -> bool {
 
 async fn status(config: &std::path::Path) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(config)?;
-    let client = AdminClient::new(
-        format!("http://{}", settings.server.listen),
-        settings.server.admin_token.expose_secret().to_owned(),
-    )?;
-    let status = client.get("/api/v1/status").await.with_context(|| {
+    let client = admin_client(&settings)?;
+    let status = client.status().await.with_context(|| {
         format!(
             "cannot read the status from the server at {} (server.listen): is it running?",
             settings.server.listen
@@ -321,35 +370,28 @@ async fn status(config: &std::path::Path) -> anyhow::Result<ExitCode> {
 }
 
 /// `GET /api/v1/status` as an administrator reads it.
-pub fn render_status(status: &serde_json::Value) -> String {
+pub fn render_status(status: &StatusView) -> String {
     use std::fmt::Write as _;
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
     let mut out = String::new();
-    if status["enabled"] == true {
+    if status.enabled {
         let _ = writeln!(out, "Zoom連携: 有効 (enabled)");
     } else {
         let _ = writeln!(out, "Zoom連携: 無効 (not enabled)");
-        for reason in status["reasons"].as_array().into_iter().flatten() {
-            let _ = writeln!(out, "  - {}", text(reason));
+        for reason in &status.reasons {
+            let _ = writeln!(out, "  - {reason}");
         }
     }
-    let _ = writeln!(
-        out,
-        "Window: {} – {}",
-        text(&status["window"]["from"]),
-        text(&status["window"]["to"])
-    );
-    let queue = &status["queue"];
+    let _ = writeln!(out, "Window: {} – {}", status.window.from, status.window.to);
+    let queue = &status.queue;
     let _ = writeln!(
         out,
         "Queue: {} pending, {} running, {} scheduled, {} failed",
-        queue["pending"], queue["running"], queue["scheduled"], queue["failed"]
+        queue.pending, queue.running, queue.scheduled, queue.failed
     );
-    let counts: Vec<String> = status["meetings"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(_, n)| n.as_i64().unwrap_or(0) > 0)
+    let counts: Vec<String> = status
+        .meetings
+        .iter()
+        .filter(|(_, n)| **n > 0)
         .map(|(state, n)| format!("{n} {state}"))
         .collect();
     let _ = writeln!(
@@ -362,20 +404,16 @@ pub fn render_status(status: &serde_json::Value) -> String {
         }
     );
     let _ = writeln!(out, "Users:");
-    for user in status["users"].as_array().into_iter().flatten() {
-        let state = if user["enabled"] == true {
-            "enabled"
-        } else {
-            "disabled"
-        };
+    for user in &status.users {
+        let state = if user.enabled { "enabled" } else { "disabled" };
         let _ = writeln!(
             out,
             "  {} {} ({state}) last sync {}{}",
-            text(&user["groupware_id"]),
-            text(&user["zoom_email"]),
-            text(&user["last_sync_at"]),
-            user["last_error"]
-                .as_str()
+            user.groupware_id,
+            user.zoom_email,
+            user.last_sync_at.as_deref().unwrap_or("-"),
+            user.last_error
+                .as_deref()
                 .map(|e| format!("; last error: {e}"))
                 .unwrap_or_default()
         );

@@ -23,7 +23,7 @@ use futures::future::{Either, ready};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::SqlitePool;
 
-use super::routes::constant_time_eq;
+use super::auth::constant_time_eq;
 use crate::jobs::{JobHandler, JobTypeVisitor, for_each_job_type};
 
 /// Adds each job type's queue to the board.

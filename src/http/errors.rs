@@ -2,7 +2,7 @@
 //! what the caller got wrong; a 5xx says nothing internal (the chain goes to the log).
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An error answer.
 #[derive(Debug)]
@@ -13,13 +13,13 @@ pub struct ApiError {
 }
 
 /// The error body of every endpoint (SPEC §5).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 /// What went wrong.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// snake_case, stable: `malformed_request`, `unauthorized`, `bad_signature`,
     /// `body_too_large`, `unsupported_media_type`, `invalid_field`, `unknown_user`,

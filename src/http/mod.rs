@@ -1,44 +1,42 @@
 //! The HTTP receiver (SPEC §5): health, the manual trigger and the read APIs.
 //!
-//! Invariant: no handler calls J-MOTTO or Zoom. A trigger writes its state and enqueues its
-//! job in one transaction, and answers; webhook deliveries share their transaction with the
+//! One module per resource (`health`, `metrics`, `sync`, `status`, `meetings`, `jobs`,
+//! `webhooks`, `openapi`), the route table in `routing`, the body helpers in `body`, admin
+//! authentication as the `auth::Admin` extractor, the request id and access log in `access`.
+//!
+//! Invariant: no handler calls J-MOTTO or Zoom — by type: their [`AppState`] holds the
+//! store, the settings, the metrics and the enqueue API, not the clients. A trigger writes
+//! its state and enqueues its job in one transaction, and answers; webhook deliveries share their transaction with the
 //! other deliveries committed at the same moment ([`group_commit`]), and are answered only
 //! after it has committed.
 
+pub mod access;
+pub mod auth;
+pub(crate) mod body;
 mod dashboard;
 pub mod errors;
 pub mod group_commit;
+pub mod health;
+pub mod jobs;
+pub mod meetings;
+pub mod metrics;
 pub mod openapi;
-pub mod routes;
+mod routing;
+pub mod state;
+pub mod status;
+pub mod sync;
 pub mod webhooks;
 
 use std::{future::Future, net::TcpListener, sync::Arc};
 
-use actix_web::{
-    App, HttpMessage, HttpServer,
-    dev::{Server, Service},
-    web,
-};
+use actix_web::{App, HttpServer, dev::Server, middleware, web};
 use anyhow::Context;
-use tracing::Instrument;
 
 use crate::jobs::Engine;
 
+pub use access::RequestId;
 pub use errors::ApiError;
-
-/// The request id of one HTTP request (also carried into the jobs it enqueues).
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
-/// What handlers share. The engine's clients are there for the worker half of `run`;
-/// handlers use only its store, settings and clock.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub engine: Arc<Engine>,
-    /// The webhook deliveries' way to their transaction (served by the application's
-    /// [`group_commit::Committer`] while it runs).
-    pub deliveries: group_commit::DeliveryQueue,
-}
+pub use state::AppState;
 
 /// A bound, not yet running HTTP server (and the dashboard's, when configured).
 pub struct Application {
@@ -79,33 +77,12 @@ impl Application {
             }
         };
         let (deliveries, committer) = group_commit::channel(engine.store.clone());
-        let state = web::Data::new(AppState { engine, deliveries });
+        let state = web::Data::new(AppState::new(&engine, deliveries));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .wrap_fn(|request, service| {
-                    let id = crate::jobs::new_job_id();
-                    let span = tracing::info_span!(
-                        "request",
-                        request.id = %id,
-                        method = %request.method(),
-                        path = %request.path()
-                    );
-                    request.extensions_mut().insert(RequestId(id.clone()));
-                    let response = service.call(request);
-                    async move {
-                        let mut response = response.await?;
-                        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&id) {
-                            response.headers_mut().insert(
-                                actix_web::http::header::HeaderName::from_static("x-request-id"),
-                                value,
-                            );
-                        }
-                        Ok(response)
-                    }
-                    .instrument(span)
-                })
-                .configure(routes::configure)
+                .wrap(middleware::from_fn(access::log_request))
+                .configure(routing::configure)
         })
         .workers(2)
         .disable_signals()

@@ -7,7 +7,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{errors, routes, webhooks};
+use super::{errors, health, jobs, meetings, metrics, status, sync, webhooks};
 
 /// The whole HTTP interface of SPEC §5.
 #[derive(OpenApi)]
@@ -17,17 +17,17 @@ use super::{errors, routes, webhooks};
         description = "J-MOTTO Groupware schedule entries become Zoom meetings: the receiver's HTTP interface."
     ),
     paths(
-        routes::healthz,
-        routes::readyz,
-        routes::metrics,
-        routes::trigger_sync,
-        routes::status,
-        routes::meetings,
-        routes::job,
+        health::healthz,
+        health::readyz,
+        metrics::metrics,
+        sync::trigger_sync,
+        status::status,
+        meetings::meetings,
+        jobs::job,
         webhooks::receive,
         serve,
     ),
-    components(schemas(errors::ErrorBody, errors::ErrorDetail, routes::MeetingStateName)),
+    components(schemas(errors::ErrorBody, errors::ErrorDetail, meetings::MeetingStateName)),
     modifiers(&AdminToken),
     tags(
         (name = "admin", description = "Bearer `server.admin_token`"),

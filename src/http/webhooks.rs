@@ -14,10 +14,11 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AppState, RequestId,
+    access::RequestId,
+    body::{parse_json, read_body, require_json},
     errors::ApiError,
     group_commit::{CommitError, Delivery, Recorded},
-    routes::{parse_json, read_body, require_json},
+    state::AppState,
 };
 use crate::{metrics::WEBHOOK_VERIFICATIONS, signature, store::receiver};
 
@@ -80,7 +81,7 @@ pub async fn receive(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let engine = &state.engine;
+    let engine = &*state;
     let Some(keys) = &engine.settings.server.webhook_secret else {
         return Err(ApiError::not_found(
             "webhooks are off here: set server.webhook_secret to receive them",
@@ -165,7 +166,7 @@ pub async fn receive(
 fn judge(
     request: &HttpRequest,
     body: &[u8],
-    engine: &crate::jobs::Engine,
+    engine: &AppState,
 ) -> Result<(GroupwareEvent, Vec<String>), ApiError> {
     require_json(request)?;
     let event: GroupwareEvent = parse_json(body, "a groupware notification")?;

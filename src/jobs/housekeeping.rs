@@ -21,7 +21,13 @@ pub async fn run(engine: Arc<Engine>) {
         interval.tick().await;
         if tokio::time::Instant::now() >= next_check {
             next_check = tokio::time::Instant::now() + CHECK_EVERY;
-            let results = crate::doctor::quick_check(&engine).await;
+            let results = crate::checks::quick_check(
+                &engine.settings,
+                &engine.zoom,
+                &engine.groupware,
+                &engine.store,
+            )
+            .await;
             for failed in results.iter().filter(|r| !r.ok) {
                 tracing::warn!(check = %failed.item, detail = %failed.detail, "service check failed");
             }

@@ -5,8 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::ReplayServer;
-use crate::cli::demo::demo_config;
+use super::{ReplayServer, demo_config};
 
 /// The months the entries fall in: (first day, last day, year, month).
 const MONTHS: [(&str, &str, i32, u32); 2] = [

@@ -95,6 +95,18 @@ fn spawn_worker(
 }
 
 impl TestApp {
+    /// `GET path` without credentials, read as JSON (e.g. `/api/openapi.json`).
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("answer")
+            .json()
+            .await
+            .expect("JSON")
+    }
+
     /// Stops the worker and starts a new one (a new engine: nothing in memory survives) on
     /// the same database, as a process restart would.
     pub async fn restart_worker(&mut self) {

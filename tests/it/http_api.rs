@@ -252,3 +252,75 @@ async fn wrong_method_and_unknown_path_are_json_errors() {
     assert_eq!(jobs_in_queue(&app).await, 0);
     app.stop().await;
 }
+
+/// SPEC §5: every admin route (each operation the OpenAPI document secures with the admin
+/// token, so a new one is covered too) answers 401 without the token, with a wrong one, or
+/// with another scheme, before its handler runs.
+#[tokio::test]
+async fn every_admin_route_needs_the_token() {
+    let app = spawn_app().await;
+    let document = app.get_json("/api/openapi.json").await;
+    let mut admin_routes = Vec::new();
+    for (path, operations) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().expect("operations") {
+            if operation["security"].to_string().contains("admin_token") {
+                let method: reqwest::Method = method.to_uppercase().parse().expect("method");
+                admin_routes.push((method, path.replace("{id}", "01JDW3V9K6Q0M2Z8Y4X7B5N1C3")));
+            }
+        }
+    }
+    assert_eq!(admin_routes.len(), 4, "{admin_routes:?}");
+    for (method, path) in admin_routes {
+        let url = format!("{}{path}", app.address);
+        for request in [
+            app.http.request(method.clone(), &url),
+            app.http.request(method.clone(), &url).bearer_auth("nope"),
+            app.http
+                .request(method.clone(), &url)
+                .basic_auth("admin", Some("demo-admin-token")),
+        ] {
+            let response = request.send().await.expect("answer");
+            assert_eq!(response.status().as_u16(), 401, "{method} {path}");
+            let body: Value = response.json().await.expect("JSON error body");
+            assert_eq!(body["error"]["code"], "unauthorized", "{method} {path}");
+        }
+    }
+    assert_eq!(jobs_in_queue(&app).await, 0);
+    app.stop().await;
+}
+
+/// A caller's own `x-request-id` is answered back when sane (printable ASCII, at most 128
+/// characters); any other is replaced by a fresh id.
+#[tokio::test]
+async fn a_sane_request_id_is_kept_and_an_insane_one_replaced() {
+    let app = spawn_app().await;
+    let answered = |given: String| {
+        let request = app
+            .http
+            .get(format!("{}/healthz", app.address))
+            .header("x-request-id", given);
+        async move {
+            let response = request.send().await.expect("answer");
+            assert_eq!(response.status().as_u16(), 200);
+            response
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .expect("x-request-id")
+                .to_owned()
+        }
+    };
+    let sane = "caller-trace 42/a".to_owned();
+    assert_eq!(answered(sane.clone()).await, sane);
+    let longest = "r".repeat(128);
+    assert_eq!(answered(longest.clone()).await, longest);
+    for insane in ["r".repeat(129), "tab\tinside".to_owned()] {
+        let fresh = answered(insane.clone()).await;
+        assert_ne!(fresh, insane);
+        assert!(
+            !fresh.is_empty() && fresh.len() <= 128 && fresh.bytes().all(|b| b.is_ascii_graphic()),
+            "{fresh:?}"
+        );
+    }
+    app.stop().await;
+}

@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 
 use crate::helpers::{NOVEMBER, TestApp, spawn_app, spawn_app_with};
 use jmotto_zoom::{
+    cli::render_status,
     doctor::{self, CheckResult},
+    http::status::StatusView,
     replay::{Exchange, FixtureFile},
 };
 
@@ -60,6 +62,48 @@ async fn status_is_enabled_after_good_checks_and_complete() {
         .cloned()
         .expect("user 10002");
     assert!(tanaka["last_sync_at"].as_str().is_some(), "{tanaka}");
+    app.stop().await;
+}
+
+/// The CLI reads its own API through the server's view types: status, meetings and a job
+/// read as views say what the JSON says, and `jmotto-zoom status` prints from them.
+#[tokio::test]
+async fn the_cli_reads_the_api_through_its_view_types() {
+    let app = spawn_app().await;
+    let job_id = app.api.trigger_sync(None).await.expect("sync accepted");
+    app.drain().await;
+    let status = status_after_check(&app).await;
+    let view = app.api.status().await.expect("status view");
+    assert_eq!(serde_json::to_value(&view).expect("JSON"), status);
+    let meetings = app.api.meetings().await.expect("meetings view");
+    let raw = app.api.get("/api/v1/meetings").await.expect("meetings");
+    assert_eq!(serde_json::to_value(&meetings).expect("JSON"), raw);
+    assert_eq!(
+        meetings.meetings.len(),
+        raw["meetings"].as_array().map_or(0, Vec::len)
+    );
+    let job = app.api.job(&job_id).await.expect("job view");
+    assert_eq!(
+        (job.id.as_str(), job.state.as_str()),
+        (job_id.as_str(), "done")
+    );
+    let idle: StatusView = app
+        .api
+        .wait_until_idle(Duration::from_secs(5))
+        .await
+        .expect("idle");
+    assert!(idle.queue.is_idle());
+    let printed = render_status(&view);
+    assert!(printed.starts_with("Zoom連携: 有効 (enabled)"), "{printed}");
+    assert!(
+        printed.contains("Window: 2026-11-01T00:00:00+09:00 – 2027-02-01T00:00:00+09:00"),
+        "{printed}"
+    );
+    assert!(printed.contains("16 created"), "{printed}");
+    assert!(
+        printed.contains("10004 sato@example.co.jp (disabled)"),
+        "{printed}"
+    );
     app.stop().await;
 }
 
@@ -128,15 +172,7 @@ async fn metrics_are_prometheus_text() {
 #[tokio::test]
 async fn openapi_lists_every_endpoint() {
     let app = spawn_app().await;
-    let document: Value = app
-        .http
-        .get(format!("{}/api/openapi.json", app.address))
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("JSON");
+    let document = app.get_json("/api/openapi.json").await;
     assert!(
         document["openapi"]
             .as_str()

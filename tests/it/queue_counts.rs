@@ -141,7 +141,8 @@ async fn status_metrics_jobs_and_cli_count_jobs_alike() {
     );
 
     // `jmotto-zoom status` prints the same.
-    let printed = render_status(&status);
+    let view = app.api.status().await.expect("status view");
+    let printed = render_status(&view);
     let line = format!(
         "Queue: {pending} pending, {running} running, {scheduled} scheduled, {failed} failed"
     );

@@ -1,0 +1,17 @@
+//! `GET /metrics`.
+
+use actix_web::{HttpResponse, web};
+
+use super::{errors::ApiError, state::AppState};
+
+/// Prometheus text: jobs by queue and state, meetings by state, Zoom and J-MOTTO calls by
+/// endpoint and outcome, Zoom 429s by kind, webhook verifications by outcome, and the time
+/// from trigger to meeting. Bind the server privately: it has no auth.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")))]
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let text = state.metrics.render(state.store.pool()).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
+}
