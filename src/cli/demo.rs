@@ -9,7 +9,11 @@ use anyhow::Context;
 use super::AdminClient;
 use crate::{
     config::Settings,
-    http::Application,
+    http::{
+        Application,
+        meetings::{MeetingList, MeetingView},
+        status::StatusView,
+    },
     jobs::{Engine, worker::Worker},
     replay::{ReplayServer, company},
     store::Store,
@@ -87,21 +91,22 @@ pub async fn run(serve: bool, listen: &str) -> anyhow::Result<ExitCode> {
     let job_id = client.trigger_sync(None).await?;
     println!("\nPOST /api/v1/sync -> job {job_id}; waiting for the worker…");
     let started = std::time::Instant::now();
-    let status = client.wait_until_idle(Duration::from_secs(120)).await?;
-    let meetings = client.get("/api/v1/meetings").await?;
+    let status: StatusView = client.wait_until_idle(Duration::from_secs(120)).await?;
+    let meetings = client.meetings().await?;
     println!("done in {:.1} s\n", started.elapsed().as_secs_f64());
     let mut failed = print_report(&meetings, &status);
-    if let Some(jobs) = status["queue"]["failed"].as_i64().filter(|n| *n > 0) {
+    let jobs = status.queue.failed;
+    if jobs > 0 {
         println!("\n{jobs} job(s) failed: see the log above");
         failed += usize::try_from(jobs).unwrap_or(1);
     }
 
     println!(
         "\nZoom連携: {}",
-        if status["enabled"] == true {
+        if status.enabled {
             "有効 (enabled: Zoom, J-MOTTO and the timezone checked OK)".to_owned()
         } else {
-            format!("無効 (not enabled): {}", status["reasons"])
+            format!("無効 (not enabled): {}", status.reasons.join("; "))
         }
     );
     if serve {
@@ -135,17 +140,22 @@ pub async fn run(serve: bool, listen: &str) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn text<'a>(value: &'a serde_json::Value, key: &str) -> &'a str {
-    value[key].as_str().unwrap_or("")
-}
-
 /// A meeting's reason as a sentence for people (the API's `code: detail` read back), with
 /// its code to search for; the API text itself when it is no known code.
-fn reason_ja(meeting: &serde_json::Value) -> String {
-    let api_text = text(meeting, "reason");
+fn reason_ja(meeting: &MeetingView) -> String {
+    let api_text = meeting.reason.as_deref().unwrap_or("");
     crate::domain::meeting::Reason::parse_api_text(api_text)
         .map(|reason| format!("{} [{}]", reason.sentence_ja(), reason.code))
         .unwrap_or_else(|_| api_text.to_owned())
+}
+
+/// `schedule id` or `schedule id/occurrence`.
+fn entry_name(meeting: &MeetingView) -> String {
+    if meeting.occurrence.is_empty() {
+        meeting.schedule_id.clone()
+    } else {
+        format!("{}/{}", meeting.schedule_id, meeting.occurrence)
+    }
 }
 
 fn clip(text: &str, chars: usize) -> String {
@@ -159,10 +169,13 @@ fn clip(text: &str, chars: usize) -> String {
 }
 
 /// Prints the meetings by state and the users' errors; returns how many failed.
-pub fn print_report(meetings: &serde_json::Value, status: &serde_json::Value) -> usize {
-    let rows = meetings["meetings"].as_array().cloned().unwrap_or_default();
-    let by_state = |state: &str| -> Vec<&serde_json::Value> {
-        rows.iter().filter(|m| text(m, "state") == state).collect()
+pub fn print_report(meetings: &MeetingList, status: &StatusView) -> usize {
+    let by_state = |state: &str| -> Vec<&MeetingView> {
+        meetings
+            .meetings
+            .iter()
+            .filter(|m| m.state == state)
+            .collect()
     };
     let created = by_state("created");
     println!("Created Zoom meetings ({}):", created.len());
@@ -173,11 +186,11 @@ pub fn print_report(meetings: &serde_json::Value, status: &serde_json::Value) ->
     for m in &created {
         println!(
             "  {:<24} {:<26} {:>5}  {:<14} {}",
-            text(m, "host_email"),
-            text(m, "start"),
-            m["duration_minutes"].as_i64().unwrap_or(0),
-            m["zoom_meeting_id"].as_i64().unwrap_or(0),
-            clip(text(m, "topic"), 40)
+            m.host_email.as_deref().unwrap_or(""),
+            m.start,
+            m.duration_minutes,
+            m.zoom_meeting_id.unwrap_or(0),
+            clip(&m.topic, 40)
         );
     }
     for state in ["pending", "deferred", "superseded", "deleted"] {
@@ -185,29 +198,18 @@ pub fn print_report(meetings: &serde_json::Value, status: &serde_json::Value) ->
         if !list.is_empty() {
             println!("\n{} {state}:", list.len());
             for m in list {
-                println!(
-                    "  {} {} {} ({})",
-                    text(m, "schedule_id"),
-                    text(m, "occurrence"),
-                    text(m, "start"),
-                    reason_ja(m)
-                );
+                println!("  {} {} ({})", entry_name(m), m.start, reason_ja(m));
             }
         }
     }
     let skipped = by_state("skipped");
     println!("\nSkipped entries ({}):", skipped.len());
     for m in &skipped {
-        let entry = if text(m, "occurrence").is_empty() {
-            text(m, "schedule_id").to_owned()
-        } else {
-            format!("{}/{}", text(m, "schedule_id"), text(m, "occurrence"))
-        };
         println!(
             "  entry {:<18} {:<26} {:<32} {}",
-            entry,
-            text(m, "start"),
-            clip(text(m, "topic"), 30),
+            entry_name(m),
+            m.start,
+            clip(&m.topic, 30),
             reason_ja(m)
         );
     }
@@ -215,35 +217,25 @@ pub fn print_report(meetings: &serde_json::Value, status: &serde_json::Value) ->
     if !failed.is_empty() {
         println!("\nFailed ({}):", failed.len());
         for m in &failed {
-            println!(
-                "  entry {} {}: {}",
-                text(m, "schedule_id"),
-                text(m, "occurrence"),
-                reason_ja(m)
-            );
+            println!("  entry {}: {}", entry_name(m), reason_ja(m));
         }
     }
-    let users = status["users"].as_array().cloned().unwrap_or_default();
-    let troubled: Vec<_> = users
+    let troubled: Vec<_> = status
+        .users
         .iter()
-        .filter(|u| !u["last_error"].is_null())
+        .filter_map(|u| Some((u, u.last_error.as_deref()?)))
         .collect();
     if !troubled.is_empty() {
         println!("\nUsers not synced:");
-        for u in troubled {
-            println!(
-                "  {} ({}): {}",
-                text(u, "groupware_id"),
-                text(u, "zoom_email"),
-                text(u, "last_error")
-            );
+        for (u, error) in troubled {
+            println!("  {} ({}): {error}", u.groupware_id, u.zoom_email);
         }
     }
-    let disabled: Vec<_> = users.iter().filter(|u| u["enabled"] == false).collect();
+    let disabled: Vec<_> = status.users.iter().filter(|u| !u.enabled).collect();
     if !disabled.is_empty() {
         println!("\nUsers not enabled (R-USERS, not read):");
         for u in disabled {
-            println!("  {} ({})", text(u, "groupware_id"), text(u, "zoom_email"));
+            println!("  {} ({})", u.groupware_id, u.zoom_email);
         }
     }
     failed.len()

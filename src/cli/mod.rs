@@ -316,8 +316,8 @@ async fn sync(
     if !wait {
         return Ok(ExitCode::SUCCESS);
     }
-    let status: serde_json::Value = client.wait_until_idle(Duration::from_secs(3600)).await?;
-    let meetings = client.get("/api/v1/meetings").await?;
+    let status: StatusView = client.wait_until_idle(Duration::from_secs(3600)).await?;
+    let meetings = client.meetings().await?;
     let failed = demo::print_report(&meetings, &status);
     Ok(if failed == 0 {
         ExitCode::SUCCESS

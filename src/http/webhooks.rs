@@ -46,7 +46,7 @@ pub struct GroupwareEventData {
 const EVENT_TYPES: [&str; 3] = ["schedule.created", "schedule.updated", "schedule.deleted"];
 
 /// The answer to an accepted delivery.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookAccepted {
     /// The `SyncWindow` job (the first one, for a redelivery).
     #[schema(example = "01JDW3V9K6Q0M2Z8Y4X7B5N1C3")]
