@@ -1,29 +1,14 @@
 //! `jmotto-zoom-server --config F`: the HTTP receiver.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::process::ExitCode;
 
-use clap::Parser;
-use jmotto_zoom::{cli, config::Settings, http::Application};
-
-#[derive(Parser)]
-#[command(
-    name = "jmotto-zoom-server",
-    version,
-    about = "The jmotto-zoom HTTP receiver"
-)]
-struct Args {
-    #[arg(long, default_value = "jmotto-zoom.toml")]
-    config: PathBuf,
-}
+use jmotto_zoom::{cli, http::Application};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = cli::ConfigArg::parse_for("jmotto-zoom-server", "The jmotto-zoom HTTP receiver");
     let result = async {
-        let settings = Settings::load(&args.config)?;
-        jmotto_zoom::telemetry::init("info", settings.log.format);
-        let engine = cli::connect(settings).await?;
-        let application = Application::build(engine)?;
+        let application = Application::build(cli::start_service(&args).await?)?;
         tracing::info!(port = application.port(), "listening");
         application.run_until_stopped(cli::shutdown_signal()).await
     }

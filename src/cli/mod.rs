@@ -132,6 +132,33 @@ pub async fn open(config: &std::path::Path) -> anyhow::Result<std::sync::Arc<Eng
     connect(Settings::load(config)?).await
 }
 
+/// `--config F`, the one argument of the server and worker binaries.
+#[derive(Debug, clap::Parser)]
+#[command(version)]
+pub struct ConfigArg {
+    /// The configuration file (TOML; `JMZ__SECTION__KEY` overrides any key).
+    #[arg(long, default_value = "jmotto-zoom.toml")]
+    pub config: std::path::PathBuf,
+}
+
+impl ConfigArg {
+    /// Parses the command line of the binary `name` (exits with clap's usage message on a
+    /// mistake, and for `--help` / `--version`).
+    pub fn parse_for(name: &'static str, about: &'static str) -> ConfigArg {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = ConfigArg::command().name(name).about(about).get_matches();
+        ConfigArg::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+    }
+}
+
+/// A service binary's start: settings read, logging set up as `log.format` says, database
+/// opened and migrated, engine built.
+pub async fn start_service(config: &ConfigArg) -> anyhow::Result<std::sync::Arc<Engine>> {
+    let settings = Settings::load(&config.config)?;
+    crate::telemetry::init("info", settings.log.format);
+    connect(settings).await
+}
+
 /// Opens the database named in `settings` and builds the shared engine.
 pub async fn connect(settings: Settings) -> anyhow::Result<std::sync::Arc<Engine>> {
     let store = Store::connect(&settings.database.url).await?;
