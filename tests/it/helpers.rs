@@ -145,7 +145,7 @@ impl TestApp {
     /// becomes due now. Returns how many were moved.
     pub async fn advance_scheduled(&self) -> u64 {
         sqlx::query(
-            "UPDATE Jobs SET run_at = strftime('%s', 'now') WHERE job_type LIKE 'jmz.%' \
+            "UPDATE Jobs SET run_at = strftime('%s', 'now') WHERE job_type >= 'jmz.' AND job_type < 'jmz/' \
              AND lock_by IS NULL AND (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts)) \
              AND run_at > strftime('%s', 'now')",
         )

@@ -4,7 +4,10 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{DECEMBER, NOVEMBER, spawn_app, spawn_app_with};
-use jmotto_zoom::domain::policy::{DeletePolicy, ReschedulePolicy};
+use jmotto_zoom::domain::{
+    meeting::{Reason, ReasonCode},
+    policy::{DeletePolicy, ReschedulePolicy},
+};
 
 fn body(request: &jmotto_zoom::replay::RecordedRequest) -> &Value {
     request.json.as_ref().expect("a JSON body")
@@ -658,7 +661,8 @@ async fn r_once_failed_create_is_retried_by_the_next_sync() {
     assert!(
         row["reason"]
             .as_str()
-            .is_some_and(|r| r.starts_with("failed_after_send")),
+            .and_then(|r| Reason::parse_api_text(r).ok())
+            .is_some_and(|r| r.code == ReasonCode::FailedAfterSend),
         "{row}"
     );
     assert!(app.zoom.zoom_meetings().is_empty());
