@@ -65,9 +65,13 @@ enum Command {
         /// Only these groupware user ids (comma-separated).
         #[arg(long, value_delimiter = ',')]
         users: Option<Vec<String>>,
-        /// Wait until no job is pending or running, then print the outcome.
+        /// Wait until no job is pending or running and the retries the sync scheduled have
+        /// run, then print the outcome; exit status 1 when anything was not synced.
         #[arg(long)]
         wait: bool,
+        /// With `--wait`: how long to wait for scheduled retries, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_MAX_WAIT.as_secs(), requires = "wait")]
+        max_wait: u64,
     },
     /// Server and worker in one process (the embedded single-machine default).
     Run {
@@ -87,7 +91,11 @@ pub async fn main() -> ExitCode {
             config,
             users,
             wait,
-        } => sync(&config, users, wait).await,
+            max_wait,
+        } => {
+            let wait = wait.then_some(Duration::from_secs(max_wait));
+            sync(&config, users, wait).await
+        }
         Command::Run { config } => run(&config).await,
     };
     report(result)
@@ -314,6 +322,129 @@ impl AdminClient {
     }
 }
 
+/// How long `sync --wait` waits, unless `--max-wait` says otherwise, for the jobs of its sync
+/// and the retries they schedule.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(15 * 60);
+
+/// The state a sync left behind once its jobs ran (or the wait's bound ran out).
+#[derive(Debug)]
+pub struct Settled {
+    pub status: StatusView,
+    pub meetings: MeetingList,
+    /// Jobs were still ready, running or due for a retry when the bound ran out.
+    pub timed_out: bool,
+}
+
+impl AdminClient {
+    /// Polls the status until no job is pending or running and no retry is scheduled other
+    /// than the waits for a daily quota (they run at 00:00 UTC, past any sensible bound), or
+    /// until `limit` has passed. Says on stdout what it waits for.
+    pub async fn wait_for_retries(&self, limit: Duration) -> anyhow::Result<Settled> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut announced = None;
+        loop {
+            let status = self.status().await?;
+            let meetings = self.meetings().await?;
+            let retries = status.queue.scheduled - daily_waits(&meetings);
+            if status.queue.is_idle() && retries <= 0 {
+                return Ok(Settled {
+                    status,
+                    meetings,
+                    timed_out: false,
+                });
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(Settled {
+                    status,
+                    meetings,
+                    timed_out: true,
+                });
+            }
+            if status.queue.is_idle() && announced != Some(retries) {
+                announced = Some(retries);
+                println!(
+                    "waiting up to {} s for {retries} scheduled retries",
+                    (deadline - now).as_secs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// Scheduled jobs that wait for a daily quota to reset: one per meeting deferred for the
+/// host's or the account's daily limit, and one per update deferred for it.
+fn daily_waits(meetings: &MeetingList) -> i64 {
+    let daily = |m: &&crate::http::meetings::MeetingView| {
+        let reason = m.reason.as_deref().unwrap_or("");
+        (m.state == "deferred"
+            && (reason.starts_with("host_daily_limit")
+                || reason.starts_with("account_daily_limit")))
+            || (m.state == "created" && reason.starts_with("update_deferred"))
+    };
+    i64::try_from(meetings.meetings.iter().filter(daily).count()).unwrap_or(i64::MAX)
+}
+
+/// What a sync left undone, one line each: users whose listing failed, meetings that failed
+/// or still wait for a retry, jobs that failed during the wait, a bound that ran out.
+/// `users`: the sync's `--users` (the others are not judged).
+pub fn not_synced(
+    settled: &Settled,
+    users: Option<&[String]>,
+    failed_jobs_before: i64,
+    limit: Duration,
+) -> Vec<String> {
+    let concerns = |id: Option<&str>| {
+        users.is_none_or(|users| id.is_some_and(|id| users.iter().any(|u| u == id)))
+    };
+    let mut lines = Vec::new();
+    for user in &settled.status.users {
+        if let Some(error) = &user.last_error
+            && concerns(Some(&user.groupware_id))
+        {
+            lines.push(format!(
+                "user {} ({}): its listing failed: {error}",
+                user.groupware_id, user.zoom_email
+            ));
+        }
+    }
+    for meeting in &settled.meetings.meetings {
+        if !concerns(meeting.host_user_id.as_deref()) {
+            continue;
+        }
+        let what = match meeting.state.as_str() {
+            "failed" => "failed",
+            "pending" | "deferred" => "not created yet",
+            _ => continue,
+        };
+        lines.push(format!(
+            "meeting {} at {} ({}): {what}: {}",
+            meeting.schedule_id,
+            meeting.start,
+            meeting.host_email.as_deref().unwrap_or("no host"),
+            meeting.reason.as_deref().unwrap_or("no reason recorded")
+        ));
+    }
+    let failed_jobs = settled.status.queue.failed - failed_jobs_before;
+    if failed_jobs > 0 {
+        lines.push(format!(
+            "{failed_jobs} job(s) failed (see the worker's log)"
+        ));
+    }
+    if settled.timed_out {
+        let queue = &settled.status.queue;
+        lines.push(format!(
+            "gave up waiting after {} s: {} job(s) pending, {} running, {} scheduled",
+            limit.as_secs(),
+            queue.pending,
+            queue.running,
+            queue.scheduled
+        ));
+    }
+    lines
+}
+
 /// The message of an error answer (`{"error": {"message"}}`), or its status alone.
 async fn error_message(response: reqwest::Response) -> String {
     let status = response.status();
@@ -331,26 +462,40 @@ fn admin_client(settings: &Settings) -> anyhow::Result<AdminClient> {
     )
 }
 
+/// `sync`: triggers; with a wait bound, waits for the sync and its retries and exits 1 when
+/// anything was not synced (printed, with why).
 async fn sync(
     config: &std::path::Path,
     users: Option<Vec<String>>,
-    wait: bool,
+    wait: Option<Duration>,
 ) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(config)?;
     let client = admin_client(&settings)?;
-    let job_id = client.trigger_sync(users).await?;
+    let failed_jobs_before = match wait {
+        Some(_) => client.status().await?.queue.failed,
+        None => 0,
+    };
+    let job_id = client.trigger_sync(users.clone()).await?;
     println!("sync queued: job {job_id}");
-    if !wait {
+    let Some(limit) = wait else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    println!(
+        "waiting up to {} s for the sync and the retries it schedules",
+        limit.as_secs()
+    );
+    let settled = client.wait_for_retries(limit).await?;
+    demo::print_report(&settled.meetings, &settled.status);
+    let undone = not_synced(&settled, users.as_deref(), failed_jobs_before, limit);
+    if undone.is_empty() {
+        println!("\nEverything synced.");
         return Ok(ExitCode::SUCCESS);
     }
-    let status: StatusView = client.wait_until_idle(Duration::from_secs(3600)).await?;
-    let meetings = client.meetings().await?;
-    let failed = demo::print_report(&meetings, &status);
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    println!("\nNot synced ({}):", undone.len());
+    for line in &undone {
+        println!("  {line}");
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 async fn doctor(config: &std::path::Path) -> anyhow::Result<ExitCode> {

@@ -237,9 +237,7 @@ async fn attempt_create(engine: &Engine, job: &CreateMeeting, claim: Claim) -> a
         // Zoom answered before creating anything, or the request never left (no token): the
         // slot goes back; but if an earlier attempt may have reached Zoom, the next one must
         // still look first.
-        Err(
-            error @ (ZoomError::Quota { .. } | ZoomError::Auth(_) | ZoomError::NotSent(_)),
-        ) => {
+        Err(error @ (ZoomError::Quota { .. } | ZoomError::Auth(_) | ZoomError::NotSent(_))) => {
             schedule_retry(engine, job, &row, &error, look_first, Some(&slot)).await
         }
         // The request may have reached Zoom: the slot stays used, and the retry looks first.

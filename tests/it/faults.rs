@@ -503,9 +503,10 @@ async fn failed_token_requests_use_no_quota_and_are_not_possibly_sent() {
     }
     app.zoom
         .inject(Fault::ZoomExpiredToken, 1, faults::zoom_create);
-    app.zoom.inject(Fault::ServerError(500), 5, |r: &RecordedRequest| {
-        r.path == "/oauth/token"
-    });
+    app.zoom
+        .inject(Fault::ServerError(500), 5, |r: &RecordedRequest| {
+            r.path == "/oauth/token"
+        });
     app.sync().await;
     assert_eq!(app.zoom.faulted().len(), 6);
     assert_eq!(looking_first(&app).await, 0, "{:#?}", app.meetings().await);
