@@ -11,11 +11,12 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     config::Settings,
+    domain::meeting::{Reason, ReasonCode},
     http::{
         Application,
         errors::ErrorBody,
         jobs::JobStatus,
-        meetings::MeetingList,
+        meetings::{MeetingList, MeetingView},
         status::StatusView,
         sync::{Accepted, SyncRequest},
     },
@@ -373,17 +374,52 @@ impl AdminClient {
     }
 }
 
-/// Scheduled jobs that wait for a daily quota to reset: one per meeting deferred for the
-/// host's or the account's daily limit, and one per update deferred for it.
+/// A meeting's reason code as the API shows it (`None`: no reason, or an unknown one).
+fn reason_code(meeting: &MeetingView) -> Option<ReasonCode> {
+    let text = meeting.reason.as_deref()?;
+    Reason::parse_api_text(text).ok().map(|reason| reason.code)
+}
+
+/// Does `meeting` wait for a daily quota to reset (at 00:00 UTC, or Zoom's date)?
+fn waits_for_a_day(meeting: &MeetingView) -> bool {
+    matches!(
+        reason_code(meeting),
+        Some(
+            ReasonCode::HostDailyLimit | ReasonCode::AccountDailyLimit | ReasonCode::UpdateDeferred
+        )
+    )
+}
+
+/// Scheduled jobs that wait for a daily quota to reset: one per create or update deferred
+/// for it.
 fn daily_waits(meetings: &MeetingList) -> i64 {
-    let daily = |m: &&crate::http::meetings::MeetingView| {
-        let reason = m.reason.as_deref().unwrap_or("");
-        (m.state == "deferred"
-            && (reason.starts_with("host_daily_limit")
-                || reason.starts_with("account_daily_limit")))
-            || (m.state == "created" && reason.starts_with("update_deferred"))
-    };
-    i64::try_from(meetings.meetings.iter().filter(daily).count()).unwrap_or(i64::MAX)
+    let count = meetings
+        .meetings
+        .iter()
+        .filter(|m| waits_for_a_day(m))
+        .count();
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+/// Why `meeting` is not synced, or `None` when it is (created, updated, deleted, skipped
+/// with its reason, or a delete Zoom refuses for good: the meeting is running or over).
+fn meeting_not_synced(meeting: &MeetingView) -> Option<&'static str> {
+    match (meeting.state.as_str(), reason_code(meeting)) {
+        ("failed", _) => Some("failed"),
+        ("pending" | "deferred", _) if waits_for_a_day(meeting) => {
+            Some("waits for the daily quota")
+        }
+        ("pending" | "deferred", _) => Some("not created yet"),
+        (_, Some(ReasonCode::UpdateDeferred)) => Some("its update waits for the daily quota"),
+        (
+            _,
+            Some(
+                ReasonCode::UpdateRetrying | ReasonCode::UpdateFailed | ReasonCode::UpdateRejected,
+            ),
+        ) => Some("not updated"),
+        (_, Some(ReasonCode::DeleteFailed)) => Some("not deleted"),
+        _ => None,
+    }
 }
 
 /// What a sync left undone, one line each: users whose listing failed, meetings that failed
@@ -410,21 +446,18 @@ pub fn not_synced(
         }
     }
     for meeting in &settled.meetings.meetings {
-        if !concerns(meeting.host_user_id.as_deref()) {
+        let Some(what) = meeting_not_synced(meeting) else {
             continue;
-        }
-        let what = match meeting.state.as_str() {
-            "failed" => "failed",
-            "pending" | "deferred" => "not created yet",
-            _ => continue,
         };
-        lines.push(format!(
-            "meeting {} at {} ({}): {what}: {}",
-            meeting.schedule_id,
-            meeting.start,
-            meeting.host_email.as_deref().unwrap_or("no host"),
-            meeting.reason.as_deref().unwrap_or("no reason recorded")
-        ));
+        if concerns(meeting.host_user_id.as_deref()) {
+            lines.push(format!(
+                "meeting {} at {} ({}): {what}: {}",
+                meeting.schedule_id,
+                meeting.start,
+                meeting.host_email.as_deref().unwrap_or("no host"),
+                meeting.reason.as_deref().unwrap_or("no reason recorded")
+            ));
+        }
     }
     let failed_jobs = settled.status.queue.failed - failed_jobs_before;
     if failed_jobs > 0 {
@@ -591,4 +624,97 @@ pub fn render_status(status: &StatusView) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn meeting(host: &str, state: &str, reason: Option<&str>) -> serde_json::Value {
+        json!({
+            "schedule_id": "8801", "occurrence": "", "host_user_id": host,
+            "host_email": format!("{host}@example.co.jp"), "topic": "会議",
+            "start": "2026-12-03T10:00:00+09:00", "end": "2026-12-03T11:00:00+09:00",
+            "duration_minutes": 60, "zoom_meeting_id": null, "join_url": null,
+            "state": state, "reason": reason
+        })
+    }
+
+    fn settled(meetings: Vec<serde_json::Value>, failed_jobs: i64, timed_out: bool) -> Settled {
+        let status = json!({
+            "enabled": true, "reasons": [], "checks": [],
+            "window": {"from": "2026-11-01T00:00:00+09:00", "to": "2027-02-01T00:00:00+09:00"},
+            "queue": {"pending": 0, "running": 0, "scheduled": 2, "failed": failed_jobs},
+            "meetings": {},
+            "users": [
+                {"groupware_id": "10002", "zoom_email": "a@example.co.jp", "enabled": true,
+                 "last_sync_at": "2026-11-25T10:00:00+09:00", "last_error": null},
+                {"groupware_id": "10005", "zoom_email": "b@example.co.jp", "enabled": true,
+                 "last_sync_at": null, "last_error": "errorno 2001"}
+            ]
+        });
+        Settled {
+            status: serde_json::from_value(status).expect("a status"),
+            meetings: serde_json::from_value(json!({ "meetings": meetings })).expect("meetings"),
+            timed_out,
+        }
+    }
+
+    /// SPEC §4a `sync --wait`: exit status non-zero when anything was not synced — a failed
+    /// listing, a failed meeting, one still waiting (for a retry or a daily quota), an
+    /// update or delete not done, a job that failed, a bound that ran out; a meeting
+    /// created, updated, skipped with its reason, or whose delete Zoom refuses for good is
+    /// synced. `--users` limits the judgement to those users.
+    #[test]
+    fn judges_what_a_sync_left_undone() {
+        let limit = Duration::from_secs(900);
+        let synced = [
+            meeting("10002", "created", None),
+            meeting("10002", "created", Some("updated")),
+            meeting("10002", "skipped", Some("ended")),
+            meeting("10002", "deleted", Some("entry_deleted")),
+            meeting(
+                "10002",
+                "created",
+                Some("delete_refused: HTTP 400: in progress"),
+            ),
+        ];
+        let all_synced = settled(synced.to_vec(), 1, false);
+        let only_10002 = ["10002".to_owned()];
+        assert!(not_synced(&all_synced, Some(&only_10002), 1, limit).is_empty());
+        let whole = not_synced(&all_synced, None, 1, limit);
+        assert_eq!(whole.len(), 1, "{whole:?}");
+        assert!(whole[0].starts_with("user 10005 (b@example.co.jp): its listing failed"));
+
+        let undone = [
+            meeting("10002", "failed", Some("zoom_rejected: HTTP 400")),
+            meeting("10002", "pending", Some("retrying: HTTP 502")),
+            meeting("10002", "deferred", Some("rate_limited")),
+            meeting("10002", "deferred", Some("host_daily_limit")),
+            meeting("10002", "created", Some("update_failed: HTTP 500")),
+            meeting(
+                "10002",
+                "created",
+                Some("update_deferred: host_daily_limit"),
+            ),
+            meeting("10002", "created", Some("delete_failed: HTTP 500")),
+        ];
+        let left = settled(undone.to_vec(), 3, true);
+        let lines = not_synced(&left, Some(&only_10002), 1, limit);
+        assert_eq!(lines.len(), undone.len() + 2, "{lines:#?}");
+        assert!(lines.contains(&"2 job(s) failed (see the worker's log)".to_owned()));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("gave up waiting after 900 s"))
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("waits for the daily quota: host_daily_limit"))
+        );
+        // The two daily waits are not waited for: no scheduled retry is left to wait for.
+        assert_eq!(daily_waits(&left.meetings), 2);
+    }
 }
