@@ -535,6 +535,41 @@ async fn failed_token_requests_use_no_quota_and_are_not_possibly_sent() {
     app.stop().await;
 }
 
+/// SPEC §6 daily quota counts updates too, but only sent ones: an update whose token could
+/// not be fetched (401 code 124, then the token endpoint answers 500) gives its slot back;
+/// its retry PATCHes, and the host's day counts one slot for the update.
+#[tokio::test]
+async fn an_update_without_a_token_uses_no_quota() {
+    let app = spawn_app_with(|s| s.sync.on_reschedule = ReschedulePolicy::Update).await;
+    app.sync().await;
+    let day = Utc::now().format("%Y-%m-%d").to_string();
+    let used = || async {
+        let mut conn = app.engine.store.pool().acquire().await.expect("conn");
+        host_slots_used(&mut conn, "tanaka@example.co.jp", &day)
+            .await
+            .expect("usage")
+    };
+    let before = used().await;
+    app.zoom
+        .inject(Fault::ZoomExpiredToken, 1, faults::zoom_update);
+    app.zoom
+        .inject(Fault::ServerError(500), 1, |r: &RecordedRequest| {
+            r.path == "/oauth/token"
+        });
+    move_8801(&app, "2026-11-26T15:00:00", "2026-11-26T16:30:00");
+    app.sync().await;
+    app.settle().await;
+    assert_eq!(app.zoom.faulted().len(), 2);
+    let row = &app.meetings_of("8801", "").await[0];
+    assert_eq!(
+        (&row["state"], &row["reason"]),
+        (&json!("created"), &json!("updated")),
+        "{row}"
+    );
+    assert_eq!(used().await, before + 1);
+    app.stop().await;
+}
+
 /// SPEC §6 J-MOTTO 429: a busy J-MOTTO makes the slice wait ~10 s in the database (a
 /// scheduled job), then it lists again; nothing is treated as deleted meanwhile (R-DELETE).
 #[tokio::test]
