@@ -345,31 +345,31 @@ impl AdminClient {
         let mut announced = None;
         loop {
             let status = self.status().await?;
+            let now = tokio::time::Instant::now();
+            let timed_out = now >= deadline;
+            // The meeting list (which may be long) is read only once the queue is idle.
+            if !status.queue.is_idle() && !timed_out {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
             let meetings = self.meetings().await?;
             let retries = status.queue.scheduled - daily_waits(&meetings);
-            if status.queue.is_idle() && retries <= 0 {
+            let done = status.queue.is_idle() && retries <= 0;
+            if done || timed_out {
                 return Ok(Settled {
                     status,
                     meetings,
-                    timed_out: false,
+                    timed_out: !done,
                 });
             }
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return Ok(Settled {
-                    status,
-                    meetings,
-                    timed_out: true,
-                });
-            }
-            if status.queue.is_idle() && announced != Some(retries) {
+            if announced != Some(retries) {
                 announced = Some(retries);
                 println!(
                     "waiting up to {} s for {retries} scheduled retries",
                     (deadline - now).as_secs()
                 );
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 }
