@@ -11,11 +11,12 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     config::Settings,
+    domain::meeting::{Reason, ReasonCode},
     http::{
         Application,
         errors::ErrorBody,
         jobs::JobStatus,
-        meetings::MeetingList,
+        meetings::{MeetingList, MeetingView},
         status::StatusView,
         sync::{Accepted, SyncRequest},
     },
@@ -65,9 +66,13 @@ enum Command {
         /// Only these groupware user ids (comma-separated).
         #[arg(long, value_delimiter = ',')]
         users: Option<Vec<String>>,
-        /// Wait until no job is pending or running, then print the outcome.
+        /// Wait until no job is pending or running and the retries the sync scheduled have
+        /// run, then print the outcome; exit status 1 when anything was not synced.
         #[arg(long)]
         wait: bool,
+        /// With `--wait`: how long to wait for scheduled retries, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_MAX_WAIT.as_secs(), requires = "wait")]
+        max_wait: u64,
     },
     /// Server and worker in one process (the embedded single-machine default).
     Run {
@@ -87,7 +92,11 @@ pub async fn main() -> ExitCode {
             config,
             users,
             wait,
-        } => sync(&config, users, wait).await,
+            max_wait,
+        } => {
+            let wait = wait.then_some(Duration::from_secs(max_wait));
+            sync(&config, users, wait).await
+        }
         Command::Run { config } => run(&config).await,
     };
     report(result)
@@ -314,6 +323,161 @@ impl AdminClient {
     }
 }
 
+/// How long `sync --wait` waits, unless `--max-wait` says otherwise, for the jobs of its sync
+/// and the retries they schedule.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(15 * 60);
+
+/// The state a sync left behind once its jobs ran (or the wait's bound ran out).
+#[derive(Debug)]
+pub struct Settled {
+    pub status: StatusView,
+    pub meetings: MeetingList,
+    /// Jobs were still ready, running or due for a retry when the bound ran out.
+    pub timed_out: bool,
+}
+
+impl AdminClient {
+    /// Polls the status until no job is pending or running and no retry is scheduled other
+    /// than the waits for a daily quota (they run at 00:00 UTC, past any sensible bound), or
+    /// until `limit` has passed. Says on stdout what it waits for.
+    pub async fn wait_for_retries(&self, limit: Duration) -> anyhow::Result<Settled> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut announced = None;
+        loop {
+            let status = self.status().await?;
+            let now = tokio::time::Instant::now();
+            let timed_out = now >= deadline;
+            // The meeting list (which may be long) is read only once the queue is idle.
+            if !status.queue.is_idle() && !timed_out {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+            let meetings = self.meetings().await?;
+            let retries = status.queue.scheduled - daily_waits(&meetings);
+            let done = status.queue.is_idle() && retries <= 0;
+            if done || timed_out {
+                return Ok(Settled {
+                    status,
+                    meetings,
+                    timed_out: !done,
+                });
+            }
+            if announced != Some(retries) {
+                announced = Some(retries);
+                println!(
+                    "waiting up to {} s for {retries} scheduled retries",
+                    (deadline - now).as_secs()
+                );
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+/// A meeting's reason code as the API shows it (`None`: no reason, or an unknown one).
+fn reason_code(meeting: &MeetingView) -> Option<ReasonCode> {
+    let text = meeting.reason.as_deref()?;
+    Reason::parse_api_text(text).ok().map(|reason| reason.code)
+}
+
+/// Does `meeting` wait for a daily quota to reset (at 00:00 UTC, or Zoom's date)?
+fn waits_for_a_day(meeting: &MeetingView) -> bool {
+    matches!(
+        reason_code(meeting),
+        Some(
+            ReasonCode::HostDailyLimit | ReasonCode::AccountDailyLimit | ReasonCode::UpdateDeferred
+        )
+    )
+}
+
+/// Scheduled jobs that wait for a daily quota to reset: one per create or update deferred
+/// for it.
+fn daily_waits(meetings: &MeetingList) -> i64 {
+    let count = meetings
+        .meetings
+        .iter()
+        .filter(|m| waits_for_a_day(m))
+        .count();
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+/// Why `meeting` is not synced, or `None` when it is (created, updated, deleted, skipped
+/// with its reason, or a delete Zoom refuses for good: the meeting is running or over).
+fn meeting_not_synced(meeting: &MeetingView) -> Option<&'static str> {
+    match (meeting.state.as_str(), reason_code(meeting)) {
+        ("failed", _) => Some("failed"),
+        ("pending" | "deferred", _) if waits_for_a_day(meeting) => {
+            Some("waits for the daily quota")
+        }
+        ("pending" | "deferred", _) => Some("not created yet"),
+        (_, Some(ReasonCode::UpdateDeferred)) => Some("its update waits for the daily quota"),
+        (
+            _,
+            Some(
+                ReasonCode::UpdateRetrying | ReasonCode::UpdateFailed | ReasonCode::UpdateRejected,
+            ),
+        ) => Some("not updated"),
+        (_, Some(ReasonCode::DeleteFailed)) => Some("not deleted"),
+        _ => None,
+    }
+}
+
+/// What a sync left undone, one line each: users whose listing failed, meetings that failed
+/// or still wait for a retry, jobs that failed during the wait, a bound that ran out.
+/// `users`: the sync's `--users` (the others are not judged).
+pub fn not_synced(
+    settled: &Settled,
+    users: Option<&[String]>,
+    failed_jobs_before: i64,
+    limit: Duration,
+) -> Vec<String> {
+    let concerns = |id: Option<&str>| {
+        users.is_none_or(|users| id.is_some_and(|id| users.iter().any(|u| u == id)))
+    };
+    let mut lines = Vec::new();
+    for user in &settled.status.users {
+        if let Some(error) = &user.last_error
+            && concerns(Some(&user.groupware_id))
+        {
+            lines.push(format!(
+                "user {} ({}): its listing failed: {error}",
+                user.groupware_id, user.zoom_email
+            ));
+        }
+    }
+    for meeting in &settled.meetings.meetings {
+        let Some(what) = meeting_not_synced(meeting) else {
+            continue;
+        };
+        if concerns(meeting.host_user_id.as_deref()) {
+            lines.push(format!(
+                "meeting {} at {} ({}): {what}: {}",
+                meeting.schedule_id,
+                meeting.start,
+                meeting.host_email.as_deref().unwrap_or("no host"),
+                meeting.reason.as_deref().unwrap_or("no reason recorded")
+            ));
+        }
+    }
+    let failed_jobs = settled.status.queue.failed - failed_jobs_before;
+    if failed_jobs > 0 {
+        lines.push(format!(
+            "{failed_jobs} job(s) failed (see the worker's log)"
+        ));
+    }
+    if settled.timed_out {
+        let queue = &settled.status.queue;
+        lines.push(format!(
+            "gave up waiting after {} s: {} job(s) pending, {} running, {} scheduled",
+            limit.as_secs(),
+            queue.pending,
+            queue.running,
+            queue.scheduled
+        ));
+    }
+    lines
+}
+
 /// The message of an error answer (`{"error": {"message"}}`), or its status alone.
 async fn error_message(response: reqwest::Response) -> String {
     let status = response.status();
@@ -331,26 +495,40 @@ fn admin_client(settings: &Settings) -> anyhow::Result<AdminClient> {
     )
 }
 
+/// `sync`: triggers; with a wait bound, waits for the sync and its retries and exits 1 when
+/// anything was not synced (printed, with why).
 async fn sync(
     config: &std::path::Path,
     users: Option<Vec<String>>,
-    wait: bool,
+    wait: Option<Duration>,
 ) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(config)?;
     let client = admin_client(&settings)?;
-    let job_id = client.trigger_sync(users).await?;
+    let failed_jobs_before = match wait {
+        Some(_) => client.status().await?.queue.failed,
+        None => 0,
+    };
+    let job_id = client.trigger_sync(users.clone()).await?;
     println!("sync queued: job {job_id}");
-    if !wait {
+    let Some(limit) = wait else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    println!(
+        "waiting up to {} s for the sync and the retries it schedules",
+        limit.as_secs()
+    );
+    let settled = client.wait_for_retries(limit).await?;
+    demo::print_report(&settled.meetings, &settled.status);
+    let undone = not_synced(&settled, users.as_deref(), failed_jobs_before, limit);
+    if undone.is_empty() {
+        println!("\nEverything synced.");
         return Ok(ExitCode::SUCCESS);
     }
-    let status: StatusView = client.wait_until_idle(Duration::from_secs(3600)).await?;
-    let meetings = client.meetings().await?;
-    let failed = demo::print_report(&meetings, &status);
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    println!("\nNot synced ({}):", undone.len());
+    for line in &undone {
+        println!("  {line}");
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 async fn doctor(config: &std::path::Path) -> anyhow::Result<ExitCode> {
@@ -446,4 +624,97 @@ pub fn render_status(status: &StatusView) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn meeting(host: &str, state: &str, reason: Option<&str>) -> serde_json::Value {
+        json!({
+            "schedule_id": "8801", "occurrence": "", "host_user_id": host,
+            "host_email": format!("{host}@example.co.jp"), "topic": "会議",
+            "start": "2026-12-03T10:00:00+09:00", "end": "2026-12-03T11:00:00+09:00",
+            "duration_minutes": 60, "zoom_meeting_id": null, "join_url": null,
+            "state": state, "reason": reason
+        })
+    }
+
+    fn settled(meetings: Vec<serde_json::Value>, failed_jobs: i64, timed_out: bool) -> Settled {
+        let status = json!({
+            "enabled": true, "reasons": [], "checks": [],
+            "window": {"from": "2026-11-01T00:00:00+09:00", "to": "2027-02-01T00:00:00+09:00"},
+            "queue": {"pending": 0, "running": 0, "scheduled": 2, "failed": failed_jobs},
+            "meetings": {},
+            "users": [
+                {"groupware_id": "10002", "zoom_email": "a@example.co.jp", "enabled": true,
+                 "last_sync_at": "2026-11-25T10:00:00+09:00", "last_error": null},
+                {"groupware_id": "10005", "zoom_email": "b@example.co.jp", "enabled": true,
+                 "last_sync_at": null, "last_error": "errorno 2001"}
+            ]
+        });
+        Settled {
+            status: serde_json::from_value(status).expect("a status"),
+            meetings: serde_json::from_value(json!({ "meetings": meetings })).expect("meetings"),
+            timed_out,
+        }
+    }
+
+    /// SPEC §4a `sync --wait`: exit status non-zero when anything was not synced — a failed
+    /// listing, a failed meeting, one still waiting (for a retry or a daily quota), an
+    /// update or delete not done, a job that failed, a bound that ran out; a meeting
+    /// created, updated, skipped with its reason, or whose delete Zoom refuses for good is
+    /// synced. `--users` limits the judgement to those users.
+    #[test]
+    fn judges_what_a_sync_left_undone() {
+        let limit = Duration::from_secs(900);
+        let synced = [
+            meeting("10002", "created", None),
+            meeting("10002", "created", Some("updated")),
+            meeting("10002", "skipped", Some("ended")),
+            meeting("10002", "deleted", Some("entry_deleted")),
+            meeting(
+                "10002",
+                "created",
+                Some("delete_refused: HTTP 400: in progress"),
+            ),
+        ];
+        let all_synced = settled(synced.to_vec(), 1, false);
+        let only_10002 = ["10002".to_owned()];
+        assert!(not_synced(&all_synced, Some(&only_10002), 1, limit).is_empty());
+        let whole = not_synced(&all_synced, None, 1, limit);
+        assert_eq!(whole.len(), 1, "{whole:?}");
+        assert!(whole[0].starts_with("user 10005 (b@example.co.jp): its listing failed"));
+
+        let undone = [
+            meeting("10002", "failed", Some("zoom_rejected: HTTP 400")),
+            meeting("10002", "pending", Some("retrying: HTTP 502")),
+            meeting("10002", "deferred", Some("rate_limited")),
+            meeting("10002", "deferred", Some("host_daily_limit")),
+            meeting("10002", "created", Some("update_failed: HTTP 500")),
+            meeting(
+                "10002",
+                "created",
+                Some("update_deferred: host_daily_limit"),
+            ),
+            meeting("10002", "created", Some("delete_failed: HTTP 500")),
+        ];
+        let left = settled(undone.to_vec(), 3, true);
+        let lines = not_synced(&left, Some(&only_10002), 1, limit);
+        assert_eq!(lines.len(), undone.len() + 2, "{lines:#?}");
+        assert!(lines.contains(&"2 job(s) failed (see the worker's log)".to_owned()));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("gave up waiting after 900 s"))
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("waits for the daily quota: host_daily_limit"))
+        );
+        // The two daily waits are not waited for: no scheduled retry is left to wait for.
+        assert_eq!(daily_waits(&left.meetings), 2);
+    }
 }

@@ -234,9 +234,10 @@ async fn attempt_create(engine: &Engine, job: &CreateMeeting, claim: Claim) -> a
             )
             .await
         }
-        // Zoom answered before creating anything: the slot goes back; but if an earlier
-        // attempt may have reached Zoom, the next one must still look first.
-        Err(error @ ZoomError::Quota { .. }) | Err(error @ ZoomError::Auth(_)) => {
+        // Zoom answered before creating anything, or the request never left (no token): the
+        // slot goes back; but if an earlier attempt may have reached Zoom, the next one must
+        // still look first.
+        Err(error @ (ZoomError::Quota { .. } | ZoomError::Auth(_) | ZoomError::NotSent(_))) => {
             schedule_retry(engine, job, &row, &error, look_first, Some(&slot)).await
         }
         // The request may have reached Zoom: the slot stays used, and the retry looks first.
@@ -298,11 +299,12 @@ async fn give_back_slot(
     Ok(())
 }
 
-/// Did Zoom answer with an error status (so the call created or changed nothing and did not
-/// count against the host's daily quota)? A 2xx whose body could not be read did count.
+/// Did Zoom answer with an error status, or was the call never sent (so it created or
+/// changed nothing and did not count against the host's daily quota)? A 2xx whose body could
+/// not be read did count.
 fn zoom_refused(error: &ZoomError) -> bool {
     match error {
-        ZoomError::Quota { .. } | ZoomError::Auth(_) => true,
+        ZoomError::Quota { .. } | ZoomError::Auth(_) | ZoomError::NotSent(_) => true,
         ZoomError::Permanent { status, .. } => *status >= 300,
         ZoomError::Retryable(_) => false,
     }
@@ -1003,6 +1005,13 @@ mod tests {
                 ReasonCode::Retrying,
                 false,
             ),
+            (
+                ZoomError::NotSent("token: HTTP 500".into()),
+                false,
+                Pending,
+                ReasonCode::Retrying,
+                false,
+            ),
         ];
         for (error, look_first, state, code, daily) in cases {
             let (got_state, reason, got_daily) = create_wait(&error, look_first);
@@ -1012,6 +1021,14 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    /// SPEC §6 daily quota: only a call that may have reached Zoom keeps its slot; one that
+    /// never left (its token could not be fetched) gives it back.
+    #[test]
+    fn only_a_call_that_may_have_reached_zoom_keeps_its_slot() {
+        assert!(zoom_refused(&ZoomError::NotSent("token: HTTP 500".into())));
+        assert!(!zoom_refused(&ZoomError::Retryable("HTTP 500".into())));
     }
 
     #[test]

@@ -34,9 +34,15 @@ pub enum QuotaKind {
 /// How a Zoom call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ZoomError {
-    /// 5xx, timeout, connection failure: retry with backoff.
+    /// 5xx, timeout, connection failure: retry with backoff. The request may have reached
+    /// Zoom.
     #[error("Zoom call failed, worth retrying: {0}")]
     Retryable(String),
+    /// The request never left for the API: its access token could not be fetched (the token
+    /// endpoint answered 5xx or could not be reached). Zoom did nothing and counted nothing;
+    /// retry with backoff.
+    #[error("Zoom call not sent (no access token), worth retrying: {0}")]
+    NotSent(String),
     /// A rate limit; `retry_after` when Zoom said when.
     #[error("Zoom rate limit ({kind:?}): {message}")]
     Quota {
@@ -61,6 +67,15 @@ impl ZoomError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, ZoomError::Permanent { status: 404, .. })
             || matches!(self, ZoomError::Permanent { code: 3001, .. })
+    }
+
+    /// A failed token fetch before an API call: a retryable failure becomes
+    /// [`ZoomError::NotSent`] (the call never left); a refusal stays what it is.
+    fn before_sending(self) -> ZoomError {
+        match self {
+            ZoomError::Retryable(message) => ZoomError::NotSent(message),
+            other => other,
+        }
     }
 }
 
@@ -232,7 +247,7 @@ impl ZoomClient {
         let endpoint = endpoint_template(method, path);
         let outcome = match result {
             Ok(_) => "ok",
-            Err(ZoomError::Retryable(_)) => "retryable",
+            Err(ZoomError::Retryable(_) | ZoomError::NotSent(_)) => "retryable",
             Err(ZoomError::Quota { kind, .. }) => {
                 let kind = match kind {
                     QuotaKind::PerSecond => "per_second",
@@ -479,7 +494,9 @@ impl ZoomClient {
     ) -> Result<serde_json::Value, ZoomError> {
         let mut renewed = false;
         loop {
-            let bearer = self.bearer().await?;
+            // Without a token nothing goes to the API: the caller may treat the call as never
+            // made (no quota slot used, nothing to look for).
+            let bearer = self.bearer().await.map_err(ZoomError::before_sending)?;
             if is_create {
                 self.create_limiter.until_ready().await;
             } else {
@@ -718,7 +735,7 @@ mod tests {
         for (status, body, expected) in cases {
             let error = classify(status, &HeaderMap::new(), body);
             let got = match &error {
-                ZoomError::Retryable(_) => "retryable",
+                ZoomError::Retryable(_) | ZoomError::NotSent(_) => "retryable",
                 ZoomError::Auth(_) => "auth",
                 e if e.is_not_found() => "not_found",
                 ZoomError::Permanent { .. } => "permanent",

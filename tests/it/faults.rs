@@ -478,6 +478,98 @@ async fn zoom_expired_token_is_renewed_once() {
     app.stop().await;
 }
 
+/// Rows whose next create would look for a meeting an earlier attempt may have made.
+async fn looking_first(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM meetings WHERE look_first")
+        .fetch_one(app.engine.store.pool())
+        .await
+        .expect("rows")
+}
+
+/// SPEC §6 daily quota and R-ONCE: the access token expires (401 code 124) and Zoom's token
+/// endpoint answers 500 five times while the creates run. The creates that could not get a
+/// token never reached Zoom: they give their slot back and are retried as ordinary creates
+/// (never `failed_after_send`, never looking first, never flagged a possible duplicate); in
+/// the end each meeting is created once and the quota counts one slot per meeting.
+#[tokio::test]
+async fn failed_token_requests_use_no_quota_and_are_not_possibly_sent() {
+    let app = spawn_app().await;
+    let token_requests = || count(&app.zoom, |r| r.path == "/oauth/token");
+    // The worker's start-up check fetches (and caches) the first token.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while token_requests() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no start-up token");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    app.zoom
+        .inject(Fault::ZoomExpiredToken, 1, faults::zoom_create);
+    app.zoom
+        .inject(Fault::ServerError(500), 5, |r: &RecordedRequest| {
+            r.path == "/oauth/token"
+        });
+    app.sync().await;
+    assert_eq!(app.zoom.faulted().len(), 6);
+    assert_eq!(looking_first(&app).await, 0, "{:#?}", app.meetings().await);
+    app.settle().await;
+    assert_eq!(
+        app.creates().len(),
+        FIXTURE_MEETINGS + 1,
+        "each create sent once, and the one answered 401"
+    );
+    assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
+    for reason in ["failed_after_send", "possible_duplicate", "adopted"] {
+        let rows: Vec<Value> = app
+            .meetings()
+            .await
+            .into_iter()
+            .filter(|m| m["reason"].as_str().unwrap_or("").starts_with(reason))
+            .collect();
+        assert!(rows.is_empty(), "{reason}: {rows:#?}");
+    }
+    assert_eq!(looking_first(&app).await, 0);
+    let used: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(used), 0) FROM host_daily_usage")
+        .fetch_one(app.engine.store.pool())
+        .await
+        .expect("usage");
+    assert_eq!(used, i64::try_from(FIXTURE_MEETINGS).expect("small"));
+    app.stop().await;
+}
+
+/// SPEC §6 daily quota counts updates too, but only sent ones: an update whose token could
+/// not be fetched (401 code 124, then the token endpoint answers 500) gives its slot back;
+/// its retry PATCHes, and the host's day counts one slot for the update.
+#[tokio::test]
+async fn an_update_without_a_token_uses_no_quota() {
+    let app = spawn_app_with(|s| s.sync.on_reschedule = ReschedulePolicy::Update).await;
+    app.sync().await;
+    let day = Utc::now().format("%Y-%m-%d").to_string();
+    let used = || async {
+        let mut conn = app.engine.store.pool().acquire().await.expect("conn");
+        host_slots_used(&mut conn, "tanaka@example.co.jp", &day)
+            .await
+            .expect("usage")
+    };
+    let before = used().await;
+    app.zoom
+        .inject(Fault::ZoomExpiredToken, 1, faults::zoom_update);
+    app.zoom
+        .inject(Fault::ServerError(500), 1, |r: &RecordedRequest| {
+            r.path == "/oauth/token"
+        });
+    move_8801(&app, "2026-11-26T15:00:00", "2026-11-26T16:30:00");
+    app.sync().await;
+    app.settle().await;
+    assert_eq!(app.zoom.faulted().len(), 2);
+    let row = &app.meetings_of("8801", "").await[0];
+    assert_eq!(
+        (&row["state"], &row["reason"]),
+        (&json!("created"), &json!("updated")),
+        "{row}"
+    );
+    assert_eq!(used().await, before + 1);
+    app.stop().await;
+}
+
 /// SPEC §6 J-MOTTO 429: a busy J-MOTTO makes the slice wait ~10 s in the database (a
 /// scheduled job), then it lists again; nothing is treated as deleted meanwhile (R-DELETE).
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The one integration-test binary: the whole service against the replay servers.
 
 mod binaries;
+mod exit_codes;
 mod faults;
 mod helpers;
 mod http_api;
