@@ -57,7 +57,9 @@ impl WriteTx {
 
     /// Runs `COMMIT` or `ROLLBACK`; the connection may be pooled again only if it succeeded.
     async fn end(&mut self, statement: &'static str) -> Result<(), sqlx::Error> {
-        sqlx::raw_sql(statement).execute(&mut *self.connection).await?;
+        sqlx::raw_sql(statement)
+            .execute(&mut *self.connection)
+            .await?;
         self.finished = true;
         Ok(())
     }
@@ -258,8 +260,10 @@ impl Store {
     /// process can commit to the file it opened.
     pub async fn probe_write(&self) -> anyhow::Result<()> {
         let mut tx = self.begin_write().await?;
+        // A new value every time (to the nanosecond): SQLite may skip writing a row that
+        // does not change, and then nothing would be proved.
         sqlx::query("UPDATE write_probe SET touched_at = ? WHERE id = 1")
-            .bind(utc_text(Utc::now()))
+            .bind(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
             .execute(&mut *tx)
             .await
             .context("cannot write to the database")?;
