@@ -110,9 +110,7 @@ pub fn is_storage_fault(error: &anyhow::Error) -> bool {
                 sqlx::Error::Io(_)
                 | sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed
-                | sqlx::Error::WorkerCrashed
-                | sqlx::Error::BeginFailed
-                | sqlx::Error::InvalidSavePointStatement,
+                | sqlx::Error::WorkerCrashed,
             ) => true,
             _ => false,
         }
