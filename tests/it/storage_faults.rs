@@ -116,16 +116,21 @@ async fn inject_fault(app: &TestApp, disk: Option<&SmallDisk>) -> Fault {
         disk.fill();
         return Fault::DiskFull;
     }
+    Fault::Locked(hold_write_lock(app).await)
+}
+
+/// Another connection holding SQLite's write lock (as another process would).
+async fn hold_write_lock(app: &TestApp) -> sqlx::SqliteConnection {
     use sqlx::ConnectOptions;
     let options = jmotto_zoom::store::connect_options(&app.engine.settings.database.url)
         .expect("options")
         .busy_timeout(Duration::from_secs(1));
     let mut holder = options.connect().await.expect("a second connection");
-    sqlx::raw_sql("BEGIN EXCLUSIVE")
+    sqlx::raw_sql("BEGIN IMMEDIATE")
         .execute(&mut holder)
         .await
         .expect("the write lock");
-    Fault::Locked(holder)
+    holder
 }
 
 async fn end_fault(fault: Fault, disk: Option<&SmallDisk>) {
@@ -266,6 +271,26 @@ async fn a_removed_database_is_refused_not_written() {
     let (status, body) = deliver(&app, "into-nowhere").await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(trigger_sync(&app).await, 503);
+    app.start_worker();
+    app.stop().await;
+}
+
+/// Issue 13 item 2 (SPEC §5, 503 is retryable): a database another process keeps locked
+/// past the busy timeout refuses a webhook with 503, not 500; the delivery sent again once
+/// the lock is gone is recorded once.
+#[tokio::test]
+async fn a_locked_database_is_a_503() {
+    let mut app = spawn_app().await;
+    app.stop_worker().await;
+    let mut holder = hold_write_lock(&app).await;
+    let (status, body) = deliver(&app, "while-locked").await;
+    assert_eq!(status, 503, "{body}");
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .expect("lock released");
+    assert_eq!(deliver(&app, "while-locked").await.0, 202);
+    assert_eq!(deliver(&app, "while-locked").await.0, 200);
     app.start_worker();
     app.stop().await;
 }
