@@ -82,8 +82,19 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+/// What a 503 for a storage fault says.
+pub const STORAGE_UNAVAILABLE: &str =
+    "the server cannot store requests now; send this one again later";
+
+/// A storage fault (full disk, read-only, locked or removed database: see
+/// [`crate::store::is_storage_fault`]) is a 503 the sender may retry, never a 500; anything
+/// else is a 500. Either way the chain goes to the log only.
 impl From<anyhow::Error> for ApiError {
     fn from(error: anyhow::Error) -> ApiError {
+        if crate::store::is_storage_fault(&error) {
+            tracing::error!(error = %format!("{error:#}"), "request refused: storage fault");
+            return ApiError::unavailable(STORAGE_UNAVAILABLE);
+        }
         tracing::error!(error = %format!("{error:#}"), "request failed");
         ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -105,5 +116,41 @@ impl ResponseError for ApiError {
                 message: self.message.clone(),
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 13 (SPEC §5, 503 is retryable): a storage fault anywhere in the chain is a 503;
+    /// a bug is a 500.
+    #[test]
+    fn storage_faults_are_503_and_bugs_500() {
+        let check = |error: anyhow::Error, expected: u16| {
+            let described = format!("{error:#}");
+            assert_eq!(
+                ApiError::from(error).status().as_u16(),
+                expected,
+                "{described}"
+            );
+        };
+        check(
+            anyhow::Error::new(crate::store::StorageFault("gone".to_owned())).context("outer"),
+            503,
+        );
+        check(
+            anyhow::Error::new(sqlx::Error::PoolTimedOut).context("cannot take a connection"),
+            503,
+        );
+        check(
+            anyhow::Error::new(std::io::Error::other("disk")).context("cannot write"),
+            503,
+        );
+        check(anyhow::anyhow!("a bug"), 500);
+        check(
+            anyhow::Error::new(sqlx::Error::RowNotFound).context("lookup"),
+            500,
+        );
     }
 }

@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     jobs::worker::enqueue_sync_in,
-    store::{Store, WriteTx, receiver},
+    store::{self, Store, WriteTx, receiver},
 };
 
 /// The most deliveries committed in one transaction.
@@ -168,9 +168,16 @@ impl Committer {
                 }
             }
             Err(error) => {
+                // Each request gets the chain as text; a storage fault stays one (a 503).
                 let message = format!("{error:#}");
+                let storage_fault = store::is_storage_fault(&error);
                 for reply in replies {
-                    let _ = reply.send(Err(anyhow::anyhow!("{message}")));
+                    let copy = if storage_fault {
+                        anyhow::Error::new(store::StorageFault(message.clone()))
+                    } else {
+                        anyhow::anyhow!("{message}")
+                    };
+                    let _ = reply.send(Err(copy));
                 }
             }
         }

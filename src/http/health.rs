@@ -26,9 +26,11 @@ pub async fn healthz() -> HttpResponse {
 
 /// What `/readyz` says when the database does not answer; the error chain goes to the log.
 pub const NOT_READY_REASON: &str =
-    "the database does not answer or is not migrated; see the server's log";
+    "the database does not answer, is not migrated or cannot be written; see the server's log";
 
-/// Readiness: the database answers and is migrated.
+/// Readiness: the database answers and is migrated, its path still names the file the
+/// server opened, and a write commits (`Store::is_ready`): a removed, read-only, full or
+/// immutable database answers 503, as the webhooks it would refuse do.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = HealthView),

@@ -49,18 +49,21 @@ impl Liveness {
         let Some(folder) = lock_folder(engine) else {
             return Ok(None);
         };
-        std::fs::create_dir_all(&folder)
-            .with_context(|| format!("cannot create {}", folder.display()))?;
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            // Owner-only, as the database beside it (issue 13).
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&folder)
+                .with_context(|| format!("cannot create {}", folder.display()))?;
+        }
         let own = folder.join(format!("{name}.lock"));
         // Lock a file under another name first, then move it into place: a rescuer that
         // scans the folder meanwhile never sees an unlocked `<name>.lock` and takes this
         // live worker for dead.
         let staging = folder.join(format!("{name}.starting"));
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&staging)
+        let lock = crate::store::open_lock_file(&staging)
             .with_context(|| format!("cannot create {}", staging.display()))?;
         lock.try_lock()
             .map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", staging.display()))?;

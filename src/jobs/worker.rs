@@ -49,6 +49,13 @@ impl Worker {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let engine = self.engine.clone();
+        let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+        // A worker that cannot write waits here (issue 13) instead of failing at its first
+        // write and being restarted in a loop that hides why.
+        if !wait_until_writable(&engine, shutdown.clone()).await {
+            tracing::info!(worker = %self.name, "worker stopped before it started");
+            return Ok(());
+        }
         let liveness = match Liveness::register(&engine, &self.name) {
             Ok(liveness) => liveness.map(Arc::new),
             Err(error) => {
@@ -60,7 +67,10 @@ impl Worker {
         if let Some(liveness) = &liveness {
             // A restarted worker first takes back what dead workers held: at once, not after
             // the heartbeat timeout.
-            liveness.rescue_dead(&engine).await?;
+            // Failing here, the rescuer below tries again every few seconds.
+            if let Err(error) = liveness.rescue_dead(&engine).await {
+                tracing::warn!(error = %format!("{error:#}"), "could not look for dead workers at start");
+            }
         }
         let rescuer = liveness
             .clone()
@@ -122,10 +132,56 @@ impl Worker {
             );
         }
         let stopped_on_request = stop_rx.await.is_ok();
+        if !stopped_on_request {
+            // Say why, when the database is the cause (the log's last line otherwise hides it).
+            if let Err(cause) = engine.store.probe_write().await {
+                tracing::error!(worker = %self.name, error = %format!("{cause:#}"), "the workers stopped: the database cannot be written");
+                return Err(cause.context(
+                    "the workers stopped on their own: the database cannot be written (a restarted worker waits until it can)",
+                ));
+            }
+        }
         result.context("a worker failed")?;
         anyhow::ensure!(stopped_on_request, "the workers stopped on their own");
         tracing::info!(worker = %self.name, "worker stopped");
         Ok(())
+    }
+}
+
+/// The first and the longest wait between two write probes of a worker waiting for its
+/// database.
+const WRITABLE_RETRY_FIRST: Duration = Duration::from_millis(250);
+const WRITABLE_RETRY_MOST: Duration = Duration::from_secs(8);
+
+/// Probes a write ([`crate::store::Store::probe_write`]) until one commits, waiting longer
+/// each time (up to [`WRITABLE_RETRY_MOST`]) and saying why at ERROR; `true` when the
+/// database is writable, `false` when `shutdown` came first.
+async fn wait_until_writable(engine: &Engine, shutdown: impl Future<Output = ()>) -> bool {
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut wait = WRITABLE_RETRY_FIRST;
+    let mut failed = false;
+    loop {
+        match engine.store.probe_write().await {
+            Ok(()) => {
+                if failed {
+                    tracing::info!("the database can be written again; the worker goes on");
+                }
+                return true;
+            }
+            Err(error) => {
+                failed = true;
+                tracing::error!(
+                    error = %format!("{error:#}"),
+                    retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    "the worker cannot write to the database; it waits and tries again"
+                );
+            }
+        }
+        tokio::select! {
+            () = &mut shutdown => return false,
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(WRITABLE_RETRY_MOST);
     }
 }
 

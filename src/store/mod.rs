@@ -15,7 +15,7 @@ use std::{str::FromStr, time::Duration};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::{
-    Sqlite, SqlitePool, Transaction,
+    Sqlite, SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
@@ -30,22 +30,46 @@ pub use meetings::{MeetingRow, MeetingState};
 /// 100 ms a try) while the lock may already be free: with dozens of jobs writing at once
 /// (issue 5's 100,000-entry sync) statements waited over a second and throughput fell
 /// tenfold. Other processes, and apalis's own statements, still meet SQLite's lock and
-/// `busy_timeout`. Dereferences to the transaction's connection; `commit` / `rollback` end
-/// both (dropped, it rolls back as a `Transaction` does).
+/// `busy_timeout`. Dereferences to the transaction's connection.
+///
+/// Invariant (issue 13): its connection goes back to the pool only after a `COMMIT` or
+/// `ROLLBACK` that succeeded. When either fails (a full disk, an immutable file), or the
+/// transaction is dropped unfinished, the connection is closed instead (closing rolls back
+/// whatever SQLite still holds), so no pooled connection is ever left inside a transaction
+/// and the next write opens a fresh one the moment the fault ends.
 pub struct WriteTx {
-    transaction: Transaction<'static, Sqlite>,
+    connection: sqlx::pool::PoolConnection<Sqlite>,
+    /// Set once `COMMIT` or `ROLLBACK` succeeded: the connection may be pooled again.
+    finished: bool,
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl WriteTx {
     /// Commits; the write turn passes on once the commit has returned.
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.transaction.commit().await
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        self.end("COMMIT").await
     }
 
     /// Rolls back; the write turn passes on once the rollback has returned.
-    pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.transaction.rollback().await
+    pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        self.end("ROLLBACK").await
+    }
+
+    /// Runs `COMMIT` or `ROLLBACK`; the connection may be pooled again only if it succeeded.
+    async fn end(&mut self, statement: &'static str) -> Result<(), sqlx::Error> {
+        sqlx::raw_sql(statement)
+            .execute(&mut *self.connection)
+            .await?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.connection.close_on_drop();
+        }
     }
 }
 
@@ -53,13 +77,85 @@ impl std::ops::Deref for WriteTx {
     type Target = sqlx::SqliteConnection;
 
     fn deref(&self) -> &Self::Target {
-        &self.transaction
+        &self.connection
     }
 }
 
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.transaction
+        &mut self.connection
+    }
+}
+
+/// A storage fault: the database cannot be written or read now (full disk, read-only or
+/// immutable file, locked, removed or replaced). The request may succeed later (503).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StorageFault(pub String);
+
+/// True when `error`'s chain holds a fault of the storage rather than of the request: a
+/// [`StorageFault`], an I/O error, a pool that cannot give a connection, or SQLite's own
+/// codes for a busy, locked, full, read-only, unopenable or failing file.
+pub fn is_storage_fault(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        if cause.is::<StorageFault>() || cause.is::<std::io::Error>() {
+            return true;
+        }
+        match cause.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(database)) => database
+                .code()
+                .and_then(|code| code.parse::<i64>().ok())
+                .is_some_and(|code| STORAGE_FAULT_CODES.contains(&(code & 0xff))),
+            Some(
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            _ => false,
+        }
+    })
+}
+
+/// SQLite's primary result codes of a storage fault: PERM, BUSY, LOCKED, READONLY, IOERR,
+/// CORRUPT, FULL, CANTOPEN, NOTADB.
+const STORAGE_FAULT_CODES: [i64; 9] = [3, 5, 6, 8, 10, 11, 13, 14, 26];
+
+/// The database file as it was when opened: its device and inode.
+#[derive(Debug, Clone)]
+struct OpenedFile {
+    path: std::path::PathBuf,
+    device: u64,
+    inode: u64,
+}
+
+impl OpenedFile {
+    fn of(path: &std::path::Path) -> anyhow::Result<OpenedFile> {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::metadata(path)
+            .with_context(|| format!("cannot read the metadata of {}", path.display()))?;
+        Ok(OpenedFile {
+            path: path.to_owned(),
+            device: metadata.dev(),
+            inode: metadata.ino(),
+        })
+    }
+
+    /// `Err(StorageFault)` when the path no longer names the file opened.
+    fn check(&self) -> anyhow::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::metadata(&self.path) {
+            Ok(now) if now.dev() == self.device && now.ino() == self.inode => Ok(()),
+            Ok(_) => Err(StorageFault(format!(
+                "the database file {} was replaced since it was opened",
+                self.path.display()
+            ))
+            .into()),
+            Err(error) => Err(anyhow::Error::new(error).context(StorageFault(format!(
+                "the database file {} is gone since it was opened",
+                self.path.display()
+            )))),
+        }
     }
 }
 
@@ -69,18 +165,22 @@ pub struct Store {
     pool: SqlitePool,
     /// This process's write turn (see [`WriteTx`]).
     write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The file opened (`None` in memory): every write transaction first checks that its
+    /// path still names it, so a removed database refuses writes instead of taking them
+    /// into an unlinked file.
+    opened: Option<OpenedFile>,
 }
 
 impl Store {
     /// Opens (creating file and folder when missing) and migrates the database at `url`.
+    /// A folder it creates is owner-only (0700), and so is a file (0600): they hold e-mail
+    /// addresses, topics and join URLs. SQLite gives its `-wal` and `-shm` files the
+    /// database file's mode.
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
         let options = connect_options(url)?;
-        if let Some(parent) = options.get_filename().parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent).with_context(|| {
-                format!("cannot create the database folder {}", parent.display())
-            })?;
+        let file = database_file(options.get_filename());
+        if let Some(file) = &file {
+            create_owner_only(file)?;
         }
         // Processes started together (a server and a worker) would both switch a new file
         // to WAL and apply apalis's migrations; one fails ("database is locked", or a column
@@ -92,13 +192,28 @@ impl Store {
         let open = || async {
             SqlitePoolOptions::new()
                 .max_connections(8)
+                // A connection still inside a transaction (a COMMIT or ROLLBACK that failed,
+                // here or in apalis) is closed rather than pooled again (issue 13). The ping
+                // first runs a rollback sqlx may have queued when a transaction was dropped.
+                .after_release(|connection, _| {
+                    Box::pin(async move {
+                        use sqlx::Connection;
+                        connection.ping().await?;
+                        Ok(!connection.is_in_transaction())
+                    })
+                })
                 .connect_with(options.clone())
                 .await
                 .with_context(|| format!("cannot open the database {url}"))
         };
+        let opened = match &file {
+            Some(path) => Some(OpenedFile::of(path)?),
+            None => None,
+        };
         let migrating = Store {
             pool: open().await?,
             write_turn: std::sync::Arc::default(),
+            opened: opened.clone(),
         };
         migrating.migrate().await?;
         // A connection reads the planner statistics when it loads the schema: the pool that
@@ -107,6 +222,7 @@ impl Store {
         let store = Store {
             pool: open().await?,
             write_turn: std::sync::Arc::default(),
+            opened,
         };
         drop(lock);
         Ok(store)
@@ -126,13 +242,32 @@ impl Store {
         Ok(())
     }
 
-    /// True when the database answers and both migration sets are applied.
+    /// True when the database answers, both migration sets are applied, its path still
+    /// names the file opened, and a write commits (the one row of `write_probe` is
+    /// rewritten): a read-only, full, immutable or removed database is not ready.
     pub async fn is_ready(&self) -> anyhow::Result<()> {
         let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _app_migrations")
             .fetch_one(&self.pool)
             .await
             .context("the database does not answer")?;
         anyhow::ensure!(applied > 0, "the app tables are not migrated");
+        self.probe_write().await
+    }
+
+    /// Rewrites the one row of `write_probe` in a write transaction: `Ok` proves that this
+    /// process can commit to the file it opened.
+    pub async fn probe_write(&self) -> anyhow::Result<()> {
+        let mut tx = self.begin_write().await?;
+        // A new value every time (to the nanosecond): SQLite may skip writing a row that
+        // does not change, and then nothing would be proved.
+        sqlx::query("UPDATE write_probe SET touched_at = ? WHERE id = 1")
+            .bind(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+            .execute(&mut *tx)
+            .await
+            .context("cannot write to the database")?;
+        tx.commit()
+            .await
+            .context("cannot commit a write to the database")?;
         Ok(())
     }
 
@@ -141,18 +276,41 @@ impl Store {
         &self.pool
     }
 
-    /// Begins a write transaction holding the write lock from the start.
+    /// Begins a write transaction holding the write lock from the start; a [`StorageFault`]
+    /// when the database file was removed or replaced since it was opened.
     pub async fn begin_write(&self) -> anyhow::Result<WriteTx> {
         let turn = self.write_turn.clone().lock_owned().await;
-        let transaction = self
+        if let Some(opened) = &self.opened {
+            opened.check()?;
+        }
+        let mut connection = self
             .pool
-            .begin_with("BEGIN IMMEDIATE")
+            .acquire()
+            .await
+            .context("cannot take a database connection")?;
+        if sqlx::Connection::is_in_transaction(&*connection) {
+            // Never expected (`after_release` closes such connections); a fresh one is sure.
+            connection.close_on_drop();
+            drop(connection);
+            connection = self
+                .pool
+                .acquire()
+                .await
+                .context("cannot take a database connection")?;
+        }
+        let mut tx = WriteTx {
+            connection,
+            finished: false,
+            _turn: turn,
+        };
+        // By hand, not `Pool::begin_with`: a `Transaction` that fails to commit goes back to
+        // the pool still counted inside a transaction (issue 13's "begin_with at non-zero
+        // transaction depth" on every later write).
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut *tx.connection)
             .await
             .context("cannot begin a database transaction")?;
-        Ok(WriteTx {
-            transaction,
-            _turn: turn,
-        })
+        Ok(tx)
     }
 
     /// Closes every connection (after this, the file may be removed).
@@ -183,23 +341,59 @@ pub fn connect_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
         .pragma("cache_size", "-16000"))
 }
 
+/// The database's file; `None` in memory.
+fn database_file(database: &std::path::Path) -> Option<std::path::PathBuf> {
+    let name = database.file_name()?.to_str()?;
+    (!name.is_empty() && name != ":memory:").then(|| database.to_owned())
+}
+
+/// Creates `file`'s missing folders (0700) and the file itself when missing (0600, empty:
+/// SQLite takes an empty file for a new database). Existing ones keep their modes.
+fn create_owner_only(file: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(parent) = file.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .with_context(|| format!("cannot create the database folder {}", parent.display()))?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(file)
+        .with_context(|| format!("cannot create the database file {}", file.display()))?;
+    Ok(())
+}
+
 /// `<database>.open.lock` next to a database file; `None` in memory.
 fn migration_lock_path(database: &std::path::Path) -> Option<std::path::PathBuf> {
-    let name = database.file_name()?.to_str()?;
-    (!name.is_empty() && name != ":memory:")
-        .then(|| database.with_file_name(format!("{name}.open.lock")))
+    let name = database_file(database)?;
+    let name = name.file_name()?.to_str()?;
+    Some(database.with_file_name(format!("{name}.open.lock")))
+}
+
+/// Opens (creating it owner-only, 0600) a lock file for writing.
+pub fn open_lock_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// Opens `path` and waits for an exclusive lock on it (released when the file is dropped,
 /// or when the process dies).
 async fn lock_file(path: std::path::PathBuf) -> anyhow::Result<std::fs::File> {
     tokio::task::spawn_blocking(move || {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
+        let file =
+            open_lock_file(&path).with_context(|| format!("cannot create {}", path.display()))?;
         file.lock()
             .with_context(|| format!("cannot lock {}", path.display()))?;
         Ok(file)

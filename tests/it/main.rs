@@ -7,5 +7,6 @@ mod helpers;
 mod http_api;
 mod operator;
 mod queue_counts;
+mod storage_faults;
 mod sync_rules;
 mod webhooks;
