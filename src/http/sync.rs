@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     access::RequestId,
     auth::Admin,
-    body::{parse_json, read_body, require_json},
+    body::{parse_json, read_body, require_json, some_of},
     errors::{ApiError, ErrorBody},
     state::AppState,
 };
@@ -39,7 +39,8 @@ pub struct Accepted {
         (status = 202, description = "Queued (or the identical full resync still queued)", body = Accepted),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 413, description = "The body is over server.body_limit_bytes", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within a few seconds", body = ErrorBody),
+        (status = 413, description = "The body is over server.body_limit_bytes (a declared Content-Length over it is refused before the body is read)", body = ErrorBody),
         (status = 415, description = "The body is not application/json", body = ErrorBody),
         (status = 422, description = "Unknown or disabled user, or a field of the wrong type", body = ErrorBody),
     ))]
@@ -49,7 +50,7 @@ pub async fn trigger_sync(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(payload, state.settings.server.body_limit_bytes).await?;
+    let body = read_body(&request, payload, state.settings.server.body_limit_bytes).await?;
     let parsed = if body.iter().all(u8::is_ascii_whitespace) {
         SyncRequest { users: None }
     } else {
@@ -63,15 +64,19 @@ pub async fn trigger_sync(
                 "`users` is empty: omit it to sync every enabled user",
             ));
         }
-        for user in users {
-            if !state.enabled_users.contains(user) {
-                return Err(ApiError::invalid(
-                    "unknown_user",
-                    format!(
-                        "user {user:?} is not an enabled user of this integration ([[users]] with enabled = true)"
-                    ),
-                ));
-            }
+        let unknown: Vec<String> = users
+            .iter()
+            .filter(|user| !state.enabled_users.contains(*user))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(ApiError::invalid(
+                "unknown_user",
+                format!(
+                    "not enabled users of this integration ([[users]] with enabled = true): {}",
+                    some_of(&unknown)
+                ),
+            ));
         }
     }
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());

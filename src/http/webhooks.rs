@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     access::RequestId,
-    body::{parse_json, read_body, require_json},
+    body::{parse_json, read_body, require_json, some_of},
     errors::ApiError,
     group_commit::{CommitError, Delivery, Recorded},
     state::AppState,
@@ -70,7 +70,8 @@ pub struct WebhookAccepted {
         (status = 400, description = "The body is not JSON", body = super::errors::ErrorBody),
         (status = 401, description = "Missing, bad or stale signature", body = super::errors::ErrorBody),
         (status = 404, description = "Webhooks are not configured (server.webhook_secret)", body = super::errors::ErrorBody),
-        (status = 413, description = "The body is over server.body_limit_bytes", body = super::errors::ErrorBody),
+        (status = 408, description = "The body did not arrive within a few seconds", body = super::errors::ErrorBody),
+        (status = 413, description = "The body is over server.body_limit_bytes (a declared Content-Length over it is refused before the body is read)", body = super::errors::ErrorBody),
         (status = 415, description = "The body is not application/json", body = super::errors::ErrorBody),
         (status = 422, description = "Unknown event type, or no enabled user", body = super::errors::ErrorBody),
         (status = 503, description = "Deliveries cannot be recorded now (the server is stopping): send it again later", body = super::errors::ErrorBody),
@@ -87,7 +88,7 @@ pub async fn receive(
             "webhooks are off here: set server.webhook_secret to receive them",
         ));
     };
-    let body = read_body(payload, engine.settings.server.body_limit_bytes).await?;
+    let body = read_body(&request, payload, engine.settings.server.body_limit_bytes).await?;
     let header = |name| {
         request
             .headers()
@@ -199,8 +200,8 @@ fn judge(
         return Err(ApiError::invalid(
             "unknown_user",
             format!(
-                "none of data.user_ids {:?} is an enabled user of this integration ([[users]] with enabled = true)",
-                event.data.user_ids
+                "none of data.user_ids ({}) is an enabled user of this integration ([[users]] with enabled = true)",
+                some_of(&event.data.user_ids)
             ),
         ));
     }

@@ -4,6 +4,7 @@ mod binaries;
 mod faults;
 mod helpers;
 mod http_api;
+mod http_edges;
 mod operator;
 mod queue_counts;
 mod sync_rules;
