@@ -25,16 +25,40 @@ use crate::{
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct MeetingQuery {
-    /// A configured groupware id: meetings it hosts.
+    /// A configured groupware id: meetings it hosts (the served document lists them).
     user: Option<String>,
     /// One of created, pending, deferred, failed, skipped, superseded, deleted.
     #[param(value_type = Option<MeetingStateName>)]
     state: Option<String>,
     /// Starting at or after: RFC 3339, or a date (its local 00:00).
+    #[param(value_type = Option<Bound>)]
     from: Option<String>,
     /// Starting before: RFC 3339, or a date (its local 00:00).
+    #[param(value_type = Option<Bound>)]
     to: Option<String>,
 }
+
+/// The schema of a `from`/`to` bound: an RFC 3339 instant or a date ([`parse_bound`]).
+pub struct Bound;
+
+impl utoipa::PartialSchema for Bound {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type,
+        };
+        let string = |format| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(format)))
+        };
+        AnyOfBuilder::new()
+            .item(string(KnownFormat::Date))
+            .item(string(KnownFormat::DateTime))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Bound {}
 
 /// A meeting state as the API names it (the `state` filter's values).
 #[derive(Debug, utoipa::ToSchema)]

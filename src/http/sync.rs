@@ -15,9 +15,10 @@ use super::{
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncRequest {
-    /// Groupware ids of enabled users; omitted = every enabled user.
+    /// Groupware ids of enabled users (the served document lists them); omitted or null =
+    /// every enabled user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = json!(["10002"]))]
+    #[schema(example = json!(["10002"]), min_items = 1)]
     pub users: Option<Vec<String>>,
 }
 
@@ -55,7 +56,22 @@ pub async fn trigger_sync(
         SyncRequest { users: None }
     } else {
         require_json(&request)?;
-        parse_json::<SyncRequest>(&body, "a sync request")?
+        // The body is optional, and `null` is no body (the document allows both); anything
+        // else must be an object (serde would also take a struct as a list).
+        match parse_json::<Option<serde_json::Map<String, serde_json::Value>>>(
+            &body,
+            "a sync request object",
+        )? {
+            None => SyncRequest { users: None },
+            Some(object) => {
+                serde_json::from_value(serde_json::Value::Object(object)).map_err(|e| {
+                    ApiError::invalid(
+                        "invalid_field",
+                        format!("the body is not a sync request: {e}"),
+                    )
+                })?
+            }
+        }
     };
     if let Some(users) = &parsed.users {
         if users.is_empty() {

@@ -28,7 +28,10 @@ use crate::{metrics::WEBHOOK_VERIFICATIONS, signature, store::receiver};
 pub struct GroupwareEvent {
     /// `schedule.created`, `schedule.updated` or `schedule.deleted`.
     #[serde(rename = "type")]
-    #[schema(example = "schedule.updated")]
+    #[schema(
+        example = "schedule.updated",
+        pattern = "^schedule\\.(created|updated|deleted)$"
+    )]
     pub event_type: String,
     pub data: GroupwareEventData,
 }
@@ -36,10 +39,15 @@ pub struct GroupwareEvent {
 /// What changed: one schedule entry and the users whose schedules hold it.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct GroupwareEventData {
-    #[schema(example = "8801")]
+    /// Not blank.
+    #[schema(
+        example = "8801",
+        pattern = "[^\\t\\n\\u000B\\f\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub schedule_id: String,
-    /// Groupware ids; those not enabled here are ignored, at least one must be enabled.
-    #[schema(example = json!(["10002"]))]
+    /// Groupware ids; those not enabled here are ignored, at least one must be enabled (the
+    /// served document lists them).
+    #[schema(example = json!(["10002"]), min_items = 1)]
     pub user_ids: Vec<String>,
 }
 

@@ -158,3 +158,45 @@ async fn a_refusal_of_many_unknown_ids_is_short() {
     assert!(body.to_string().contains("997 more"), "{body}");
     app.stop().await;
 }
+
+/// Issue 13 item 7: the trigger's body is exactly what the OpenAPI document allows — an
+/// object or `null` — and the document's `users` accept only enabled ids, as the server does.
+#[tokio::test]
+async fn the_trigger_takes_what_its_document_allows() {
+    let app = spawn_app().await;
+    let send = |body: &'static str| {
+        app.http
+            .post(format!("{}/api/v1/sync", app.address))
+            .bearer_auth("demo-admin-token")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for body in [
+        "[]",
+        "[[\"10002\"]]",
+        "\"x\"",
+        "{\"users\": [\"\"]}",
+        "{\"users\": []}",
+    ] {
+        let response = send(body).await.expect("answer");
+        assert_eq!(response.status().as_u16(), 422, "{body}");
+    }
+    assert_eq!(send("null").await.expect("answer").status().as_u16(), 202);
+    let document = app.get_json("/api/openapi.json").await;
+    let items = &document["components"]["schemas"]["SyncRequest"]["properties"]["users"]["items"];
+    let pattern = items["pattern"].as_str().expect("users pattern");
+    assert!(
+        pattern.contains("10002") && !pattern.contains("10004"),
+        "{pattern}"
+    );
+    let user = &document["paths"]["/api/v1/meetings"]["get"]["parameters"][0];
+    assert_eq!(user["name"], "user");
+    assert!(
+        user["schema"]["enum"]
+            .as_array()
+            .is_some_and(|ids| ids.len() == 5),
+        "{user}"
+    );
+    app.stop().await;
+}
