@@ -9,6 +9,20 @@
 //! its state and enqueues its job in one transaction, and answers; webhook deliveries share their transaction with the
 //! other deliveries committed at the same moment ([`group_commit`]), and are answered only
 //! after it has committed.
+//!
+//! Limits on clients (issue 13): a declared body over `server.body_limit_bytes` is refused
+//! (413) before it is read and a body must arrive within [`body::BODY_TIMEOUT`]; a head
+//! within `HEAD_TIMEOUT`; connections are capped per worker under the open-file limit,
+//! which is raised to the hard limit at start ([`raise_open_file_limit`]).
+//!
+//! What is not SPEC §5 JSON: a request whose head actix-http's HTTP/1 codec cannot parse
+//! never reaches the application, and no hook of actix-web 4 / actix-http 3 (`App`,
+//! middleware, `HttpServer`, `HttpServiceBuilder`) sees it: the dispatcher writes its own
+//! empty-bodied answer and closes the connection. That is a 400 for a repeated
+//! `Content-Length`, `Content-Length` with `Transfer-Encoding`, any other malformed header,
+//! or a URI over 65,534 bytes (the `http` crate's limit: a 100k-character URL); and a 431
+//! for a head over 128 KiB. Such a request is refused (4xx, no job, nothing logged by the
+//! access log), only without the JSON body (`tests/it/http_edges.rs` pins this).
 
 pub mod access;
 pub mod auth;

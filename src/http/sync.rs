@@ -82,7 +82,7 @@ pub async fn trigger_sync(
         }
         let unknown: Vec<String> = users
             .iter()
-            .filter(|user| !state.enabled_users.contains(*user))
+            .filter(|user| !state.enabled_users.contains(user))
             .cloned()
             .collect();
         if !unknown.is_empty() {

@@ -200,3 +200,40 @@ async fn the_trigger_takes_what_its_document_allows() {
     );
     app.stop().await;
 }
+
+/// Issue 13 item 7, what cannot be JSON: heads actix-http's codec refuses (a repeated
+/// `Content-Length`, `Content-Length` with `Transfer-Encoding`, a 100k-character URL) never
+/// reach the application, so they get the codec's empty 400 (no hook of actix-web 4 sees
+/// them; src/http/mod.rs). They are still refused: 400, the connection closed, no job.
+#[tokio::test]
+async fn heads_the_codec_refuses_are_400_and_enqueue_nothing() {
+    let app = spawn_app().await;
+    let auth = "Authorization: Bearer demo-admin-token\r\nContent-Type: application/json";
+    let long_url = format!(
+        "GET /api/v1/meetings?user={} HTTP/1.1\r\nHost: x\r\n{auth}\r\n\r\n",
+        "1".repeat(100_000)
+    );
+    let cases = [
+        format!(
+            "POST /api/v1/sync HTTP/1.1\r\nHost: x\r\n{auth}\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{{}}"
+        ),
+        format!(
+            "POST /api/v1/sync HTTP/1.1\r\nHost: x\r\n{auth}\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        ),
+        long_url,
+    ];
+    for raw in cases {
+        let (answer, _) = raw_exchange(&app.address, &raw, b"", Duration::from_secs(3)).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer:?}"
+        );
+    }
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM Jobs")
+        .fetch_one(app.engine.store.pool())
+        .await
+        .expect("count");
+    assert_eq!(jobs, 0);
+    app.stop().await;
+}
