@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     auth::Admin,
+    body::quoted,
     errors::{ApiError, ErrorBody},
     state::AppState,
     status::local_text,
@@ -127,7 +128,10 @@ fn parse_bound(name: &str, text: &str, tz: Tz) -> Result<DateTime<Utc>, ApiError
     }
     Err(ApiError::invalid(
         "invalid_field",
-        format!("`{name}` must be an RFC 3339 instant or a date YYYY-MM-DD, not {text:?}"),
+        format!(
+            "`{name}` must be an RFC 3339 instant or a date YYYY-MM-DD, not {}",
+            quoted(text)
+        ),
     ))
 }
 
@@ -159,7 +163,7 @@ pub async fn meetings(
     {
         return Err(ApiError::invalid(
             "unknown_user",
-            format!("user {user:?} is not in [[users]]"),
+            format!("user {} is not in [[users]]", quoted(user)),
         ));
     }
     let states = match query.state.as_deref() {

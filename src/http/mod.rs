@@ -65,7 +65,8 @@ const MAX_CONNECTIONS_PER_WORKER: usize = 512;
 /// the dashboard, logs, outgoing calls).
 const RESERVED_FILES: u64 = 256;
 
-/// New connections each worker accepts at once (TLS-free, so this bounds only bursts).
+/// Connection handshakes each worker runs at once (actix counts TLS handshakes; the server
+/// speaks plain HTTP, so this holds for the day it terminates TLS itself).
 const MAX_CONNECTION_RATE: usize = 256;
 
 /// How long a client may take to send a request's head (the body's limit is
