@@ -31,7 +31,7 @@ fn authorize(request: &HttpRequest) -> Result<Admin, ApiError> {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .ok_or_else(|| {
             ApiError::unauthorized("send the admin token as `Authorization: Bearer <token>`")
         })?;
@@ -41,6 +41,13 @@ fn authorize(request: &HttpRequest) -> Result<Admin, ApiError> {
     } else {
         Err(ApiError::unauthorized("the admin token is wrong"))
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme's name is
+/// case-insensitive (RFC 7235 §2.1), so `bearer` and `BEARER` are the same scheme.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 /// Handler argument lists that begin with [`Admin`]: the only handlers the router mounts on
@@ -63,7 +70,18 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::{bearer_token, constant_time_eq};
+
+    /// RFC 7235: the scheme is case-insensitive; another scheme is no bearer token.
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR t0k"] {
+            assert_eq!(bearer_token(value), Some("t0k"), "{value}");
+        }
+        for value in ["Basic t0k", "Bearert0k", "Bearer", "t0k"] {
+            assert_eq!(bearer_token(value), None, "{value}");
+        }
+    }
 
     #[test]
     fn token_comparison() {

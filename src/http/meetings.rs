@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     auth::Admin,
+    body::quoted,
     errors::{ApiError, ErrorBody},
     state::AppState,
     status::local_text,
@@ -25,16 +26,40 @@ use crate::{
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct MeetingQuery {
-    /// A configured groupware id: meetings it hosts.
+    /// A configured groupware id: meetings it hosts (the served document lists them).
     user: Option<String>,
     /// One of created, pending, deferred, failed, skipped, superseded, deleted.
     #[param(value_type = Option<MeetingStateName>)]
     state: Option<String>,
     /// Starting at or after: RFC 3339, or a date (its local 00:00).
+    #[param(value_type = Option<Bound>)]
     from: Option<String>,
     /// Starting before: RFC 3339, or a date (its local 00:00).
+    #[param(value_type = Option<Bound>)]
     to: Option<String>,
 }
+
+/// The schema of a `from`/`to` bound: an RFC 3339 instant or a date ([`parse_bound`]).
+pub struct Bound;
+
+impl utoipa::PartialSchema for Bound {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type,
+        };
+        let string = |format| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(format)))
+        };
+        AnyOfBuilder::new()
+            .item(string(KnownFormat::Date))
+            .item(string(KnownFormat::DateTime))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Bound {}
 
 /// A meeting state as the API names it (the `state` filter's values).
 #[derive(Debug, utoipa::ToSchema)]
@@ -103,7 +128,10 @@ fn parse_bound(name: &str, text: &str, tz: Tz) -> Result<DateTime<Utc>, ApiError
     }
     Err(ApiError::invalid(
         "invalid_field",
-        format!("`{name}` must be an RFC 3339 instant or a date YYYY-MM-DD, not {text:?}"),
+        format!(
+            "`{name}` must be an RFC 3339 instant or a date YYYY-MM-DD, not {}",
+            quoted(text)
+        ),
     ))
 }
 
@@ -135,7 +163,7 @@ pub async fn meetings(
     {
         return Err(ApiError::invalid(
             "unknown_user",
-            format!("user {user:?} is not in [[users]]"),
+            format!("user {} is not in [[users]]", quoted(user)),
         ));
     }
     let states = match query.state.as_deref() {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     access::RequestId,
     auth::Admin,
-    body::{parse_json, read_body, require_json},
+    body::{parse_json, read_body, require_json, some_of},
     errors::{ApiError, ErrorBody},
     state::AppState,
 };
@@ -15,9 +15,10 @@ use super::{
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncRequest {
-    /// Groupware ids of enabled users; omitted = every enabled user.
+    /// Groupware ids of enabled users (the served document lists them); omitted or null =
+    /// every enabled user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = json!(["10002"]))]
+    #[schema(example = json!(["10002"]), min_items = 1)]
     pub users: Option<Vec<String>>,
 }
 
@@ -39,7 +40,8 @@ pub struct Accepted {
         (status = 202, description = "Queued (or the identical full resync still queued)", body = Accepted),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 413, description = "The body is over server.body_limit_bytes", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within a few seconds", body = ErrorBody),
+        (status = 413, description = "The body is over server.body_limit_bytes (a declared Content-Length over it is refused before the body is read)", body = ErrorBody),
         (status = 415, description = "The body is not application/json", body = ErrorBody),
         (status = 422, description = "Unknown or disabled user, or a field of the wrong type", body = ErrorBody),
     ))]
@@ -49,12 +51,27 @@ pub async fn trigger_sync(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(payload, state.settings.server.body_limit_bytes).await?;
+    let body = read_body(&request, payload, state.settings.server.body_limit_bytes).await?;
     let parsed = if body.iter().all(u8::is_ascii_whitespace) {
         SyncRequest { users: None }
     } else {
         require_json(&request)?;
-        parse_json::<SyncRequest>(&body, "a sync request")?
+        // The body is optional, and `null` is no body (the document allows both); anything
+        // else must be an object (serde would also take a struct as a list).
+        match parse_json::<Option<serde_json::Map<String, serde_json::Value>>>(
+            &body,
+            "a sync request object",
+        )? {
+            None => SyncRequest { users: None },
+            Some(object) => {
+                serde_json::from_value(serde_json::Value::Object(object)).map_err(|e| {
+                    ApiError::invalid(
+                        "invalid_field",
+                        format!("the body is not a sync request: {e}"),
+                    )
+                })?
+            }
+        }
     };
     if let Some(users) = &parsed.users {
         if users.is_empty() {
@@ -63,15 +80,19 @@ pub async fn trigger_sync(
                 "`users` is empty: omit it to sync every enabled user",
             ));
         }
-        for user in users {
-            if !state.enabled_users.contains(user) {
-                return Err(ApiError::invalid(
-                    "unknown_user",
-                    format!(
-                        "user {user:?} is not an enabled user of this integration ([[users]] with enabled = true)"
-                    ),
-                ));
-            }
+        let unknown: Vec<String> = users
+            .iter()
+            .filter(|user| !state.enabled_users.contains(user))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(ApiError::invalid(
+                "unknown_user",
+                format!(
+                    "not enabled users of this integration ([[users]] with enabled = true): {}",
+                    some_of(&unknown)
+                ),
+            ));
         }
     }
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());

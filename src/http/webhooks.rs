@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     access::RequestId,
-    body::{parse_json, read_body, require_json},
+    body::{parse_json, read_body, require_json, some_of},
     errors::ApiError,
     group_commit::{CommitError, Delivery, Recorded},
     state::AppState,
@@ -28,7 +28,10 @@ use crate::{metrics::WEBHOOK_VERIFICATIONS, signature, store::receiver};
 pub struct GroupwareEvent {
     /// `schedule.created`, `schedule.updated` or `schedule.deleted`.
     #[serde(rename = "type")]
-    #[schema(example = "schedule.updated")]
+    #[schema(
+        example = "schedule.updated",
+        pattern = "^schedule\\.(created|updated|deleted)$"
+    )]
     pub event_type: String,
     pub data: GroupwareEventData,
 }
@@ -36,10 +39,15 @@ pub struct GroupwareEvent {
 /// What changed: one schedule entry and the users whose schedules hold it.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct GroupwareEventData {
-    #[schema(example = "8801")]
+    /// Not blank.
+    #[schema(
+        example = "8801",
+        pattern = "[^\\t\\n\\u000B\\f\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub schedule_id: String,
-    /// Groupware ids; those not enabled here are ignored, at least one must be enabled.
-    #[schema(example = json!(["10002"]))]
+    /// Groupware ids; those not enabled here are ignored, at least one must be enabled (the
+    /// served document lists them).
+    #[schema(example = json!(["10002"]), min_items = 1)]
     pub user_ids: Vec<String>,
 }
 
@@ -70,7 +78,8 @@ pub struct WebhookAccepted {
         (status = 400, description = "The body is not JSON", body = super::errors::ErrorBody),
         (status = 401, description = "Missing, bad or stale signature", body = super::errors::ErrorBody),
         (status = 404, description = "Webhooks are not configured (server.webhook_secret)", body = super::errors::ErrorBody),
-        (status = 413, description = "The body is over server.body_limit_bytes", body = super::errors::ErrorBody),
+        (status = 408, description = "The body did not arrive within a few seconds", body = super::errors::ErrorBody),
+        (status = 413, description = "The body is over server.body_limit_bytes (a declared Content-Length over it is refused before the body is read)", body = super::errors::ErrorBody),
         (status = 415, description = "The body is not application/json", body = super::errors::ErrorBody),
         (status = 422, description = "Unknown event type, or no enabled user", body = super::errors::ErrorBody),
         (status = 503, description = "Deliveries cannot be recorded now (the server is stopping): send it again later", body = super::errors::ErrorBody),
@@ -87,7 +96,7 @@ pub async fn receive(
             "webhooks are off here: set server.webhook_secret to receive them",
         ));
     };
-    let body = read_body(payload, engine.settings.server.body_limit_bytes).await?;
+    let body = read_body(&request, payload, engine.settings.server.body_limit_bytes).await?;
     let header = |name| {
         request
             .headers()
@@ -199,8 +208,8 @@ fn judge(
         return Err(ApiError::invalid(
             "unknown_user",
             format!(
-                "none of data.user_ids {:?} is an enabled user of this integration ([[users]] with enabled = true)",
-                event.data.user_ids
+                "none of data.user_ids ({}) is an enabled user of this integration ([[users]] with enabled = true)",
+                some_of(&event.data.user_ids)
             ),
         ));
     }

@@ -5,6 +5,7 @@ mod exit_codes;
 mod faults;
 mod helpers;
 mod http_api;
+mod http_edges;
 mod operator;
 mod queue_counts;
 mod storage_faults;

@@ -40,7 +40,7 @@ fn now() -> i64 {
 
 /// A notification; it carries the Standard Webhooks envelope's top-level `timestamp`, a
 /// field the receiver does not use and must not refuse.
-fn event(users: &[&str]) -> String {
+pub(crate) fn event(users: &[&str]) -> String {
     json!({
         "type": "schedule.updated",
         "timestamp": "2026-11-25T01:00:00Z",
@@ -91,7 +91,12 @@ fn signed_headers(
 }
 
 /// A delivery signed with `secret` now.
-async fn deliver_signed(app: &TestApp, secret: &str, id: &str, body: String) -> (u16, Value) {
+pub(crate) async fn deliver_signed(
+    app: &TestApp,
+    secret: &str,
+    id: &str,
+    body: String,
+) -> (u16, Value) {
     let headers = signed_headers(secret, id, now(), &body);
     let (status, body, _) = deliver(app, &headers, "application/json", body).await;
     (status, body)
