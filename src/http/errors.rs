@@ -22,8 +22,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// snake_case, stable: `malformed_request`, `unauthorized`, `bad_signature`,
-    /// `body_too_large`, `unsupported_media_type`, `invalid_field`, `unknown_user`,
-    /// `not_found`, `internal_error`, `unavailable`.
+    /// `body_too_large`, `body_timeout`, `unsupported_media_type`, `invalid_field`,
+    /// `unknown_user`, `not_found`, `method_not_allowed`, `internal_error`, `unavailable`.
     #[schema(example = "unknown_user")]
     pub code: String,
     /// A sentence for a person.

@@ -87,6 +87,7 @@ async fn claim(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<Option<Cl
     let now = Utc::now();
     let mut tx = engine.store.begin_write().await?;
     let Some(row) = rows::meeting_by_id(&mut tx, job.meeting_id).await? else {
+        tx.rollback().await?;
         return Ok(None);
     };
     let look_first = match row.state() {
@@ -102,7 +103,10 @@ async fn claim(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<Option<Cl
             true
         }
         // created, superseded, skipped…: nothing left to do (R-ONCE)
-        _ => return Ok(None),
+        _ => {
+            tx.rollback().await?;
+            return Ok(None);
+        }
     };
     let skip = if parse_utc(&row.end_utc)? <= engine.clock.now() {
         Some(ReasonCode::Ended) // R-PAST: ended before its job ran
@@ -132,6 +136,8 @@ async fn claim(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<Option<Cl
             .map(|()| None);
     }
     let Some(row) = rows::claim_for_create(&mut tx, row.id, &engine.instance).await? else {
+        // Nothing claimed: the slot reserved above goes back with the rollback.
+        tx.rollback().await?;
         return Ok(None);
     };
     tx.commit().await.context("cannot claim a meeting row")?;
