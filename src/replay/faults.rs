@@ -22,6 +22,8 @@ use super::{RecordedRequest, status_code};
 pub enum Fault {
     /// An HTTP 5xx (the status given) with a JSON error body.
     ServerError(u16),
+    /// An HTTP 200 whose body is not JSON at all (a proxy's error page, a truncated answer).
+    Garbage,
     /// The request is served, and the answer is sent after this long: a slow answer, or, longer
     /// than the client's timeout, a timeout whose request took effect.
     Delay(Duration),
@@ -84,6 +86,12 @@ impl Fault {
                 *status,
                 HttpResponse::build(status_code(*status))
                     .json(json!({"code": status, "message": "Internal Server Error"})),
+            ),
+            Fault::Garbage => (
+                200,
+                HttpResponse::Ok()
+                    .content_type("text/html")
+                    .body("<html><body>502 Bad Gateway</body></html"),
             ),
             Fault::ZoomPerSecond {
                 retry_after_seconds,

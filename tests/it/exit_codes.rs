@@ -44,16 +44,22 @@ async fn sync_wait(
 /// waits for the listing's retries, then exits non-zero and names each user not synced.
 #[tokio::test]
 async fn sync_wait_fails_and_names_the_users_whose_listing_failed() {
+    listing_fails_for_every_user(Fault::ServerError(500)).await;
+}
+
+/// The same when J-MOTTO answers every listing with something that is not JSON at all.
+#[tokio::test]
+async fn sync_wait_fails_when_jmotto_answers_garbage() {
+    listing_fails_for_every_user(Fault::Garbage).await;
+}
+
+async fn listing_fails_for_every_user(fault: Fault) {
     let env = [
         ("JMZ__WORKER__MAX_ATTEMPTS", "2"),
         ("JMZ__WORKER__RETRY_BASE_SECONDS", "1"),
     ];
-    let (output, printed, zoom) = sync_wait(&env, &[], |jmotto, _| {
-        jmotto.inject(
-            Fault::ServerError(500),
-            usize::MAX,
-            faults::jmotto_list_events,
-        );
+    let (output, printed, zoom) = sync_wait(&env, &[], move |jmotto, _| {
+        jmotto.inject(fault, usize::MAX, faults::jmotto_list_events);
     })
     .await;
     assert!(!output.status.success(), "{printed}");
