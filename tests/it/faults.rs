@@ -46,6 +46,13 @@ async fn assert_each_meeting_once(app: &TestApp, expected: usize) {
     }
 }
 
+/// The jobs the workers of process `pid` hold (`Queued` or `Running`).
+async fn held_by_process(app: &TestApp, pid: u32) -> Vec<String> {
+    jmotto_zoom::store::queue::held_by(app.engine.store.pool(), &format!("jmz-{pid}"))
+        .await
+        .expect("jobs")
+}
+
 /// The reason code of a meeting as the API shows it (`code` or `code: detail`).
 fn code_of(row: &Value) -> Option<String> {
     let text = row["reason"].as_str()?;
@@ -880,13 +887,7 @@ async fn dead_worker_jobs_are_rescued_by_the_heartbeat_without_a_lock_file() {
     let (mut process, _folder) =
         worker_process_in_a_create(&mut app, &format!("heartbeat_seconds = {HEARTBEAT}")).await;
     let pid = process.id().expect("pid");
-    let held: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM Jobs WHERE status IN ('Queued', 'Running') AND lock_by LIKE ?",
-    )
-    .bind(format!("jmz-{pid}-%"))
-    .fetch_all(app.engine.store.pool())
-    .await
-    .expect("jobs");
+    let held = held_by_process(&app, pid).await;
     assert!(!held.is_empty(), "the process holds its create");
     let lock_folder = std::path::PathBuf::from(
         app.engine
@@ -912,14 +913,7 @@ async fn dead_worker_jobs_are_rescued_by_the_heartbeat_without_a_lock_file() {
     // loaded machine.
     let bound = std::time::Duration::from_secs(3 * HEARTBEAT + 10);
     loop {
-        let still: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM Jobs WHERE lock_by LIKE ? AND status IN ('Queued', 'Running')",
-        )
-        .bind(format!("jmz-{pid}-%"))
-        .fetch_one(app.engine.store.pool())
-        .await
-        .expect("jobs");
-        if still == 0 {
+        if held_by_process(&app, pid).await.is_empty() {
             break;
         }
         assert!(
@@ -1054,17 +1048,19 @@ async fn worker_process_stops_on_sigterm_and_releases_its_jobs() {
         .expect("the worker stops after SIGTERM")
         .expect("exit status");
     assert!(status.success(), "exit 0 on SIGTERM: {status:?}");
-    let held: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM Jobs WHERE lock_by LIKE ? AND status IN ('Queued', 'Running')",
-    )
-    .bind(format!("jmz-{pid}-%"))
-    .fetch_one(app.engine.store.pool())
-    .await
-    .expect("jobs");
-    assert_eq!(held, 0, "the stopped worker holds no job");
+    let held = held_by_process(&app, pid).await;
+    assert!(held.is_empty(), "the stopped worker holds no job: {held:?}");
     app.start_worker();
     app.settle().await;
-    assert_eq!(with_reason(&app, "adopted").await.len(), 1);
+    // The create held in Zoom is adopted; on a loaded machine other creates may have been
+    // in flight at SIGTERM too, and are adopted the same way: never created twice.
+    let adopted = with_reason(&app, "adopted").await;
+    assert!(
+        adopted
+            .iter()
+            .any(|row| row["host_email"] == "ito@example.co.jp"),
+        "{adopted:#?}"
+    );
     assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
     app.stop().await;
 }
