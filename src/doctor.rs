@@ -256,3 +256,22 @@ fn first_of_month(engine: &Engine) -> NaiveDate {
         .date_naive();
     local.with_day(1).unwrap_or(local)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::verdict_line;
+
+    /// R-ENABLED: doctor's last line says the verdict, with every reason when 無効.
+    #[test]
+    fn the_verdict_line_names_every_reason() {
+        assert_eq!(verdict_line(&[]), "Zoom連携: 有効");
+        let reasons = [
+            "no user is enabled".to_owned(),
+            "the last check failed".to_owned(),
+        ];
+        assert_eq!(
+            verdict_line(&reasons),
+            "Zoom連携: 無効 (no user is enabled; the last check failed)"
+        );
+    }
+}

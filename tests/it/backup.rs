@@ -147,25 +147,23 @@ async fn backup_binary_copies_the_configured_database() {
     )
     .expect("config");
     let target = folder.path().join("copy.db");
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_jmotto-zoom"))
-        .args(["backup", "--config"])
-        .arg(&config)
-        .arg("--to")
-        .arg(&target)
-        .output()
-        .await
-        .expect("backup runs");
+    let run = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_jmotto-zoom"))
+            .args(["backup", "--config"])
+            .arg(&config)
+            .arg("--to")
+            .arg(&target)
+            .output()
+    };
+    let output = run().await.expect("backup runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(target.is_file());
-    let again = tokio::process::Command::new(env!("CARGO_BIN_EXE_jmotto-zoom"))
-        .args(["backup", "--config"])
-        .arg(&config)
-        .arg("--to")
-        .arg(&target)
-        .output()
-        .await
-        .expect("backup runs");
+    let again = run().await.expect("backup runs");
     assert!(!again.status.success(), "a second backup is refused");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("never overwritten"),
+        "{again:?}"
+    );
     app.stop().await;
 }
