@@ -352,7 +352,10 @@ impl Store {
             return Err(error)
                 .with_context(|| format!("cannot copy the database into {}", target.display()));
         }
-        Ok(())
+        // SQLite does not sync the file `VACUUM INTO` wrote: a backup must survive a crash.
+        std::fs::File::open(target)
+            .and_then(|file| file.sync_all())
+            .with_context(|| format!("cannot sync the backup file {}", target.display()))
     }
 }
 

@@ -9,7 +9,7 @@ use crate::{
     binaries::{start_replays, write_config},
     helpers::{TestApp, spawn_app, spawn_app_with},
 };
-use jmotto_zoom::cli::demo::DEMO_ADMIN_TOKEN;
+use jmotto_zoom::cli::demo::{DEMO_ADMIN_TOKEN, demo_config};
 
 /// `jmotto-zoom args` with `env`; stdout closed before the command writes anything when
 /// `close_stdout` (as `| head -1` does once it has its line).
@@ -138,7 +138,7 @@ async fn status_reads_only_the_server_section() {
     app.stop().await;
 }
 
-/// Issue 10 item 7: `status` and `doctor` whose output is closed early (`| head -1`)
+/// Issue 10 item 7: `status`, `sync` (with and without `--wait`) and `doctor` whose output is closed early (`| head -1`)
 /// end without a panic, with their own exit status.
 #[tokio::test]
 async fn closed_output_does_not_panic() {
@@ -149,6 +149,26 @@ async fn closed_output_does_not_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(status.status.success(), "{status:?}");
 
+    // `sync` reads the whole file: the demo's, pointed at this server.
+    let folder = tempfile::tempdir().expect("temp dir");
+    let config = folder.path().join("sync.toml");
+    let database = format!("sqlite://{}", folder.path().join("unused.db").display());
+    let listen = app.address.trim_start_matches("http://");
+    std::fs::write(
+        &config,
+        demo_config(&app.jmotto, &app.zoom, &database, listen),
+    )
+    .expect("config");
+    let config = config.to_str().expect("utf-8 path");
+    for args in [
+        ["sync", "--config", config, "--wait"].as_slice(),
+        &["sync", "--config", config],
+    ] {
+        let sync = cli(args, &[], true).await;
+        let stderr = String::from_utf8_lossy(&sync.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_ne!(sync.status.code(), Some(101), "{args:?}: {sync:?}");
+    }
     app.stop().await;
 
     let (jmotto, zoom) = start_replays().await;
