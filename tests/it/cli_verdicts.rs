@@ -138,8 +138,8 @@ async fn status_reads_only_the_server_section() {
     app.stop().await;
 }
 
-/// Issue 10 item 7: `status`, `sync` (with and without `--wait`) and `doctor` whose output is closed early (`| head -1`)
-/// end without a panic, with their own exit status.
+/// Issue 10 item 7: `status`, `sync` (with and without `--wait`) and `doctor` whose output
+/// is closed early (`| head -1`) end without a panic, with their own exit status.
 #[tokio::test]
 async fn closed_output_does_not_panic() {
     let app = spawn_app().await;
