@@ -153,6 +153,25 @@ pub async fn run(engine: &Engine) -> Vec<CheckResult> {
     groupware_checks(engine, results).await
 }
 
+/// R-ENABLED as `doctor`'s last line says it, from the checks recorded (by [`run`], just
+/// before): `Zoom連携: 有効`, or `Zoom連携: 無効 (…reasons…)`.
+pub async fn verdict(engine: &Engine) -> anyhow::Result<String> {
+    let checks = crate::store::receiver::checks(engine.store.pool()).await?;
+    Ok(verdict_line(&crate::checks::disabled_reasons(
+        &engine.settings,
+        &checks,
+    )))
+}
+
+/// The verdict line of the reasons the integration is not enabled (none: enabled).
+pub fn verdict_line(reasons: &[String]) -> String {
+    if reasons.is_empty() {
+        "Zoom連携: 有効".to_owned()
+    } else {
+        format!("Zoom連携: 無効 ({})", reasons.join("; "))
+    }
+}
+
 /// J-MOTTO: the login, the timezone it reports, the location item, each schedule; then
 /// records the R-ENABLED parts of all `results`.
 async fn groupware_checks(engine: &Engine, mut results: Vec<CheckResult>) -> Vec<CheckResult> {
@@ -236,4 +255,23 @@ fn first_of_month(engine: &Engine) -> NaiveDate {
         .with_timezone(&engine.settings.groupware.timezone)
         .date_naive();
     local.with_day(1).unwrap_or(local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::verdict_line;
+
+    /// R-ENABLED: doctor's last line says the verdict, with every reason when 無効.
+    #[test]
+    fn the_verdict_line_names_every_reason() {
+        assert_eq!(verdict_line(&[]), "Zoom連携: 有効");
+        let reasons = [
+            "no user is enabled".to_owned(),
+            "the last check failed".to_owned(),
+        ];
+        assert_eq!(
+            verdict_line(&reasons),
+            "Zoom連携: 無効 (no user is enabled; the last check failed)"
+        );
+    }
 }

@@ -178,13 +178,16 @@ pub fn print_report(meetings: &MeetingList, status: &StatusView) -> usize {
             .collect()
     };
     let created = by_state("created");
-    println!("Created Zoom meetings ({}):", created.len());
-    println!(
+    say!("Created Zoom meetings ({}):", created.len());
+    say!(
         "  {:<24} {:<26} {:>5}  {:<14} topic",
-        "host", "start (local)", "min", "meeting id"
+        "host",
+        "start (local)",
+        "min",
+        "meeting id"
     );
     for m in &created {
-        println!(
+        say!(
             "  {:<24} {:<26} {:>5}  {:<14} {}",
             m.host_email.as_deref().unwrap_or(""),
             m.start,
@@ -196,16 +199,16 @@ pub fn print_report(meetings: &MeetingList, status: &StatusView) -> usize {
     for state in ["pending", "deferred", "superseded", "deleted"] {
         let list = by_state(state);
         if !list.is_empty() {
-            println!("\n{} {state}:", list.len());
+            say!("\n{} {state}:", list.len());
             for m in list {
-                println!("  {} {} ({})", entry_name(m), m.start, reason_ja(m));
+                say!("  {} {} ({})", entry_name(m), m.start, reason_ja(m));
             }
         }
     }
     let skipped = by_state("skipped");
-    println!("\nSkipped entries ({}):", skipped.len());
+    say!("\nSkipped entries ({}):", skipped.len());
     for m in &skipped {
-        println!(
+        say!(
             "  entry {:<18} {:<26} {:<32} {}",
             entry_name(m),
             m.start,
@@ -215,9 +218,9 @@ pub fn print_report(meetings: &MeetingList, status: &StatusView) -> usize {
     }
     let failed = by_state("failed");
     if !failed.is_empty() {
-        println!("\nFailed ({}):", failed.len());
+        say!("\nFailed ({}):", failed.len());
         for m in &failed {
-            println!("  entry {}: {}", entry_name(m), reason_ja(m));
+            say!("  entry {}: {}", entry_name(m), reason_ja(m));
         }
     }
     let troubled: Vec<_> = status
@@ -226,16 +229,16 @@ pub fn print_report(meetings: &MeetingList, status: &StatusView) -> usize {
         .filter_map(|u| Some((u, u.last_error.as_deref()?)))
         .collect();
     if !troubled.is_empty() {
-        println!("\nUsers not synced:");
+        say!("\nUsers not synced:");
         for (u, error) in troubled {
-            println!("  {} ({}): {error}", u.groupware_id, u.zoom_email);
+            say!("  {} ({}): {error}", u.groupware_id, u.zoom_email);
         }
     }
     let disabled: Vec<_> = status.users.iter().filter(|u| !u.enabled).collect();
     if !disabled.is_empty() {
-        println!("\nUsers not enabled (R-USERS, not read):");
+        say!("\nUsers not enabled (R-USERS, not read):");
         for u in disabled {
-            println!("  {} ({})", u.groupware_id, u.zoom_email);
+            say!("  {} ({})", u.groupware_id, u.zoom_email);
         }
     }
     failed.len()

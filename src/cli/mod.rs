@@ -1,5 +1,14 @@
-//! The `jmotto-zoom` command line (SPEC §4a): `demo`, `doctor`, `sync`, `status`, `run`.
+//! The `jmotto-zoom` command line (SPEC §4a): `demo`, `doctor`, `sync`, `status`, `run`,
+//! `backup`.
 
+/// `println!` that stops quietly once stdout is closed (see [`say_line`]).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::say_line(format_args!($($arg)*))
+    };
+}
+
+pub mod backup;
 pub mod demo;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
@@ -55,9 +64,16 @@ enum Command {
         config: PathBuf,
     },
     /// Prints the running server's status: enabled or why not, queue, meetings, users.
+    /// Exit status 0 only when the integration is enabled.
     Status {
-        #[arg(long, default_value = "jmotto-zoom.toml")]
-        config: PathBuf,
+        /// Read only `[server]` (listen, admin_token) from this file (default:
+        /// jmotto-zoom.toml, unless `--url` is given).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The server's base URL (e.g. http://127.0.0.1:8080) instead of `server.listen`;
+        /// the admin token may come from JMZ__SERVER__ADMIN_TOKEN alone.
+        #[arg(long)]
+        url: Option<String>,
     },
     /// Triggers a sync through the server's API.
     Sync {
@@ -79,6 +95,15 @@ enum Command {
         #[arg(long, default_value = "jmotto-zoom.toml")]
         config: PathBuf,
     },
+    /// Copies the live SQLite database into a new file, online and consistent (restore:
+    /// stop the service, copy the file back, start it).
+    Backup {
+        #[arg(long, default_value = "jmotto-zoom.toml")]
+        config: PathBuf,
+        /// The copy (a new file: an existing one is refused).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
 }
 
 /// Runs the command line; the exit code says whether it succeeded.
@@ -87,7 +112,7 @@ pub async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo { serve, listen } => demo::run(serve, &listen).await,
         Command::Doctor { config } => doctor(&config).await,
-        Command::Status { config } => status(&config).await,
+        Command::Status { config, url } => status(config.as_deref(), url).await,
         Command::Sync {
             config,
             users,
@@ -98,6 +123,7 @@ pub async fn main() -> ExitCode {
             sync(&config, users, wait).await
         }
         Command::Run { config } => run(&config).await,
+        Command::Backup { config, to } => backup::run(&config, &to).await,
     };
     report(result)
 }
@@ -110,6 +136,70 @@ pub fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Set once stdout refused a write (its reader went away, as `| head -1` does).
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes one line to stdout; once stdout is closed (`BrokenPipe`, or any other error)
+/// writes nothing more, quietly, and the command goes on to its exit status: `println!`
+/// would panic.
+pub fn say_line(line: std::fmt::Arguments<'_>) {
+    use std::{io::Write as _, sync::atomic::Ordering};
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(line)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
+    if written.is_err() {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Keys of a configuration file read one by one, without checking the rest of the file:
+/// `status` needs only `[server]` and `backup` only `[database]`, so a file whose `[zoom]`
+/// is incomplete still serves them. `JMZ__SECTION__KEY` wins, as in [`Settings::load`].
+pub struct ConfigFile {
+    table: toml::Table,
+}
+
+impl ConfigFile {
+    /// Reads `path` as TOML.
+    pub fn read(path: &std::path::Path) -> anyhow::Result<ConfigFile> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        let table = toml::from_str(&text)
+            .with_context(|| format!("{} is not valid TOML", path.display()))?;
+        Ok(ConfigFile { table })
+    }
+
+    /// No file: the environment alone.
+    pub fn none() -> ConfigFile {
+        ConfigFile {
+            table: toml::Table::new(),
+        }
+    }
+
+    /// `section.key` as text: its environment override, else the file's string.
+    pub fn key(&self, section: &str, key: &str) -> Option<String> {
+        let variable = format!(
+            "{}{}__{}",
+            crate::config::ENV_PREFIX,
+            section.to_uppercase(),
+            key.to_uppercase()
+        );
+        if let Ok(value) = std::env::var(variable) {
+            return Some(value);
+        }
+        self.table
+            .get(section)?
+            .get(key)?
+            .as_str()
+            .map(str::to_owned)
     }
 }
 
@@ -364,7 +454,7 @@ impl AdminClient {
             }
             if announced != Some(retries) {
                 announced = Some(retries);
-                println!(
+                say!(
                     "waiting up to {} s for {retries} scheduled retries",
                     (deadline - now).as_secs()
                 );
@@ -509,11 +599,11 @@ async fn sync(
         None => 0,
     };
     let job_id = client.trigger_sync(users.clone()).await?;
-    println!("sync queued: job {job_id}");
+    say!("sync queued: job {job_id}");
     let Some(limit) = wait else {
         return Ok(ExitCode::SUCCESS);
     };
-    println!(
+    say!(
         "waiting up to {} s for the sync and the retries it schedules",
         limit.as_secs()
     );
@@ -521,12 +611,12 @@ async fn sync(
     demo::print_report(&settled.meetings, &settled.status);
     let undone = not_synced(&settled, users.as_deref(), failed_jobs_before, limit);
     if undone.is_empty() {
-        println!("\nEverything synced.");
+        say!("\nEverything synced.");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("\nNot synced ({}):", undone.len());
+    say!("\nNot synced ({}):", undone.len());
     for line in &undone {
-        println!("  {line}");
+        say!("  {line}");
     }
     Ok(ExitCode::FAILURE)
 }
@@ -535,17 +625,18 @@ async fn doctor(config: &std::path::Path) -> anyhow::Result<ExitCode> {
     let engine = open(config).await?;
     let results = crate::doctor::run(&engine).await;
     let all_ok = print_checks(&results);
+    let verdict = crate::doctor::verdict(&engine).await;
     engine.store.close().await;
-    Ok(if all_ok {
-        println!("\nAll checks passed.");
+    let code = if all_ok {
+        say!("\nAll checks passed.");
         ExitCode::SUCCESS
     } else {
         let failed = results.iter().filter(|r| !r.ok).count();
-        println!(
-            "\n{failed} check(s) failed: fix them where each line says, then run doctor again."
-        );
+        say!("\n{failed} check(s) failed: fix them where each line says, then run doctor again.");
         ExitCode::FAILURE
-    })
+    };
+    say!("{}", verdict?);
+    Ok(code)
 }
 
 /// Prints one line per check (`OK` / `NG`); true when all passed.
@@ -553,25 +644,45 @@ pub fn print_checks(results: &[crate::checks::CheckResult]) -> bool {
     for result in results {
         let mark = if result.ok { "OK" } else { "NG" };
         if result.ok && result.detail == "OK" {
-            println!("[{mark}] {}", result.item);
+            say!("[{mark}] {}", result.item);
         } else {
-            println!("[{mark}] {}: {}", result.item, result.detail);
+            say!("[{mark}] {}: {}", result.item, result.detail);
         }
     }
     results.iter().all(|r| r.ok)
 }
 
-async fn status(config: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(config)?;
-    let client = admin_client(&settings)?;
+/// `status`: exit status 0 only when the integration is enabled (R-ENABLED).
+async fn status(config: Option<&std::path::Path>, url: Option<String>) -> anyhow::Result<ExitCode> {
+    const DEFAULT_CONFIG: &str = "jmotto-zoom.toml";
+    let file = match (config, &url) {
+        (Some(path), _) => ConfigFile::read(path)?,
+        (None, Some(_)) => ConfigFile::none(),
+        (None, None) => ConfigFile::read(std::path::Path::new(DEFAULT_CONFIG))?,
+    };
+    let base_url = match url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => format!(
+            "http://{}",
+            file.key("server", "listen")
+                .unwrap_or_else(|| "127.0.0.1:8080".to_owned())
+        ),
+    };
+    let token = file.key("server", "admin_token").context(
+        "no admin token: set JMZ__SERVER__ADMIN_TOKEN, or give --config with [server] admin_token",
+    )?;
+    let client = AdminClient::new(base_url.clone(), token)?;
     let status = client.status().await.with_context(|| {
-        format!(
-            "cannot read the status from the server at {} (server.listen): is it running?",
-            settings.server.listen
-        )
+        format!("cannot read the status from the server at {base_url}: is it running?")
     })?;
-    print!("{}", render_status(&status));
-    Ok(ExitCode::SUCCESS)
+    for line in render_status(&status).lines() {
+        say!("{line}");
+    }
+    Ok(if status.enabled {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `GET /api/v1/status` as an administrator reads it.

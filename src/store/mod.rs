@@ -317,6 +317,46 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// Copies the database into the new file `target` (`jmotto-zoom backup`), online: SQLite's
+    /// `VACUUM INTO` reads one consistent snapshot (a read transaction, which in WAL mode
+    /// blocks no writer) and writes it as a standalone database. Refuses a `target` that
+    /// exists; the copy is owner-only (0600) like the database. A copy that fails is removed.
+    pub async fn backup_to(&self, target: &std::path::Path) -> anyhow::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        anyhow::ensure!(
+            self.opened.is_some(),
+            "an in-memory database has no file to back up"
+        );
+        // SQLite writes into an existing file if it is empty: created here, it has our mode.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(target)
+            .with_context(|| {
+                format!(
+                    "cannot create the backup file {} (an existing file is never overwritten)",
+                    target.display()
+                )
+            })?;
+        let name = target
+            .to_str()
+            .with_context(|| format!("the backup path {} is not UTF-8", target.display()))?;
+        let copied = sqlx::query("VACUUM INTO ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await;
+        if let Err(error) = copied {
+            let _ = std::fs::remove_file(target);
+            return Err(error)
+                .with_context(|| format!("cannot copy the database into {}", target.display()));
+        }
+        // SQLite does not sync the file `VACUUM INTO` wrote: a backup must survive a crash.
+        std::fs::File::open(target)
+            .and_then(|file| file.sync_all())
+            .with_context(|| format!("cannot sync the backup file {}", target.display()))
+    }
 }
 
 /// `synchronous` as set on every connection, for a benchmark to report the mode it measured.

@@ -1,6 +1,8 @@
 //! The one integration-test binary: the whole service against the replay servers.
 
+mod backup;
 mod binaries;
+mod cli_verdicts;
 mod exit_codes;
 mod faults;
 mod helpers;
