@@ -103,7 +103,8 @@ fn default_webhook_dedup_days() -> u32 {
     7
 }
 
-fn default_listen() -> String {
+/// `server.listen` when the file leaves it out.
+pub fn default_listen() -> String {
     "127.0.0.1:8080".to_owned()
 }
 

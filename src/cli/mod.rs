@@ -1,6 +1,8 @@
-//! The `jmotto-zoom` command line (SPEC §4a): `demo`, `doctor`, `sync`, `status`, `run`.
+//! The `jmotto-zoom` command line (SPEC §4a): `demo`, `doctor`, `sync`, `status`, `init`,
+//! `run`.
 
 pub mod demo;
+pub mod init;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -74,6 +76,12 @@ enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_MAX_WAIT.as_secs(), requires = "wait")]
         max_wait: u64,
     },
+    /// Writes a starter configuration file with freshly generated secrets (mode 0600; never
+    /// over an existing file) and prints the next steps.
+    Init {
+        #[arg(long, default_value = "jmotto-zoom.toml")]
+        path: PathBuf,
+    },
     /// Server and worker in one process (the embedded single-machine default).
     Run {
         #[arg(long, default_value = "jmotto-zoom.toml")]
@@ -97,6 +105,7 @@ pub async fn main() -> ExitCode {
             let wait = wait.then_some(Duration::from_secs(max_wait));
             sync(&config, users, wait).await
         }
+        Command::Init { path } => init::run(&path),
         Command::Run { config } => run(&config).await,
     };
     report(result)
