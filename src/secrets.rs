@@ -27,9 +27,16 @@ const NONCE_LEN: usize = 24;
 const PREFIX: &str = "v1:";
 
 /// The key that seals stored secrets (`server.secret_key`: base64 of exactly 32 random
-/// bytes). Parsed once, when the settings are read; `Debug` shows `[REDACTED]`.
+/// bytes). Parsed once, when the settings are read; `Debug` shows `[REDACTED]`; its bytes
+/// are wiped when it is dropped.
 #[derive(Clone)]
 pub struct SecretKey([u8; KEY_LEN]);
+
+impl Drop for SecretKey {
+    fn drop(&mut self) {
+        secrecy::zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
 
 impl std::fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
