@@ -2,12 +2,12 @@
 //! `JMZ__SECTION__KEY` (SPEC §4), layered by `figment`. The key names are an interface: keep
 //! them.
 //!
-//! Secrets (Zoom client secret, J-MOTTO password, webhook secret, admin token) are
-//! [`SecretString`] (the webhook secret: parsed [`SigningKeys`]) from the moment they are
-//! read, so `Debug` shows `[REDACTED]` and no log line or error message can carry them. Every
-//! missing or invalid key of a file fails here, at start-up, in one message that names each
-//! key (a `[[users]]` entry by its `groupware_id`); a TOML syntax error names its line and
-//! column.
+//! Secrets (Zoom client secret, J-MOTTO password, webhook secret, admin token, secret key)
+//! are [`SecretString`] (the webhook secret: parsed [`SigningKeys`]; the secret key: a
+//! parsed [`SecretKey`]) from the moment they are read, so `Debug` shows `[REDACTED]` and no
+//! log line or error message can carry them. Every missing or invalid key of a file fails
+//! here, at start-up, in one message that names each key (a `[[users]]` entry by its
+//! `groupware_id`); a TOML syntax error names its line and column.
 
 use std::path::Path;
 
@@ -25,6 +25,7 @@ use serde::Deserialize;
 pub use crate::domain::policy::ReschedulePolicy;
 use crate::{
     domain::ids::{GroupwareUserId, ZoomEmail},
+    secrets::SecretKey,
     signature::SigningKeys,
 };
 
@@ -92,13 +93,18 @@ pub struct ServerSettings {
     /// nothing); older ids are pruned by the worker.
     #[serde(default = "default_webhook_dedup_days")]
     pub webhook_dedup_days: u32,
+    /// Encrypts the secrets the console stores (SPEC §8): base64 of exactly 32 random bytes,
+    /// parsed into its key once; unset = the console stores no secret.
+    #[serde(default)]
+    pub secret_key: Option<SecretKey>,
 }
 
 fn default_webhook_dedup_days() -> u32 {
     7
 }
 
-fn default_listen() -> String {
+/// `server.listen` when the file leaves it out.
+pub fn default_listen() -> String {
     "127.0.0.1:8080".to_owned()
 }
 
@@ -932,6 +938,46 @@ zoom_email = "tanaka@example.co.jp"
         ] {
             assert!(!shown.contains(secret), "{secret} leaked in {shown}");
         }
+    }
+
+    /// SPEC §8: `server.secret_key` is parsed into its key once, at load; unset is no error.
+    #[test]
+    fn the_secret_key_is_parsed_at_load() {
+        assert!(load(&[]).expect("valid").server.secret_key.is_none());
+        let text = crate::secrets::SecretKey::generate().to_text();
+        let s = load(&[("JMZ__SERVER__SECRET_KEY", text.expose_secret())]).expect("valid");
+        let key = s.server.secret_key.as_ref().expect("parsed");
+        let stored = crate::secrets::encrypt(key, "zoom.client_secret", "zoom-secret");
+        let again = crate::secrets::SecretKey::parse(text.expose_secret()).expect("valid");
+        assert!(crate::secrets::decrypt(&again, "zoom.client_secret", &stored).is_ok());
+        let shown = format!("{:?}", s.server);
+        assert!(!shown.contains(text.expose_secret()), "{shown}");
+        assert!(shown.contains("[REDACTED]"), "{shown}");
+    }
+
+    /// A bad `server.secret_key` fails at start-up naming the key, never quoting its value,
+    /// alongside the file's other mistakes.
+    #[test]
+    fn a_bad_secret_key_is_named_without_its_value() {
+        let short = "c2hvcnQta2V5LXRleHQ=";
+        let text = MINIMAL
+            .replace(
+                "[server]\n",
+                &format!("[server]\nsecret_key = \"{short}\"\n"),
+            )
+            .replace("timezone = \"Asia/Tokyo\"", "timezone = \"Tokyo\"");
+        let err = error_of(&text);
+        assert!(err.starts_with("2 mistakes"), "{err}");
+        assert!(err.contains("`server.secret_key`"), "{err}");
+        assert!(err.contains("32 random bytes"), "{err}");
+        assert!(err.contains("`groupware.timezone`"), "{err}");
+        assert!(!err.contains(short), "the value is never quoted: {err}");
+        let err = format!(
+            "{:#}",
+            load(&[("JMZ__SERVER__SECRET_KEY", "not base64 at all!")]).expect_err("refused")
+        );
+        assert!(err.contains("`server.secret_key`"), "{err}");
+        assert!(!err.contains("not base64 at all"), "{err}");
     }
 
     /// The stand-ins are a valid configuration, so a missing key never hides the next one.

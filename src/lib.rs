@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod limits;
 pub mod metrics;
 pub mod replay;
+pub mod secrets;
 pub mod signature;
 pub mod store;
 pub mod telemetry;

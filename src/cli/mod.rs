@@ -1,5 +1,5 @@
 //! The `jmotto-zoom` command line (SPEC §4a): `demo`, `doctor`, `sync`, `status`, `run`,
-//! `backup`.
+//! `init`, `backup`.
 
 /// `println!` that stops quietly once stdout is closed (see [`say_line`]).
 macro_rules! say {
@@ -10,6 +10,7 @@ macro_rules! say {
 
 pub mod backup;
 pub mod demo;
+pub mod init;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -90,6 +91,12 @@ enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_MAX_WAIT.as_secs(), requires = "wait")]
         max_wait: u64,
     },
+    /// Writes a starter configuration file with freshly generated secrets (mode 0600; never
+    /// over an existing file) and prints the next steps.
+    Init {
+        #[arg(long, default_value = "jmotto-zoom.toml")]
+        path: PathBuf,
+    },
     /// Server and worker in one process (the embedded single-machine default).
     Run {
         #[arg(long, default_value = "jmotto-zoom.toml")]
@@ -122,6 +129,7 @@ pub async fn main() -> ExitCode {
             let wait = wait.then_some(Duration::from_secs(max_wait));
             sync(&config, users, wait).await
         }
+        Command::Init { path } => init::run(&path),
         Command::Run { config } => run(&config).await,
         Command::Backup { config, to } => backup::run(&config, &to).await,
     };

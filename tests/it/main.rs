@@ -8,6 +8,7 @@ mod faults;
 mod helpers;
 mod http_api;
 mod http_edges;
+mod init;
 mod operator;
 mod queue_counts;
 mod storage_faults;
