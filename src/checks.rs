@@ -192,25 +192,7 @@ mod tests {
     use super::*;
 
     fn settings(user_enabled: bool) -> Settings {
-        let text = format!(
-            r#"
-[server]
-admin_token = "admin-token"
-[zoom]
-account_id = "acc"
-client_id = "cid"
-client_secret = "zoom-secret"
-[groupware]
-base_url = "http://127.0.0.1:9/"
-admin_login_id = "admin"
-admin_password = "pw"
-timezone = "Asia/Tokyo"
-[[users]]
-groupware_id = "10002"
-zoom_email = "tanaka@example.co.jp"
-enabled = {user_enabled}
-"#
-        );
+        let text = format!("{}enabled = {user_enabled}\n", crate::config::MINIMAL);
         Settings::from_toml_str(&text).expect("valid settings")
     }
 

@@ -713,12 +713,9 @@ fn stand_in_for(stand_ins: &Dict, path: &[String]) -> Option<Value> {
     Some(value.clone())
 }
 
+/// The smallest valid configuration, for tests here and in other modules.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use secrecy::ExposeSecret;
-
-    const MINIMAL: &str = r#"
+pub(crate) const MINIMAL: &str = r#"
 [server]
 admin_token = "admin-token"
 [zoom]
@@ -734,6 +731,11 @@ timezone = "Asia/Tokyo"
 groupware_id = "10002"
 zoom_email = "tanaka@example.co.jp"
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
 
     /// `MINIMAL` from a file, with `env` set in the process environment (in figment's
     /// sandbox, which also holds a lock so that no other test sees these variables).
