@@ -44,19 +44,58 @@ impl Worker {
     /// until `shutdown` resolves. Then it takes no new job, lets running ones finish for up
     /// to `worker.shutdown_timeout_seconds`, and releases the rest (pending again, so the
     /// next start runs them at once instead of after the orphan timeout).
+    ///
+    /// A database that cannot be written (a full disk, a read-only file) stops the queue
+    /// workers; the worker then says why at ERROR, waits until a write succeeds and starts
+    /// them again under a new name (`<name>-r<n>`: apalis ignores a name registered again
+    /// within its heartbeat), after putting back what the stopped ones held.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let engine = self.engine.clone();
         let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
-        // A worker that cannot write waits here (issue 13) instead of failing at its first
-        // write and being restarted in a loop that hides why.
-        if !wait_until_writable(&engine, shutdown.clone()).await {
-            tracing::info!(worker = %self.name, "worker stopped before it started");
-            return Ok(());
+        let mut name = self.name.clone();
+        for restart in 1u32.. {
+            // A worker that cannot write waits here (issue 13) instead of failing at its
+            // first write and being restarted in a loop that hides why.
+            if !wait_until_writable(&self.engine, shutdown.clone()).await {
+                tracing::info!(worker = %name, "worker stopped while waiting for its database");
+                return Ok(());
+            }
+            if restart > 1 {
+                self.release(&name).await;
+                name = format!("{}-r{restart}", self.name);
+            }
+            match self.run_once(&name, shutdown.clone()).await? {
+                Ended::OnRequest => return Ok(()),
+                Ended::DatabaseFault => continue,
+            }
         }
-        let liveness = match Liveness::register(&engine, &self.name) {
+        Ok(())
+    }
+
+    /// Puts back the jobs the workers named `name` still hold, saying so.
+    async fn release(&self, name: &str) {
+        match release_jobs(&self.engine, name).await {
+            Ok(0) => {}
+            Ok(released) => {
+                tracing::warn!(worker = %name, jobs = released, "released jobs that did not finish in time")
+            }
+            Err(error) => {
+                tracing::error!(worker = %name, error = %format!("{error:#}"), "could not release unfinished jobs")
+            }
+        }
+    }
+
+    /// One run of every queue's worker under `name`, until `shutdown` or until they stop
+    /// on their own.
+    async fn run_once(
+        &self,
+        name: &str,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<Ended> {
+        let engine = self.engine.clone();
+        let liveness = match Liveness::register(&engine, name) {
             Ok(liveness) => liveness.map(Arc::new),
             Err(error) => {
                 // Without a lock file, dead workers are still found by apalis's heartbeat.
@@ -83,14 +122,14 @@ impl Worker {
                 engine.settings.worker.shutdown_timeout_seconds,
             )),
             engine: engine.clone(),
-            name: self.name.clone(),
+            name: name.to_owned(),
         };
         super::for_each_job_type(&mut queues);
         let monitor = queues.monitor;
-        tracing::info!(worker = %self.name, "worker started");
+        tracing::info!(worker = %name, "worker started");
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (stall_tx, stall_rx) = tokio::sync::oneshot::channel::<String>();
-        let watched = (engine.clone(), self.name.clone());
+        let watched = (engine.clone(), name.to_owned());
         let signal = async move {
             tokio::select! {
                 () = shutdown => {
@@ -112,15 +151,7 @@ impl Worker {
             rescuer.abort();
             let _ = rescuer.await;
         }
-        match release_jobs(&engine, &self.name).await {
-            Ok(0) => {}
-            Ok(released) => {
-                tracing::warn!(worker = %self.name, jobs = released, "released jobs that did not finish in time")
-            }
-            Err(error) => {
-                tracing::error!(worker = %self.name, error = %format!("{error:#}"), "could not release unfinished jobs")
-            }
-        }
+        self.release(name).await;
         if let Some(liveness) = liveness.and_then(|l| Arc::try_unwrap(l).ok()) {
             liveness.remove();
         }
@@ -135,17 +166,23 @@ impl Worker {
         if !stopped_on_request {
             // Say why, when the database is the cause (the log's last line otherwise hides it).
             if let Err(cause) = engine.store.probe_write().await {
-                tracing::error!(worker = %self.name, error = %format!("{cause:#}"), "the workers stopped: the database cannot be written");
-                return Err(cause.context(
-                    "the workers stopped on their own: the database cannot be written (a restarted worker waits until it can)",
-                ));
+                tracing::error!(worker = %name, error = %format!("{cause:#}"), "the workers stopped: the database cannot be written; waiting until it can");
+                return Ok(Ended::DatabaseFault);
             }
         }
         result.context("a worker failed")?;
         anyhow::ensure!(stopped_on_request, "the workers stopped on their own");
-        tracing::info!(worker = %self.name, "worker stopped");
-        Ok(())
+        tracing::info!(worker = %name, "worker stopped");
+        Ok(Ended::OnRequest)
     }
+}
+
+/// How one run of the queue workers ended.
+enum Ended {
+    /// `shutdown` resolved.
+    OnRequest,
+    /// They stopped on their own and the database cannot be written.
+    DatabaseFault,
 }
 
 /// The first and the longest wait between two write probes of a worker waiting for its

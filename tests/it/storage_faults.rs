@@ -350,3 +350,33 @@ async fn a_new_database_is_owner_only() {
     }
     store.close().await;
 }
+
+/// Issue 13 item 4, while running: a worker whose database stops taking writes under it
+/// (the disk fills while it works) does not end; it waits, and once the disk has room again
+/// it goes on and runs the jobs that arrive.
+#[tokio::test]
+async fn a_running_worker_waits_through_a_database_fault() {
+    let (mut app, disk) = spawn_app_on_small_disk().await;
+    app.sync().await;
+    let fault = inject_fault(&app, disk.as_ref()).await;
+    if let Some(ended) = app.worker_ended_within(Duration::from_secs(20)).await {
+        panic!("the worker ended instead of waiting for its database: {ended:?}");
+    }
+    end_fault(fault, disk.as_ref()).await;
+    assert_eq!(deliver(&app, "after-the-fault").await.0, 202);
+    app.drain().await;
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM Jobs WHERE job_type = 'jmz.sync_window' AND status = 'Done'"
+        )
+        .await,
+        count(
+            &app,
+            "SELECT count(*) FROM Jobs WHERE job_type = 'jmz.sync_window'"
+        )
+        .await,
+        "every sync ran"
+    );
+    app.stop().await;
+}
