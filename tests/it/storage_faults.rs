@@ -306,23 +306,7 @@ async fn a_worker_waits_for_a_writable_database_and_goes_on() {
     if let Some(ended) = app.worker_ended_within(Duration::from_millis(1500)).await {
         panic!("the worker ended instead of waiting for its database: {ended:?}");
     }
-    end_fault(fault, disk.as_ref()).await;
-    assert_eq!(deliver(&app, "after-the-fault").await.0, 202);
-    app.drain().await;
-    assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM Jobs WHERE job_type = 'jmz.sync_window' AND status = 'Done'"
-        )
-        .await,
-        count(
-            &app,
-            "SELECT count(*) FROM Jobs WHERE job_type = 'jmz.sync_window'"
-        )
-        .await,
-        "every sync ran"
-    );
-    app.stop().await;
+    goes_on_after(app, fault, disk).await;
 }
 
 /// Issue 13 item 7: a new database's folder is 0700, and its file, `-wal`, `-shm` and lock
@@ -362,6 +346,11 @@ async fn a_running_worker_waits_through_a_database_fault() {
     if let Some(ended) = app.worker_ended_within(Duration::from_secs(20)).await {
         panic!("the worker ended instead of waiting for its database: {ended:?}");
     }
+    goes_on_after(app, fault, disk).await;
+}
+
+/// Ends `fault`; then a webhook is accepted and every sync, before and after, runs.
+async fn goes_on_after(app: TestApp, fault: Fault, disk: Option<SmallDisk>) {
     end_fault(fault, disk.as_ref()).await;
     assert_eq!(deliver(&app, "after-the-fault").await.0, 202);
     app.drain().await;
