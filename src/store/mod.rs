@@ -10,6 +10,7 @@ pub mod directory;
 pub mod meetings;
 pub mod queue;
 pub mod receiver;
+pub mod settings;
 pub mod sync_state;
 
 use std::{str::FromStr, time::Duration};
