@@ -125,6 +125,13 @@ impl Page {
     }
 }
 
+/// `303 See Other` to `location` (after a POST, and to the sign-in).
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
 /// A page without navigation (sign-in, errors).
 pub fn bare_page(status: StatusCode, title: &str, body: Markup) -> HttpResponse {
     html_response(
@@ -205,9 +212,7 @@ impl ResponseError for ConsoleError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         match self {
-            ConsoleError::NotSignedIn => HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, "/admin/login"))
-                .finish(),
+            ConsoleError::NotSignedIn => see_other("/admin/login"),
             ConsoleError::Forbidden => bare_page(
                 status,
                 "送信を受け付けられません",

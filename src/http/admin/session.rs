@@ -165,9 +165,14 @@ impl Console {
         csrf::field(&self.csrf_token)
     }
 
-    /// Refuses (403) a POST whose form does not carry this session's CSRF token.
-    pub fn check_csrf(&self, form: &super::FormFields) -> Result<(), ConsoleError> {
-        csrf::check(&self.csrf_token, form)
+    /// The POSTed form, or 403 when it does not carry this session's CSRF token.
+    pub fn checked_form(
+        &self,
+        form: actix_web::web::Form<Vec<(String, String)>>,
+    ) -> Result<super::FormFields, ConsoleError> {
+        let fields = super::FormFields::new(form);
+        csrf::check(&self.csrf_token, &fields)?;
+        Ok(fields)
     }
 
     /// Ends the session (「ログアウト」): the cookie is removed.
