@@ -561,3 +561,41 @@ async fn sync_settings_are_saved() {
     assert_eq!(values["sync.on_reschedule"], "update");
     assert_eq!(values["sync.invite_members"], "false");
 }
+
+/// SPEC §8: a company of 1,000 users stays usable — the page lists 50 of them from the
+/// stored copy of J-MOTTO's list (no J-MOTTO call while it is fresh), and 「検索」 narrows.
+#[tokio::test]
+async fn a_thousand_users_are_paged_from_the_stored_list() {
+    use jmotto_zoom::store::directory::{self, DirectoryUser};
+    let app = spawn_console_app().await;
+    let users: Vec<DirectoryUser> = (0..1000)
+        .map(|n| DirectoryUser {
+            groupware_id: format!("{}", 20_000 + n),
+            login_id: format!("user{n:04}"),
+            name: format!("社員 {n:04}"),
+            organization: if n % 10 == 0 {
+                "経理部"
+            } else {
+                "営業部"
+            }
+            .to_owned(),
+            email: format!("user{n:04}@example.co.jp"),
+        })
+        .collect();
+    let mut tx = app.engine.store.begin_write().await.expect("write");
+    directory::replace_all(&mut tx, &users, chrono::Utc::now())
+        .await
+        .expect("stored");
+    tx.commit().await.expect("commit");
+    let mut browser = Browser::new(&app);
+    browser.sign_in().await;
+    let calls_before = app.jmotto.requests().len();
+    let page = browser.get("/admin/users?page=2").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("1000人"));
+    assert_eq!(page.body.matches(r#"name="user""#).count(), 50);
+    assert!(page.body.contains("社員 0050") && !page.body.contains("社員 0049"));
+    let search = browser.get("/admin/users?q=%E7%B5%8C%E7%90%86").await; // 経理
+    assert!(search.body.contains("100人"), "one in ten is in 経理部");
+    assert_eq!(app.jmotto.requests().len(), calls_before, "no J-MOTTO call");
+}

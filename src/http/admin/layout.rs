@@ -10,8 +10,6 @@ use actix_web::{
 };
 use maud::{DOCTYPE, Markup, html};
 
-use super::session::Console;
-
 /// The pages of the navigation, in its order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
@@ -60,6 +58,12 @@ impl Nav {
     }
 }
 
+/// What a page's navigation needs of the session: the CSRF field of its 「ログアウト」 form
+/// (implemented by the signed-in session).
+pub trait SessionForms {
+    fn csrf_field(&self) -> Markup;
+}
+
 /// One page of a signed-in administrator.
 pub struct Page {
     pub nav: Nav,
@@ -89,7 +93,7 @@ impl Page {
     }
 
     /// The page as a response, with the navigation for `console`'s session.
-    pub fn render(self, console: &Console) -> HttpResponse {
+    pub fn render(self, console: &impl SessionForms) -> HttpResponse {
         let markup = document(
             self.title,
             self.refresh_seconds,
