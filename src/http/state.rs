@@ -11,8 +11,12 @@ use crate::{
     config::Settings,
     domain::host::EnabledUsers,
     jobs::{Clock, Engine, worker::enqueue_sync_in},
+    live::LiveSettings,
     metrics::Metrics,
-    store::Store,
+    store::{
+        Store,
+        audit::{self, AuditEntry},
+    },
 };
 
 /// The handlers' state (one per server, shared by its workers).
@@ -29,6 +33,9 @@ pub struct AppState {
     /// The webhook deliveries' way to their transaction (served by the application's
     /// [`super::group_commit::Committer`] while it runs).
     pub deliveries: DeliveryQueue,
+    /// The file's settings over the console's (SPEC §8): what the console pages and
+    /// `status` read, and what the console saves through.
+    pub live: LiveSettings,
 }
 
 impl AppState {
@@ -45,6 +52,7 @@ impl AppState {
                 store: engine.store.clone(),
             },
             deliveries,
+            live: LiveSettings::new(engine.settings.clone(), engine.store.clone()),
         }
     }
 }
@@ -65,6 +73,21 @@ impl SyncQueue {
     ) -> anyhow::Result<String> {
         let mut tx = self.store.begin_write().await?;
         let id = enqueue_sync_in(&mut tx, "manual", users, request_id, None).await?;
+        tx.commit().await.context("cannot commit the sync job")?;
+        Ok(id)
+    }
+
+    /// Queues a full manual sync (the console's 「今すぐ同期」) and writes `audit` (its
+    /// detail followed by the job id) in the same transaction; the job id.
+    pub async fn enqueue_manual_audited(
+        &self,
+        request_id: Option<String>,
+        mut audit: AuditEntry,
+    ) -> anyhow::Result<String> {
+        let mut tx = self.store.begin_write().await?;
+        let id = enqueue_sync_in(&mut tx, "manual", None, request_id, None).await?;
+        audit.detail = format!("{}（ジョブ {id}）", audit.detail);
+        audit::record(&mut tx, &audit, chrono::Utc::now()).await?;
         tx.commit().await.context("cannot commit the sync job")?;
         Ok(id)
     }

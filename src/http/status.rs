@@ -102,7 +102,12 @@ pub struct StatusView {
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
     ))]
 pub async fn status(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let settings = &state.settings;
+    Ok(HttpResponse::Ok().json(status_view(&state).await?))
+}
+
+/// What `GET /api/v1/status` answers (also the console's 状態 page).
+pub async fn status_view(state: &AppState) -> anyhow::Result<StatusView> {
+    let settings = &*state.live.current().await?;
     let pool = state.store.pool();
     let tz = settings.groupware.timezone;
     let window = Window::containing(state.clock.now(), tz, settings.sync.months)
@@ -148,7 +153,7 @@ pub async fn status(_admin: Admin, state: web::Data<AppState>) -> Result<HttpRes
         meetings: count_by_state(pool).await?,
         users,
     };
-    Ok(HttpResponse::Ok().json(view))
+    Ok(view)
 }
 
 /// A stored UTC instant as RFC 3339 in the administrator's timezone.

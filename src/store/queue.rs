@@ -197,8 +197,7 @@ fn serialize_state<S: serde::Serializer>(state: &JobState, s: S) -> Result<S::Ok
 
 /// A job by id.
 pub async fn job(pool: &SqlitePool, id: &str) -> anyhow::Result<Option<JobView>> {
-    type Row = (String, String, String, bool, i64, i64, i64, Option<String>);
-    let row: Option<Row> = sqlx::query_as(
+    let row: Option<JobRow> = sqlx::query_as(
         "SELECT id, job_type, status, lock_by IS NOT NULL, attempts, max_attempts, run_at, \
          last_result FROM Jobs WHERE id = ?",
     )
@@ -206,19 +205,25 @@ pub async fn job(pool: &SqlitePool, id: &str) -> anyhow::Result<Option<JobView>>
     .fetch_optional(pool)
     .await
     .context("cannot read a job")?;
-    let Some((id, queue, status, held, attempts, max_attempts, run_at, last_result)) = row else {
-        return Ok(None);
-    };
-    let later = run_at > chrono::Utc::now().timestamp();
-    Ok(Some(JobView {
-        state: JobState::decode(&status, held, attempts < max_attempts, later)?,
+    row.map(|row| job_view(row, chrono::Utc::now().timestamp()))
+        .transpose()
+}
+
+/// A `Jobs` row (id, queue, status, held, attempts, max_attempts, run_at, last_result)
+/// decoded at `now` (Unix seconds).
+type JobRow = (String, String, String, bool, i64, i64, i64, Option<String>);
+
+fn job_view(row: JobRow, now: i64) -> anyhow::Result<JobView> {
+    let (id, queue, status, held, attempts, max_attempts, run_at, last_result) = row;
+    Ok(JobView {
+        state: JobState::decode(&status, held, attempts < max_attempts, run_at > now)?,
         id,
         queue,
         attempts,
         max_attempts,
         run_at,
         last_result,
-    }))
+    })
 }
 
 /// Jobs of `queue` not finished (`Pending`, `Queued`, `Running`), whatever their run time.
@@ -264,6 +269,69 @@ pub async fn states_of(
                 lock_by,
             ))
         })
+        .collect()
+}
+
+/// One unfinished job as the console's ジョブ page lists it.
+#[derive(Debug, Clone)]
+pub struct JobListing {
+    pub job: JobView,
+    /// The user it concerns: a slice's user, a meeting job's host, a sync's users (JSON).
+    pub user: Option<String>,
+}
+
+/// Our jobs not done, by run time, `limit` from `offset` (the console's ジョブ page).
+pub async fn unfinished_jobs(
+    pool: &SqlitePool,
+    limit: i64,
+    offset: i64,
+) -> anyhow::Result<Vec<JobListing>> {
+    type Row = (
+        String,
+        String,
+        String,
+        bool,
+        i64,
+        i64,
+        i64,
+        Option<String>,
+        Option<String>,
+    );
+    let query = format!(
+        "SELECT j.id, j.job_type, j.status, j.lock_by IS NOT NULL, j.attempts, j.max_attempts, \
+         j.run_at, j.last_result, coalesce(json_extract(CAST(j.job AS TEXT), '$.user_id'), \
+         m.host_user_id, json_extract(CAST(j.job AS TEXT), '$.users')) FROM Jobs j \
+         LEFT JOIN meetings m ON m.id = json_extract(CAST(j.job AS TEXT), '$.meeting_id') \
+         WHERE {OURS} AND j.status != 'Done' ORDER BY j.run_at, j.id LIMIT ?1 OFFSET ?2"
+    );
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(query))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
+        .await
+        .context("cannot list jobs")?;
+    let now = chrono::Utc::now().timestamp();
+    rows.into_iter()
+        .map(
+            |(id, queue, status, held, attempts, max_attempts, run_at, last_result, user)| {
+                Ok(JobListing {
+                    job: job_view(
+                        (
+                            id,
+                            queue,
+                            status,
+                            held,
+                            attempts,
+                            max_attempts,
+                            run_at,
+                            last_result,
+                        ),
+                        now,
+                    )?,
+                    user,
+                })
+            },
+        )
         .collect()
 }
 
