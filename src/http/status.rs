@@ -102,7 +102,8 @@ pub struct StatusView {
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
     ))]
 pub async fn status(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let settings = &state.settings;
+    let settings = state.live.current().await?;
+    let settings = &*settings;
     let pool = state.store.pool();
     let tz = settings.groupware.timezone;
     let window = Window::containing(state.clock.now(), tz, settings.sync.months)

@@ -356,6 +356,36 @@ pub async fn silent_workers(
         .await
 }
 
+/// The idempotency keys of the waits pushed while the integration is 無効 (a create,
+/// update or delete deferred until the Zoom token passes a check) start with this; the
+/// rest of each key is unique (a fresh ULID), so no wait is ever merged into another.
+pub const DISABLED_WAIT_KEY: &str = "disabled-wait:";
+
+/// A fresh idempotency key for one wait while the integration is 無効.
+pub fn disabled_wait_key() -> String {
+    format!("{DISABLED_WAIT_KEY}{}", ulid::Ulid::generate())
+}
+
+/// Makes every job still waiting because the integration was 無効 (pushed with a
+/// [`disabled_wait_key`], not yet taken by a worker) due now; returns how many. Nothing else
+/// changes: each runs once, through the same claim as any other run (R-ONCE).
+pub async fn release_disabled_waits(pool: &SqlitePool) -> anyhow::Result<u64> {
+    // `disabled-wait:` up to `disabled-wait;` (';' follows ':'): a range, no `LIKE`.
+    let query = format!(
+        "UPDATE Jobs SET run_at = strftime('%s', 'now') WHERE {OURS} \
+         AND idempotency_key >= ?1 AND idempotency_key < ?2 \
+         AND status = 'Pending' AND lock_by IS NULL AND run_at > strftime('%s', 'now')"
+    );
+    let end = format!("{};", DISABLED_WAIT_KEY.trim_end_matches(':'));
+    Ok(sqlx::query(sqlx::AssertSqlSafe(query))
+        .bind(DISABLED_WAIT_KEY)
+        .bind(end)
+        .execute(pool)
+        .await
+        .context("cannot release the jobs deferred while the integration was disabled")?
+        .rows_affected())
+}
+
 /// Deletes our jobs that will never run again (`Done`, `Killed`, `Failed` out of attempts)
 /// finished before `cutoff`; returns how many.
 pub async fn prune_finished(
