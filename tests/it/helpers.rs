@@ -310,24 +310,7 @@ impl TestApp {
         id: &str,
         change: impl Fn(&mut Value) -> bool,
     ) {
-        for uid in uids {
-            for page in 1..=2 {
-                let Some(events) = self.jmotto.events(uid, month.0, month.1, page) else {
-                    continue;
-                };
-                let next = self.next_page(uid, month, page);
-                let mut events = events.as_array().cloned().unwrap_or_default();
-                events.retain_mut(|e| if e["id"] == id { change(e) } else { true });
-                self.jmotto
-                    .set_events(uid, month.0, month.1, page, Value::Array(events), next);
-            }
-        }
-    }
-
-    fn next_page(&self, uid: &str, month: (&str, &str), page: u32) -> Option<u32> {
-        self.jmotto
-            .events(uid, month.0, month.1, page + 1)
-            .map(|_| page + 1)
+        edit_replay_entry(&self.jmotto, uids, month, id, change);
     }
 
     pub async fn stop(self) {
@@ -339,5 +322,31 @@ impl TestApp {
         self.engine.store.close().await;
         self.jmotto.stop().await;
         self.zoom.stop().await;
+    }
+}
+
+/// [`TestApp::edit_entry`] on any J-MOTTO replay (a test that runs the binaries has its own).
+pub fn edit_replay_entry(
+    jmotto: &ReplayServer,
+    uids: &[&str],
+    month: (&str, &str),
+    id: &str,
+    change: impl Fn(&mut Value) -> bool,
+) {
+    let next_page = |uid: &str, page: u32| {
+        jmotto
+            .events(uid, month.0, month.1, page + 1)
+            .map(|_| page + 1)
+    };
+    for uid in uids {
+        for page in 1..=2 {
+            let Some(events) = jmotto.events(uid, month.0, month.1, page) else {
+                continue;
+            };
+            let next = next_page(uid, page);
+            let mut events = events.as_array().cloned().unwrap_or_default();
+            events.retain_mut(|e| if e["id"] == id { change(e) } else { true });
+            jmotto.set_events(uid, month.0, month.1, page, Value::Array(events), next);
+        }
     }
 }

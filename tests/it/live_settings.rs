@@ -1,0 +1,264 @@
+//! SPEC §8 "Where settings live" and issue 10 items 2 and 5: every process runs on the live
+//! settings (the file over what the console stored), a change saved in the database is used
+//! by a running worker at its next job, the integration waits while it is 無効 and goes on
+//! once a check passes, and the secrets the console stores are never seen in clear.
+
+use std::time::Duration;
+
+use jmotto_zoom::{
+    cli::{AdminClient, demo::DEMO_ADMIN_TOKEN},
+    config::Settings,
+    live::LiveSettings,
+    replay::{RecordedRequest, ReplayServer, company},
+    secrets::SecretKey,
+    store::Store,
+};
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::{
+    binaries::{start_replays, start_run, write_config},
+    helpers::{NOVEMBER, TestApp, edit_replay_entry, spawn_app_with},
+};
+
+/// A `server.secret_key` for the tests (base64 of 32 bytes).
+const SECRET_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// The meetings the fixture company's sync creates.
+const FIXTURE_MEETINGS: usize = 16;
+
+/// Saves one form through the console's API of the settings, as the console does.
+async fn save(live: &LiveSettings, form: &[(&str, &str)]) {
+    let form: Vec<(&str, String)> = form.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+    let mut tx = live.store().begin_write().await.expect("write turn");
+    live.save(&mut tx, &form).await.expect("saved");
+    tx.commit().await.expect("committed");
+}
+
+/// The Zoom creates and PATCHes a replay received.
+fn zoom_writes(zoom: &ReplayServer, method: &str) -> Vec<RecordedRequest> {
+    zoom.requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/v2/meetings") || r.path.ends_with("/meetings"))
+        .filter(|r| r.method == method)
+        .collect()
+}
+
+/// The database file of `url` and its WAL, read whole.
+fn database_bytes(url: &str) -> Vec<u8> {
+    let path = url.trim_start_matches("sqlite://");
+    let mut bytes = std::fs::read(path).expect("database file");
+    if let Ok(wal) = std::fs::read(format!("{path}-wal")) {
+        bytes.extend(wal);
+    }
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+/// Polls `status` until `done` holds (at most 30 s).
+async fn status_until(
+    client: &AdminClient,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = client.get("/api/v1/status").await.expect("status");
+        if done(&status) {
+            return status;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// R-RESCHEDULE and SPEC §8: `jmotto-zoom run` is started with a file that leaves the Zoom
+/// secret and `sync.on_reschedule` out. The test process saves the secret in the database:
+/// the running process checks it at once and is 有効. After a first sync it saves
+/// `on_reschedule = "update"`; the next sync of the same, unrestarted process PATCHes the
+/// moved entry's meeting instead of creating one. No log line, no API answer and no byte of
+/// the database holds the secret in clear.
+#[tokio::test]
+async fn a_running_worker_uses_a_saved_change_at_its_next_job() {
+    let (jmotto, zoom) = start_replays().await;
+    let folder = tempfile::tempdir().expect("temp dir");
+    let (config, listen) = write_config(&folder, &jmotto, &zoom);
+    let text = std::fs::read_to_string(&config).expect("config");
+    let secret_line = format!("client_secret = \"{}\"\n", company::ZOOM_CLIENT_SECRET);
+    assert!(text.contains(&secret_line) && !text.contains("on_reschedule"));
+    let text = text.replace(&secret_line, "").replace(
+        "[server]\n",
+        &format!("[server]\nsecret_key = \"{SECRET_KEY}\"\n"),
+    );
+    std::fs::write(&config, text).expect("config written");
+    let (run, logs) = start_run(&config, &listen, &[("RUST_LOG", "trace")]).await;
+    let client = AdminClient::new(format!("http://{listen}"), DEMO_ADMIN_TOKEN).expect("client");
+    let status = status_until(&client, |s| {
+        !s["checks"].as_array().is_none_or(Vec::is_empty)
+    })
+    .await;
+    assert_eq!(status["enabled"], json!(false));
+    assert!(
+        status["reasons"].to_string().contains("zoom.client_secret"),
+        "{status:#}"
+    );
+
+    // The console's save, from another process on the same database file.
+    let settings = Settings::load(&config).expect("settings");
+    let store = Store::connect(&settings.database.url).await.expect("store");
+    let live = LiveSettings::new(settings, store);
+    save(
+        &live,
+        &[("zoom.client_secret", company::ZOOM_CLIENT_SECRET)],
+    )
+    .await;
+    status_until(&client, |s| s["enabled"] == json!(true)).await;
+
+    client.trigger_sync(None).await.expect("sync");
+    let _: serde_json::Value = client
+        .wait_until_idle(Duration::from_secs(60))
+        .await
+        .expect("idle");
+    assert_eq!(zoom_writes(&zoom, "POST").len(), FIXTURE_MEETINGS);
+
+    save(&live, &[("sync.on_reschedule", "update")]).await;
+    edit_replay_entry(&jmotto, &["10002"], NOVEMBER, "8801", |entry| {
+        entry["start"] = json!("2026-11-26T15:00:00");
+        entry["end"] = json!("2026-11-26T16:30:00");
+        true
+    });
+    client.trigger_sync(None).await.expect("sync");
+    let _: serde_json::Value = client
+        .wait_until_idle(Duration::from_secs(60))
+        .await
+        .expect("idle");
+    assert_eq!(
+        zoom_writes(&zoom, "POST").len(),
+        FIXTURE_MEETINGS,
+        "no new meeting"
+    );
+    let patches = zoom_writes(&zoom, "PATCH");
+    assert_eq!(patches.len(), 1, "{patches:#?}");
+
+    // SPEC §4, §8: the secret the console stored is nowhere in clear.
+    let answers = format!(
+        "{}{}",
+        client.get("/api/v1/status").await.expect("status"),
+        client.get("/api/v1/meetings").await.expect("meetings")
+    );
+    assert!(!answers.contains(company::ZOOM_CLIENT_SECRET));
+    assert!(!contains(
+        &database_bytes(&live.file().database.url),
+        company::ZOOM_CLIENT_SECRET
+    ));
+    live.store().close().await;
+    super::binaries::stop_run(run).await;
+    let logs = logs.await.expect("logs");
+    assert!(logs.contains("TRACE"), "trace logging was on");
+    assert!(
+        !logs.contains(company::ZOOM_CLIENT_SECRET),
+        "a log line carries the stored secret"
+    );
+    jmotto.stop().await;
+    zoom.stop().await;
+}
+
+/// The app whose file leaves the Zoom secret out (the console sets it), with a secret key.
+async fn app_without_zoom_secret() -> TestApp {
+    spawn_app_with(|settings| {
+        settings.zoom.client_secret = SecretString::from("");
+        settings.file_keys.remove("zoom.client_secret");
+        settings.server.secret_key = Some(SecretKey::parse(SECRET_KEY).expect("a key"));
+    })
+    .await
+}
+
+/// Issue 10 item 5, R-ONCE: with a wrong Zoom secret saved the integration is 無効, and the
+/// creates wait deferred (not failed, no attempt counted, the reason shown) without calling
+/// Zoom. Saving the right secret and running the quick check releases them at once: each
+/// meeting is created once. The database file never holds either secret in clear.
+#[tokio::test]
+async fn creates_wait_while_disabled_and_a_fix_creates_each_once() {
+    let app = app_without_zoom_secret().await;
+    let live = app.live.live();
+    save(live, &[("zoom.client_secret", "a-wrong-zoom-secret")]).await;
+    let checks = app.live.quick_check().await.expect("checked");
+    assert!(!checks[0].ok, "{checks:?}");
+    app.sync().await;
+    assert!(app.creates().is_empty(), "no create while disabled");
+    let meetings = app.meetings().await;
+    let waiting: Vec<_> = meetings
+        .iter()
+        .filter(|m| m["state"] == "deferred")
+        .collect();
+    assert_eq!(waiting.len(), FIXTURE_MEETINGS, "{meetings:#?}");
+    assert!(
+        waiting.iter().all(|m| m["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("integration_disabled"))),
+        "{waiting:#?}"
+    );
+    let attempts: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(attempts), 0) FROM meetings")
+        .fetch_one(app.engine.store.pool())
+        .await
+        .expect("attempts");
+    assert_eq!(attempts, 0, "no attempt counted while waiting");
+    let status = app.api.status().await.expect("status");
+    assert!(!status.enabled);
+
+    save(live, &[("zoom.client_secret", company::ZOOM_CLIENT_SECRET)]).await;
+    let checks = app.live.quick_check().await.expect("checked");
+    assert!(checks[0].ok, "{checks:?}");
+    // Released, not advanced: no scheduled job is left to wait for.
+    app.drain().await;
+    assert_eq!(app.creates().len(), FIXTURE_MEETINGS);
+    assert!(app.stored_per_marker().values().all(|&count| count == 1));
+    assert_eq!(app.count_in_state("created").await, FIXTURE_MEETINGS);
+
+    let bytes = database_bytes(&app.engine.settings.database.url);
+    for secret in ["a-wrong-zoom-secret", company::ZOOM_CLIENT_SECRET] {
+        assert!(!contains(&bytes, secret), "{secret} in the database");
+    }
+    app.stop().await;
+}
+
+/// SPEC §8: a file with only `[database]` and `[server]` starts `run`; status says 無効 and
+/// names each credential the console still has to set.
+#[tokio::test]
+async fn a_bare_file_starts_and_status_names_what_is_missing() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let listen = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        listener.local_addr().expect("address").to_string()
+    };
+    let config = folder.path().join("bare.toml");
+    let database = format!("sqlite://{}", folder.path().join("bare.db").display());
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"{database}\"\n[server]\nlisten = \"{listen}\"\nadmin_token = \"{DEMO_ADMIN_TOKEN}\"\n"
+        ),
+    )
+    .expect("config written");
+    let (run, _logs) = start_run(&config, &listen, &[]).await;
+    let client = AdminClient::new(format!("http://{listen}"), DEMO_ADMIN_TOKEN).expect("client");
+    let status = client.get("/api/v1/status").await.expect("status");
+    assert_eq!(status["enabled"], json!(false));
+    let reasons = status["reasons"].to_string();
+    for key in [
+        "zoom.account_id",
+        "zoom.client_id",
+        "zoom.client_secret",
+        "groupware.base_url",
+        "groupware.admin_login_id",
+        "groupware.admin_password",
+    ] {
+        assert!(reasons.contains(key), "{key}: {status:#}");
+    }
+    assert!(reasons.contains("no user is enabled"), "{status:#}");
+    super::binaries::stop_run(run).await;
+}
