@@ -432,4 +432,90 @@ mod tests {
             }
         }
     }
+
+    const BARE: &str = "[database]\nurl = \"sqlite://bare.db\"\n[server]\nadmin_token = \"t\"\n";
+
+    /// SPEC §8, R-ENABLED: with a bare file every credential is a reason of its own (in
+    /// English for the API, in Japanese naming the console's pages and the services'
+    /// screens), a part whose credentials are unset is not also "not checked", and a stored
+    /// value that cannot be used is named.
+    #[test]
+    fn a_bare_file_names_each_unset_credential_in_both_languages() {
+        let mut settings = Settings::from_toml_str(BARE).expect("a bare file loads");
+        settings
+            .problems
+            .push("the stored `groupware.timezone` cannot be used: not a zone".to_owned());
+        let english = disabled_reasons(&settings, &[]);
+        let japanese = disabled_reasons_ja(&settings, &[]);
+        assert_eq!(english.len(), 1 + 6 + 1, "{english:#?}");
+        assert_eq!(japanese.len(), english.len(), "{japanese:#?}");
+        for key in crate::config::CREDENTIAL_KEYS {
+            assert!(english.iter().any(|r| r.starts_with(key)), "{key}");
+            assert!(
+                japanese
+                    .iter()
+                    .any(|r| r.contains(key) && r.contains("「Zoom連携設定」")),
+                "{key}: {japanese:#?}"
+            );
+        }
+        assert!(!english.iter().any(|r| r.contains("checked yet")));
+        assert!(
+            japanese[0].contains("「ユーザー」ページ"),
+            "{}",
+            japanese[0]
+        );
+        assert!(
+            japanese[1].contains("Zoom App Marketplace"),
+            "{}",
+            japanese[1]
+        );
+        assert!(
+            japanese
+                .last()
+                .is_some_and(|r| r.contains("groupware.timezone")),
+            "{japanese:#?}"
+        );
+    }
+
+    /// R-ENABLED in Japanese: a failed check says what to do in the services' screen names.
+    #[test]
+    fn failed_checks_say_where_to_fix_in_japanese() {
+        let checks = vec![
+            check("zoom", false),
+            check("groupware", false),
+            check("timezone", false),
+        ];
+        let japanese = disabled_reasons_ja(&settings(true), &checks);
+        assert_eq!(japanese.len(), 3, "{japanese:#?}");
+        assert!(japanese[0].contains("App Credentials") && japanese[0].contains("refused"));
+        assert!(japanese[1].contains("J-MOTTO TOP › プロフィール"));
+        assert!(japanese[2].contains("タイムゾーン"));
+        assert!(
+            disabled_reasons_ja(&settings(true), &[])
+                .iter()
+                .all(|r| r.contains("doctor"))
+        );
+    }
+
+    /// SPEC §8: the quick check of unset credentials fails each part without a client (no
+    /// call can be made), naming each unset setting and the console page, and records it.
+    #[tokio::test]
+    async fn the_quick_check_of_unset_credentials_calls_nothing() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", folder.path().join("c.db").display());
+        let store = Store::connect(&url).await.expect("store");
+        let settings = Settings::from_toml_str(BARE).expect("a bare file loads");
+        let results = quick_check(&settings, None, None, &store).await;
+        assert!(results.iter().all(|r| !r.ok), "{results:#?}");
+        for key in ["zoom.account_id", "zoom.client_id", "zoom.client_secret"] {
+            assert!(results[0].detail.contains(key), "{}", results[0].detail);
+        }
+        assert!(results[0].detail.contains("「Zoom連携設定」ページ"));
+        assert!(results[0].detail.contains("クライアントシークレット"));
+        assert!(results[1].detail.contains("groupware.admin_password"));
+        let recorded = receiver::checks(store.pool()).await.expect("checks");
+        assert_eq!(recorded.len(), 3);
+        assert!(zoom_token_failed(&store).await.expect("read"));
+        store.close().await;
+    }
 }

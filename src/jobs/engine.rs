@@ -349,3 +349,60 @@ impl LiveEngine {
         Ok(self.current().await?.quick_check().await)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BARE: &str = r#"
+[server]
+admin_token = "t"
+secret_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+"#;
+
+    /// SPEC §8: a bare file builds an engine (no client for an unset service, no error),
+    /// and the same engine is handed out until a saved change moves the settings; then a
+    /// new one, with the process's metrics and instance kept.
+    #[tokio::test]
+    async fn a_saved_change_rebuilds_the_engine_once() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", folder.path().join("e.db").display());
+        let settings =
+            Settings::from_toml_str(&format!("[database]\nurl = {url:?}\n{BARE}")).expect("valid");
+        let live = crate::live::open(settings).await.expect("opens");
+        let engine = LiveEngine::start(live.clone()).await.expect("starts");
+        let first = engine.current().await.expect("current");
+        let not_set = first.zoom().expect_err("no Zoom client");
+        assert_eq!(
+            not_set.keys,
+            ["zoom.account_id", "zoom.client_id", "zoom.client_secret"]
+        );
+        assert!(first.groupware().is_err());
+        assert!(Arc::ptr_eq(
+            &first,
+            &engine.current().await.expect("current")
+        ));
+        let mut tx = live.store().begin_write().await.expect("tx");
+        live.save(
+            &mut tx,
+            &[
+                ("zoom.account_id", "acc".to_owned()),
+                ("zoom.client_id", "cid".to_owned()),
+                ("zoom.client_secret", "secret".to_owned()),
+            ],
+        )
+        .await
+        .expect("saved");
+        tx.commit().await.expect("commit");
+        let second = engine.current().await.expect("current");
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert!(second.zoom().is_ok());
+        assert!(Arc::ptr_eq(&first.metrics, &second.metrics));
+        assert_eq!(first.instance, second.instance);
+        assert!(Arc::ptr_eq(
+            &second,
+            &engine.current().await.expect("current")
+        ));
+        live.store().close().await;
+    }
+}

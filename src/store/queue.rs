@@ -544,6 +544,58 @@ mod tests {
         store.close().await;
     }
 
+    /// Issue 10 item 5: a passing check releases exactly the waits pushed while the
+    /// integration was 無効 — not a backoff, not a job a worker holds, not another queue's.
+    #[tokio::test]
+    async fn only_the_waits_of_a_disabled_integration_are_released() {
+        let (_folder, store) = store().await;
+        let pool = store.pool();
+        let later = chrono::Utc::now().timestamp() + 3600;
+        let cases = [
+            ("a", "jmz.create_meeting", Some(disabled_wait_key()), None),
+            ("b", "jmz.update_meeting", Some(disabled_wait_key()), None),
+            ("c", "jmz.create_meeting", None, None),
+            ("d", "jmz.create_meeting", Some("poll:1".to_owned()), None),
+            ("e", "other", Some(disabled_wait_key()), None),
+            (
+                "f",
+                "jmz.delete_meeting",
+                Some(disabled_wait_key()),
+                Some("w"),
+            ),
+        ];
+        for (id, queue, key, lock_by) in &cases {
+            sqlx::query(
+                "INSERT OR IGNORE INTO Workers (id, worker_type, storage_name, last_seen) \
+                 VALUES ('w', 'test', 'test', strftime('%s', 'now'))",
+            )
+            .execute(pool)
+            .await
+            .expect("worker");
+            sqlx::query(
+                "INSERT INTO Jobs (job, id, job_type, status, attempts, max_attempts, run_at, \
+                 idempotency_key, lock_by) VALUES (x'7b7d', ?, ?, 'Pending', 0, 5, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(queue)
+            .bind(later)
+            .bind(key)
+            .bind(lock_by)
+            .execute(pool)
+            .await
+            .expect("job inserted");
+        }
+        assert_eq!(release_disabled_waits(pool).await.expect("released"), 2);
+        let due: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM Jobs WHERE run_at <= strftime('%s', 'now') ORDER BY id",
+        )
+        .fetch_all(pool)
+        .await
+        .expect("due");
+        assert_eq!(due, ["a", "b"]);
+        store.close().await;
+    }
+
     /// Issue 5: on every pooled connection of a new database, apalis's lock query looks the
     /// job ids up (planner hints) instead of reading every pending job through the status
     /// index.
