@@ -9,9 +9,9 @@ use jmotto_zoom::{
     cli::{AdminClient, demo::DEMO_ADMIN_TOKEN},
     config::Settings,
     live::LiveSettings,
-    replay::{RecordedRequest, ReplayServer, company},
+    replay::{Fault, RecordedRequest, ReplayServer, company, faults},
     secrets::SecretKey,
-    store::Store,
+    store::{Store, settings::StoredUser},
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -167,6 +167,24 @@ async fn a_running_worker_uses_a_saved_change_at_its_next_job() {
     zoom.stop().await;
 }
 
+/// Issue 10 item 5: a create that meets Zoom's refusal of the credentials (a 401 that a new
+/// token does not cure) records the Zoom check as failed and waits, attempt given back; the
+/// other creates then wait without calling Zoom. A passing quick check lets them all go:
+/// each meeting is created once (R-ONCE).
+#[tokio::test]
+async fn a_refused_token_makes_every_create_wait_until_a_check_passes() {
+    let app = spawn_app_with(|settings| settings.worker.concurrency = 1).await;
+    app.zoom
+        .inject(Fault::ZoomExpiredToken, 2, faults::zoom_create);
+    app.sync().await;
+    assert_eq!(app.zoom.faulted().len(), 2, "one create refused twice");
+    assert_every_create_waits(&app).await;
+    let checks = app.live.quick_check().await.expect("checked");
+    assert!(checks[0].ok, "{checks:?}");
+    assert_each_meeting_created_once(&app).await;
+    app.stop().await;
+}
+
 /// The app whose file leaves the Zoom secret out (the console sets it), with a secret key.
 async fn app_without_zoom_secret() -> TestApp {
     spawn_app_with(|settings| {
@@ -177,19 +195,9 @@ async fn app_without_zoom_secret() -> TestApp {
     .await
 }
 
-/// Issue 10 item 5, R-ONCE: with a wrong Zoom secret saved the integration is 無効, and the
-/// creates wait deferred (not failed, no attempt counted, the reason shown) without calling
-/// Zoom. Saving the right secret and running the quick check releases them at once: each
-/// meeting is created once. The database file never holds either secret in clear.
-#[tokio::test]
-async fn creates_wait_while_disabled_and_a_fix_creates_each_once() {
-    let app = app_without_zoom_secret().await;
-    let live = app.live.live();
-    save(live, &[("zoom.client_secret", "a-wrong-zoom-secret")]).await;
-    let checks = app.live.quick_check().await.expect("checked");
-    assert!(!checks[0].ok, "{checks:?}");
-    app.sync().await;
-    assert!(app.creates().is_empty(), "no create while disabled");
+/// Issue 10 item 5: every meeting of the sync waits `deferred` with the reason
+/// `integration_disabled`, no attempt counted, and status says 無効.
+async fn assert_every_create_waits(app: &TestApp) {
     let meetings = app.meetings().await;
     let waiting: Vec<_> = meetings
         .iter()
@@ -209,15 +217,36 @@ async fn creates_wait_while_disabled_and_a_fix_creates_each_once() {
     assert_eq!(attempts, 0, "no attempt counted while waiting");
     let status = app.api.status().await.expect("status");
     assert!(!status.enabled);
+}
+
+/// R-ONCE after a fix: the waits were released (not advanced: no scheduled job is left to
+/// wait for), and each meeting is created once.
+async fn assert_each_meeting_created_once(app: &TestApp) {
+    app.drain().await;
+    assert_eq!(app.stored_per_marker().len(), FIXTURE_MEETINGS);
+    assert!(app.stored_per_marker().values().all(|&count| count == 1));
+    assert_eq!(app.count_in_state("created").await, FIXTURE_MEETINGS);
+}
+
+/// Issue 10 item 5, R-ONCE: with a wrong Zoom secret saved the integration is 無効, and the
+/// creates wait deferred (not failed, no attempt counted, the reason shown) without calling
+/// Zoom. Saving the right secret and running the quick check releases them at once: each
+/// meeting is created once. The database file never holds either secret in clear.
+#[tokio::test]
+async fn creates_wait_while_disabled_and_a_fix_creates_each_once() {
+    let app = app_without_zoom_secret().await;
+    let live = app.live.live();
+    save(live, &[("zoom.client_secret", "a-wrong-zoom-secret")]).await;
+    let checks = app.live.quick_check().await.expect("checked");
+    assert!(!checks[0].ok, "{checks:?}");
+    app.sync().await;
+    assert!(app.creates().is_empty(), "no create while disabled");
+    assert_every_create_waits(&app).await;
 
     save(live, &[("zoom.client_secret", company::ZOOM_CLIENT_SECRET)]).await;
     let checks = app.live.quick_check().await.expect("checked");
     assert!(checks[0].ok, "{checks:?}");
-    // Released, not advanced: no scheduled job is left to wait for.
-    app.drain().await;
-    assert_eq!(app.creates().len(), FIXTURE_MEETINGS);
-    assert!(app.stored_per_marker().values().all(|&count| count == 1));
-    assert_eq!(app.count_in_state("created").await, FIXTURE_MEETINGS);
+    assert_each_meeting_created_once(&app).await;
 
     let bytes = database_bytes(&app.engine.settings.database.url);
     for secret in ["a-wrong-zoom-secret", company::ZOOM_CLIENT_SECRET] {
@@ -261,4 +290,71 @@ async fn a_bare_file_starts_and_status_names_what_is_missing() {
     }
     assert!(reasons.contains("no user is enabled"), "{status:#}");
     super::binaries::stop_run(run).await;
+}
+
+/// Issue 10 item 7, SPEC §3: `doctor` reads the live settings too. With a file that sets only
+/// the database, the server and where the services are, and every credential and user
+/// entered in the console (stored in the database), doctor passes and says 有効.
+#[tokio::test]
+async fn doctor_passes_a_setup_made_in_the_console() {
+    let (jmotto, zoom) = start_replays().await;
+    // R-ACCESS: the fixture company's user 10005 shares its schedule here.
+    jmotto.set_events("10005", NOVEMBER.0, NOVEMBER.1, 1, json!([]), None);
+    let folder = tempfile::tempdir().expect("temp dir");
+    let config = folder.path().join("console.toml");
+    let database = format!("sqlite://{}", folder.path().join("console.db").display());
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"{database}\"\n[server]\nadmin_token = \"{DEMO_ADMIN_TOKEN}\"\nsecret_key = \"{SECRET_KEY}\"\n\
+             [zoom]\noauth_url = \"{zoom}/oauth/token\"\napi_url = \"{zoom}/v2\"\n[clock]\nnow = \"{now}\"\n",
+            zoom = zoom.base_url(),
+            now = company::RECORDED_AT,
+        ),
+    )
+    .expect("config written");
+    let live = jmotto_zoom::live::open(Settings::load(&config).expect("settings"))
+        .await
+        .expect("opens");
+    let base_url = format!("{}{}", jmotto.base_url(), company::JMOTTO_BASE_PATH);
+    save(
+        &live,
+        &[
+            ("zoom.account_id", company::ZOOM_ACCOUNT_ID),
+            ("zoom.client_id", company::ZOOM_CLIENT_ID),
+            ("zoom.client_secret", company::ZOOM_CLIENT_SECRET),
+            ("groupware.base_url", &base_url),
+            ("groupware.admin_login_id", company::ADMIN_LOGIN_ID),
+            ("groupware.admin_password", company::ADMIN_PASSWORD),
+            ("groupware.timezone", company::TIMEZONE),
+        ],
+    )
+    .await;
+    let users: Vec<StoredUser> = company::USERS
+        .iter()
+        .map(|(id, email, enabled)| StoredUser {
+            groupware_id: (*id).to_owned(),
+            zoom_email: (*email).to_owned(),
+            enabled: *enabled,
+        })
+        .collect();
+    let mut tx = live.store().begin_write().await.expect("write turn");
+    live.save_users(&mut tx, &users).await.expect("users saved");
+    tx.commit().await.expect("committed");
+    live.store().close().await;
+
+    let doctor = tokio::process::Command::new(env!("CARGO_BIN_EXE_jmotto-zoom"))
+        .args(["doctor", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .expect("doctor runs");
+    let printed = String::from_utf8_lossy(&doctor.stdout);
+    assert!(doctor.status.success(), "{printed}");
+    assert_eq!(printed.lines().last(), Some("Zoom連携: 有効"), "{printed}");
+    for secret in [company::ZOOM_CLIENT_SECRET, company::ADMIN_PASSWORD] {
+        assert!(!printed.contains(secret));
+    }
+    jmotto.stop().await;
+    zoom.stop().await;
 }
