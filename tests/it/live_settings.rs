@@ -278,14 +278,7 @@ async fn a_bare_file_starts_and_status_names_what_is_missing() {
     let status = client.get("/api/v1/status").await.expect("status");
     assert_eq!(status["enabled"], json!(false));
     let reasons = status["reasons"].to_string();
-    for key in [
-        "zoom.account_id",
-        "zoom.client_id",
-        "zoom.client_secret",
-        "groupware.base_url",
-        "groupware.admin_login_id",
-        "groupware.admin_password",
-    ] {
+    for key in jmotto_zoom::config::CREDENTIAL_KEYS {
         assert!(reasons.contains(key), "{key}: {status:#}");
     }
     assert!(reasons.contains("no user is enabled"), "{status:#}");
