@@ -6,6 +6,12 @@
 //! 5xx): it looks for the meeting by its agenda marker, start and duration among the host's
 //! upcoming meetings when the token may list them, and adopts it; without that scope it
 //! creates again and flags the row `possible_duplicate`.
+//!
+//! While the integration is 無効 (Zoom's credentials unset, the last Zoom token check
+//! failed, or a call met Zoom's refusal of the credentials) none of the three calls Zoom:
+//! each is pushed again as a durable wait tagged for release, its row shows
+//! `integration_disabled`, and no attempt is counted. A quick check that passes makes the
+//! waits due at once (`checks::record`).
 
 use anyhow::Context;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -81,8 +87,9 @@ struct Claim {
 
 /// In one write transaction: decides whether this run may act (the row is claimable, or its
 /// claim is too old to be in flight), applies R-PAST and R-HOST, reserves the host's daily
-/// slot — or defers the row to 00:00 UTC when the host has used its quota — and claims the
-/// row. `None`: nothing to do now (done, skipped, deferred, or another attempt in flight).
+/// slot — or defers the row to 00:00 UTC when the host has used its quota, or lets it wait
+/// while the integration is 無効 — and claims the row. `None`: nothing to do now (done,
+/// skipped, deferred, or another attempt in flight).
 async fn claim(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<Option<Claim>> {
     let now = Utc::now();
     let disabled = integration_waits(engine).await?;

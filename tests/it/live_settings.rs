@@ -7,18 +7,19 @@ use std::time::Duration;
 
 use jmotto_zoom::{
     cli::{AdminClient, demo::DEMO_ADMIN_TOKEN},
-    config::Settings,
+    config::{DeletePolicy, ReschedulePolicy, Settings},
     live::LiveSettings,
     replay::{Fault, RecordedRequest, ReplayServer, company, faults},
     secrets::SecretKey,
     store::{Store, settings::StoredUser},
+    zoom::ZoomError,
 };
 use secrecy::SecretString;
 use serde_json::json;
 
 use crate::{
     binaries::{start_replays, start_run, write_config},
-    helpers::{NOVEMBER, TestApp, edit_replay_entry, spawn_app_with},
+    helpers::{DECEMBER, NOVEMBER, TestApp, edit_replay_entry, spawn_app_with},
 };
 
 /// A `server.secret_key` for the tests (base64 of 32 bytes).
@@ -350,4 +351,56 @@ async fn doctor_passes_a_setup_made_in_the_console() {
     }
     jmotto.stop().await;
     zoom.stop().await;
+}
+
+/// Issue 10 item 5 for the other two writes: after the Zoom check failed, an update (R-RESCHEDULE
+/// `update`) and a delete (R-DELETE `delete`) wait without calling Zoom, their meetings still
+/// `created` with the reason shown and no attempt counted; a passing check sends each once.
+#[tokio::test]
+async fn updates_and_deletes_wait_while_disabled() {
+    let app = spawn_app_with(|settings| {
+        settings.sync.on_reschedule = ReschedulePolicy::Update;
+        settings.sync.on_delete = DeletePolicy::Delete;
+    })
+    .await;
+    app.sync().await;
+    app.zoom.clear_requests();
+    let refused = ZoomError::Auth("the token request was refused (invalid_client)".to_owned());
+    jmotto_zoom::checks::record_token_refusal(&app.engine.store, &refused).await;
+    app.edit_entry(&["10002"], NOVEMBER, "8801", |entry| {
+        entry["start"] = json!("2026-11-26T15:00:00");
+        entry["end"] = json!("2026-11-26T16:30:00");
+        true
+    });
+    app.edit_entry(&["10003", "10002", "10006"], DECEMBER, "8803", |entry| {
+        entry["place"] = json!("会議室B");
+        true
+    });
+    app.sync().await;
+    assert!(app.zoom_writes().is_empty(), "{:#?}", app.zoom_writes());
+    for id in ["8801", "8803"] {
+        let row = &app.meetings_of(id, "").await[0];
+        assert_eq!(row["state"], "created", "{row}");
+        assert!(
+            row["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("integration_disabled")),
+            "{row}"
+        );
+    }
+    let attempts: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(attempts), 0) FROM meetings")
+        .fetch_one(app.engine.store.pool())
+        .await
+        .expect("attempts");
+    assert_eq!(attempts, 0);
+
+    let checks = app.live.quick_check().await.expect("checked");
+    assert!(checks[0].ok, "{checks:?}");
+    app.drain().await;
+    let mut methods: Vec<String> = app.zoom_writes().into_iter().map(|r| r.method).collect();
+    methods.sort();
+    assert_eq!(methods, ["DELETE", "PATCH"]);
+    assert_eq!(app.meetings_of("8801", "").await[0]["reason"], "updated");
+    assert_eq!(app.meetings_of("8803", "").await[0]["state"], "deleted");
+    app.stop().await;
 }
