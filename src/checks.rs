@@ -1,7 +1,10 @@
 //! The service checks shared by the worker, HTTP and the command line: the quick check of
 //! the three parts R-ENABLED names (Zoom credentials, J-MOTTO credentials, timezone),
-//! recorded in `service_checks`, and R-ENABLED read back from those records. `doctor` adds
-//! its full list on top.
+//! recorded in `service_checks`, and R-ENABLED read back from those records and the
+//! settings (unset credentials, stored values that cannot be used), in English for the API
+//! ([`disabled_reasons`]) and in Japanese for people ([`disabled_reasons_ja`]). A passing
+//! Zoom token check releases the jobs that waited while the integration was 無効. `doctor`
+//! adds its full list on top.
 //!
 //! Invariant: no result carries a secret (messages name configuration keys, never values
 //! of secrets).

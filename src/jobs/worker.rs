@@ -1,4 +1,7 @@
 //! The worker: one apalis worker per queue in one `Monitor`, plus the periodic sync tick.
+//! Every job runs with the engine of the settings in effect when it starts
+//! ([`LiveEngine::current`]), so a change saved in the console applies at the next job
+//! without a restart; the periodic sync reads its interval each round.
 //!
 //! DESIGN.md's measured pitfalls, handled here: each backend polls on an interval
 //! ([`Ticker`]; a worker otherwise notices another process's jobs only on its 30 s
