@@ -1,9 +1,15 @@
-//! Process-wide pacing: one governor limiter per Zoom category and one for J-MOTTO, shared
-//! by every handler of a process (DESIGN.md).
+//! Pacing arithmetic, without I/O: the per-process governor limiters and the GCRA that
+//! `store::pacing` keeps in the database for every process sharing it (SPEC §9).
 //!
 //! SPEC §6 reads "N per second" as "at most N calls in any one-second window", so the quota
 //! is one call every 1/N s with a burst of one — `Quota::per_second(N)` would allow a burst
 //! of N on top of the steady rate, up to 2N−1 calls in one second.
+//!
+//! How the two combine (`store::pacing::Pacer`): a call first waits for its process's
+//! governor limiter, which spaces the process's own callers 1/N s apart (so a process asks
+//! the database at most N times a second per limiter), then reserves the account's next slot
+//! with [`Gcra`] in one short write transaction and sleeps until it. The database's slots
+//! alone bound the sum over all processes; governor only smooths within a process.
 
 use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
@@ -20,24 +26,46 @@ pub fn evenly_paced(per_second: u32) -> Arc<DefaultDirectRateLimiter> {
     Arc::new(RateLimiter::direct(quota))
 }
 
-/// The limiters a process shares.
-#[derive(Debug, Clone)]
-pub struct Limiters {
-    /// Zoom Medium category: meeting creates.
-    pub zoom_create: Arc<DefaultDirectRateLimiter>,
-    /// Zoom Light category: every other Zoom call.
-    pub zoom_light: Arc<DefaultDirectRateLimiter>,
-    /// J-MOTTO: every call.
-    pub groupware: Arc<DefaultDirectRateLimiter>,
+/// The generic cell rate algorithm with no burst tolerance: one slot every `interval_us`
+/// microseconds, the next free one kept as the theoretical arrival time (TAT).
+///
+/// Invariant: two slots it grants are at least `interval_us` apart, and `interval_us` is
+/// 1/N s rounded up, so any half-open one-second window holds at most N slots: k slots in
+/// it span (k − 1) × interval < 1 s, so k − 1 < 1 s ÷ interval ≤ N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gcra {
+    /// The emission interval: 1/N s in microseconds, rounded up.
+    pub interval_us: i64,
 }
 
-impl Limiters {
-    /// Builds the three limiters from the configured rates.
-    pub fn new(zoom_create: u32, zoom_light: u32, groupware: u32) -> Limiters {
-        Limiters {
-            zoom_create: evenly_paced(zoom_create),
-            zoom_light: evenly_paced(zoom_light),
-            groupware: evenly_paced(groupware),
+/// What one [`Gcra::reserve`] grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    /// When the call may start (microseconds since the Unix epoch); at or after `now`.
+    pub slot_us: i64,
+    /// The theoretical arrival time to store for the next caller.
+    pub next_tat_us: i64,
+}
+
+impl Gcra {
+    /// At most `per_second` slots in any one-second window (`per_second` 0 is read as 1).
+    pub fn per_second(per_second: u32) -> Gcra {
+        let per_second = i64::from(per_second.max(1));
+        Gcra {
+            interval_us: (1_000_000 + per_second - 1) / per_second,
+        }
+    }
+
+    /// The slot of a caller asking at `now_us` when the stored TAT is `tat_us` (`None`:
+    /// never used): the later of the two, and the TAT one interval after it.
+    ///
+    /// A TAT is never dropped for being far ahead: after a wall clock that went back, callers
+    /// wait out the step rather than break the window bound.
+    pub fn reserve(&self, tat_us: Option<i64>, now_us: i64) -> Reservation {
+        let slot_us = tat_us.map_or(now_us, |tat| tat.max(now_us));
+        Reservation {
+            slot_us,
+            next_tat_us: slot_us.saturating_add(self.interval_us),
         }
     }
 }
@@ -58,5 +86,101 @@ mod tests {
         assert_eq!(immediate, 1, "burst must be one call");
         limiter.until_ready().await;
         assert!(start.elapsed() >= Duration::from_millis(150));
+    }
+
+    /// The largest number of `slots` in any half-open one-second window.
+    fn peak_in_one_second(slots: &[i64]) -> usize {
+        let mut sorted = slots.to_vec();
+        sorted.sort_unstable();
+        let mut peak = 0;
+        let mut first = 0;
+        for (last, slot) in sorted.iter().enumerate() {
+            while sorted[first] <= slot - 1_000_000 {
+                first += 1;
+            }
+            peak = peak.max(last - first + 1);
+        }
+        peak
+    }
+
+    /// SPEC §9 pacing: the emission interval is 1/N s rounded up, so N intervals never fit
+    /// in less than a second.
+    #[test]
+    fn the_interval_is_one_nth_of_a_second_rounded_up() {
+        for (per_second, interval_us) in [
+            (0, 1_000_000),
+            (1, 1_000_000),
+            (3, 333_334),
+            (4, 250_000),
+            (7, 142_858),
+            (1_000_000, 1),
+            (u32::MAX, 1),
+        ] {
+            let gcra = Gcra::per_second(per_second);
+            assert_eq!(gcra.interval_us, interval_us, "{per_second}/s");
+            assert!(i64::from(per_second.max(1)) * gcra.interval_us >= 1_000_000);
+        }
+    }
+
+    /// SPEC §9 pacing, the GCRA step: a free limiter grants now, a busy one its TAT, and the
+    /// TAT moves one interval past the slot; a TAT in the past is read as "free now".
+    #[test]
+    fn a_reservation_takes_the_later_of_now_and_the_stored_tat() {
+        let gcra = Gcra::per_second(4);
+        let check = |tat: Option<i64>, now: i64, slot: i64| {
+            assert_eq!(
+                gcra.reserve(tat, now),
+                Reservation {
+                    slot_us: slot,
+                    next_tat_us: slot + 250_000
+                },
+                "tat {tat:?}, now {now}"
+            );
+        };
+        check(None, 5_000_000, 5_000_000);
+        check(Some(4_000_000), 5_000_000, 5_000_000);
+        check(Some(5_000_000), 5_000_000, 5_000_000);
+        check(Some(5_100_000), 5_000_000, 5_100_000);
+        check(Some(900_000_000), 5_000_000, 900_000_000);
+    }
+
+    /// SPEC §9: at most N calls in any one-second window, however callers arrive (bursts,
+    /// many processes asking at once, gaps), and under steady demand exactly N a second.
+    #[test]
+    fn no_one_second_window_holds_more_than_n_slots() {
+        use rand::{Rng, SeedableRng};
+        for per_second in [1, 3, 4, 7, 10, 20] {
+            let gcra = Gcra::per_second(per_second);
+            let mut random = rand::rngs::StdRng::seed_from_u64(u64::from(per_second));
+            let mut tat = None;
+            let mut now: i64 = 1_700_000_000_000_000;
+            let mut slots = Vec::new();
+            for _ in 0..5_000 {
+                // Bursts of simultaneous askers, small steps and long gaps.
+                now += match random.random_range(0..10) {
+                    0..=4 => 0,
+                    5..=8 => random.random_range(0..300_000),
+                    _ => random.random_range(0..3_000_000),
+                };
+                let granted = gcra.reserve(tat, now);
+                assert!(granted.slot_us >= now);
+                tat = Some(granted.next_tat_us);
+                slots.push(granted.slot_us);
+            }
+            let limit = usize::try_from(per_second).expect("small");
+            assert_eq!(peak_in_one_second(&slots), limit, "{per_second}/s");
+        }
+        // Steady demand (everyone asks at once): evenly paced, N in each second.
+        let gcra = Gcra::per_second(4);
+        let mut tat = None;
+        let slots: Vec<i64> = (0..40)
+            .map(|_| {
+                let granted = gcra.reserve(tat, 0);
+                tat = Some(granted.next_tat_us);
+                granted.slot_us
+            })
+            .collect();
+        assert_eq!(slots[39], 39 * 250_000);
+        assert_eq!(peak_in_one_second(&slots), 4);
     }
 }

@@ -1,5 +1,5 @@
 //! What every job handler of a process shares: settings, the store, the two clients (with
-//! the process-wide limiters inside them) and the clock.
+//! the pacers inside them: per process, then per account through the database) and the clock.
 
 use std::sync::Arc;
 
@@ -9,8 +9,7 @@ use crate::{
     config::Settings,
     domain::{host::EnabledUsers, location::LocationMatcher},
     groupware::GroupwareClient,
-    limits::Limiters,
-    store::Store,
+    store::{Store, pacing::Pacers},
     zoom::{ZoomClient, ZoomCredentials},
 };
 
@@ -55,18 +54,14 @@ impl Engine {
     /// Builds the clients (no network call yet) around an open store.
     pub fn new(settings: Settings, store: Store) -> anyhow::Result<Arc<Engine>> {
         let metrics: Arc<crate::metrics::Metrics> = Arc::default();
-        let limiters = Limiters::new(
-            settings.zoom.create_per_second,
-            settings.zoom.requests_per_second,
-            settings.groupware.requests_per_second,
-        );
+        let pacers = Pacers::new(&store, &settings);
         let http_timeout =
             std::time::Duration::from_secs(settings.worker.http_timeout_seconds.max(1));
         let groupware = GroupwareClient::new(
             &settings.groupware.base_url,
             &settings.groupware.admin_login_id,
             settings.groupware.admin_password.clone(),
-            limiters.groupware.clone(),
+            pacers.groupware,
             http_timeout,
         )?
         .with_metrics(metrics.clone());
@@ -78,8 +73,8 @@ impl Engine {
                 client_id: settings.zoom.client_id.clone(),
                 client_secret: settings.zoom.client_secret.clone(),
             },
-            limiters.zoom_create.clone(),
-            limiters.zoom_light.clone(),
+            pacers.zoom_create,
+            pacers.zoom_light,
             http_timeout,
         )?
         .with_metrics(metrics.clone());

@@ -6,6 +6,7 @@
 //! migrations keep `_sqlx_migrations`; ours keep `_app_migrations`.
 
 pub mod meetings;
+pub mod pacing;
 pub mod queue;
 pub mod receiver;
 pub mod sync_state;
