@@ -10,6 +10,7 @@ mod http_api;
 mod http_edges;
 mod init;
 mod operator;
+mod pacing;
 mod queue_counts;
 mod storage_faults;
 mod sync_rules;
