@@ -278,11 +278,11 @@ fn backend<J: Job>(engine: &Engine) -> PollWith<SqliteStorage<J>, Ticker> {
 struct Ticker {
     interval: tokio::time::Interval,
     /// This process's pushes to the queue, and the wait for the next one.
-    pushes: Option<(
-        Arc<tokio::sync::Notify>,
-        std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>>,
-    )>,
+    pushes: Option<(Arc<tokio::sync::Notify>, Notification)>,
 }
+
+/// A wait for the next notification of a queue's signal.
+type Notification = std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
 
 impl Ticker {
     fn new(every: Duration) -> Ticker {
@@ -303,9 +303,7 @@ impl Ticker {
 }
 
 /// The next notification of `signal` (registered when first polled).
-fn next_notification(
-    signal: &Arc<tokio::sync::Notify>,
-) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+fn next_notification(signal: &Arc<tokio::sync::Notify>) -> Notification {
     let signal = signal.clone();
     Box::pin(async move { signal.notified().await })
 }
