@@ -15,7 +15,7 @@ use anyhow::Context;
 use governor::DefaultDirectRateLimiter;
 
 use super::Store;
-use crate::limits::{Gcra, evenly_paced};
+use crate::limits::{Gcra, Reservation, SlotBlock, evenly_paced};
 
 /// The database could not give a slot: the call must not go out unpaced. The caller fails
 /// it as retryable (nothing was sent).
@@ -29,6 +29,9 @@ pub struct SharedLimiter {
     store: Store,
     name: String,
     gcra: Gcra,
+    /// The slots this process reserved and has not handed out (more than one only at high
+    /// rates: [`Gcra::block_len`]).
+    held: Arc<tokio::sync::Mutex<SlotBlock>>,
 }
 
 impl SharedLimiter {
@@ -39,6 +42,7 @@ impl SharedLimiter {
             store,
             name,
             gcra: Gcra::per_second(per_second),
+            held: Arc::default(),
         }
     }
 
@@ -47,8 +51,8 @@ impl SharedLimiter {
         &self.name
     }
 
-    /// Reserves the next slot in one write transaction; returns how long to wait for it.
-    pub async fn reserve(&self) -> anyhow::Result<Duration> {
+    /// Reserves the next `count` slots in one write transaction.
+    async fn reserve(&self, count: i64) -> anyhow::Result<Reservation> {
         let mut tx = self.store.begin_write().await?;
         // Read under the write lock: every reservation of every process is ordered by it.
         let now_us = now_us()?;
@@ -58,7 +62,7 @@ impl SharedLimiter {
                 .fetch_optional(&mut *tx)
                 .await
                 .with_context(|| format!("cannot read the rate limiter {}", self.name))?;
-        let granted = self.gcra.reserve(tat_us, now_us);
+        let granted = self.gcra.reserve_many(tat_us, now_us, count);
         sqlx::query(
             "INSERT INTO rate_limiters (name, tat_us) VALUES (?1, ?2) \
              ON CONFLICT (name) DO UPDATE SET tat_us = excluded.tat_us",
@@ -71,13 +75,31 @@ impl SharedLimiter {
         tx.commit()
             .await
             .with_context(|| format!("cannot commit the rate limiter {}", self.name))?;
-        let wait_us = u64::try_from(granted.slot_us - now_us).unwrap_or(0);
+        Ok(granted)
+    }
+
+    /// Takes this process's next slot (reserving more in the database when none is held);
+    /// returns how long to wait for it.
+    pub async fn next_slot(&self) -> anyhow::Result<Duration> {
+        let mut held = self.held.lock().await;
+        let slot_us = match held.take(now_us()?, self.gcra.interval_us) {
+            Some(slot_us) => slot_us,
+            None => {
+                let granted = self.reserve(self.gcra.block_len()).await?;
+                *held = SlotBlock::of(granted);
+                // The first slot is ours even if the reservation took a moment.
+                held.take(granted.slot_us, self.gcra.interval_us)
+                    .context("a reservation gave no slot")?
+            }
+        };
+        drop(held);
+        let wait_us = u64::try_from(slot_us - now_us()?).unwrap_or(0);
         Ok(Duration::from_micros(wait_us))
     }
 
-    /// Reserves a slot and sleeps until it (no transaction is held while sleeping).
+    /// Takes a slot and sleeps until it (no transaction is held while sleeping).
     pub async fn until_ready(&self) -> anyhow::Result<()> {
-        let wait = self.reserve().await?;
+        let wait = self.next_slot().await?;
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
@@ -186,15 +208,15 @@ mod tests {
         let other = SharedLimiter::new(second, "zoom.create:B".to_owned(), 4);
         let mut waits = Vec::new();
         for _ in 0..4 {
-            waits.push(a.reserve().await.expect("slot"));
-            waits.push(b.reserve().await.expect("slot"));
+            waits.push(a.next_slot().await.expect("slot"));
+            waits.push(b.next_slot().await.expect("slot"));
         }
         // The eighth slot is seven intervals (7 × 255 ms) after the first, less the time the
         // loop took.
         let last = waits.last().copied().unwrap_or_default();
         assert!(last > Duration::from_millis(1_600), "{waits:?}");
         assert!(last <= Duration::from_millis(1_785), "{waits:?}");
-        assert!(other.reserve().await.expect("slot") < Duration::from_millis(50));
+        assert!(other.next_slot().await.expect("slot") < Duration::from_millis(50));
     }
 
     /// A database that cannot be written gives no slot: an error, not an unpaced call.
@@ -202,7 +224,8 @@ mod tests {
     async fn a_database_fault_is_an_error_not_a_free_pass() {
         let folder = tempfile::tempdir().expect("temp dir");
         let store = store(&folder).await;
-        let pacer = Pacer::shared(&store, "groupware:x".to_owned(), 1000);
+        // 20/s: one slot per reservation, so each call asks the database.
+        let pacer = Pacer::shared(&store, "groupware:x".to_owned(), 20);
         pacer.until_ready().await.expect("paced");
         store.close().await;
         assert!(pacer.until_ready().await.is_err());
