@@ -646,6 +646,45 @@ mod tests {
     use super::*;
     use reqwest::header::{HeaderMap, HeaderValue};
 
+    /// SPEC §9 pacing: a database that cannot give a slot fails the call as not sent
+    /// (retryable, its host slot given back) — nothing reaches Zoom unpaced, neither the
+    /// token request nor the create.
+    #[tokio::test]
+    async fn a_call_the_database_cannot_pace_is_not_sent() {
+        let zoom = crate::replay::ReplayServer::start_zoom()
+            .await
+            .expect("replay");
+        let folder = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", folder.path().join("zoom.db").display());
+        let store = crate::store::Store::connect(&url).await.expect("database");
+        let client = ZoomClient::new(
+            ZoomCredentials {
+                oauth_url: format!("{}/oauth/token", zoom.base_url()),
+                api_url: format!("{}/v2", zoom.base_url()),
+                account_id: "account".to_owned(),
+                client_id: "client".to_owned(),
+                client_secret: SecretString::from("secret"),
+            },
+            Pacer::shared(&store, "zoom.create:account".to_owned(), 10),
+            Pacer::shared(&store, "zoom.requests:account".to_owned(), 20),
+            Duration::from_secs(5),
+        )
+        .expect("client");
+        store.close().await;
+        let request = MeetingRequest {
+            topic: "会議".to_owned(),
+            meeting_type: 2,
+            start_time: "2026-12-01T01:00:00Z".to_owned(),
+            duration: 30,
+            timezone: "Asia/Tokyo".to_owned(),
+            agenda: String::new(),
+            settings: None,
+        };
+        let result = client.create_meeting("user@example.co.jp", &request).await;
+        assert!(matches!(result, Err(ZoomError::NotSent(_))), "{result:?}");
+        assert!(zoom.requests().is_empty(), "{:?}", zoom.requests());
+    }
+
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (k, v) in pairs {
