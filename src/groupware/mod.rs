@@ -12,12 +12,14 @@ pub mod wire;
 use std::{sync::Arc, time::Duration};
 
 use chrono::NaiveDateTime;
-use governor::DefaultDirectRateLimiter;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
-use crate::domain::{ids::EntryKey, time::LocalSlot};
+use crate::{
+    domain::{ids::EntryKey, time::LocalSlot},
+    store::pacing::Pacer,
+};
 
 /// How a J-MOTTO call failed.
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +98,7 @@ pub struct GroupwareClient {
     base_url: String,
     login_id: String,
     password: SecretString,
-    limiter: Arc<DefaultDirectRateLimiter>,
+    limiter: Pacer,
     session: Mutex<Option<Session>>,
     metrics: Arc<crate::metrics::Metrics>,
 }
@@ -119,7 +121,7 @@ impl GroupwareClient {
         base_url: &str,
         login_id: &str,
         password: SecretString,
-        limiter: Arc<DefaultDirectRateLimiter>,
+        limiter: Pacer,
         timeout: Duration,
     ) -> anyhow::Result<GroupwareClient> {
         let http = reqwest::Client::builder()
@@ -310,7 +312,11 @@ impl GroupwareClient {
         form: &[(&str, String)],
         access_key: Option<&SecretString>,
     ) -> Result<serde_json::Value, GroupwareError> {
-        self.limiter.until_ready().await;
+        // No slot from the shared limiter: not sent (never sent unpaced), retryable.
+        self.limiter
+            .until_ready()
+            .await
+            .map_err(|error| GroupwareError::Transient(format!("{module}: {error}")))?;
         let url = format!("{}{}", self.base_url, module);
         let mut request = self.http.post(&url).form(form);
         if let Some(key) = access_key {

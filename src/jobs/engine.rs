@@ -1,7 +1,7 @@
 //! What every job handler of a process shares: settings, the store, the two clients (with
-//! the process-wide limiters inside them) and the clock — and [`LiveEngine`], which
-//! rebuilds them when the live settings change (SPEC §8: a saved change takes effect for
-//! the next job, in every process, without a restart).
+//! the pacers inside them: per process, then per account through the database) and the
+//! clock — and [`LiveEngine`], which rebuilds them when the live settings change (SPEC §8:
+//! a saved change takes effect for the next job, in every process, without a restart).
 
 use std::sync::Arc;
 
@@ -11,9 +11,8 @@ use crate::{
     config::Settings,
     domain::{host::EnabledUsers, location::LocationMatcher},
     groupware::GroupwareClient,
-    limits::Limiters,
     live::LiveSettings,
-    store::Store,
+    store::{Store, pacing::Pacers},
     zoom::{ZoomClient, ZoomCredentials},
 };
 
@@ -72,17 +71,6 @@ pub struct NotSet {
     pub keys: Vec<&'static str>,
 }
 
-/// The process's limiters for `settings`' rates: the one place they are built. The rates
-/// are file-only keys (the console cannot change them), so a [`LiveEngine`] builds its
-/// limiters once and every engine it builds shares them.
-pub fn build_limiters(settings: &Settings) -> Limiters {
-    Limiters::new(
-        settings.zoom.create_per_second,
-        settings.zoom.requests_per_second,
-        settings.groupware.requests_per_second,
-    )
-}
-
 /// The credentials of `service` (`zoom.` or `groupware.`) that `settings` leave unset.
 fn unset_of(settings: &Settings, prefix: &str) -> Vec<&'static str> {
     settings
@@ -94,28 +82,28 @@ fn unset_of(settings: &Settings, prefix: &str) -> Vec<&'static str> {
 
 impl Engine {
     /// Builds the clients (no network call yet) around an open store, with fresh metrics, a
-    /// new instance id and the settings' own limiters (tests and one-shot commands; the
+    /// new instance id and the settings' own pacers (tests and one-shot commands; the
     /// processes use [`LiveEngine`]).
     pub fn new(settings: Settings, store: Store) -> anyhow::Result<Arc<Engine>> {
-        let limiters = build_limiters(&settings);
         Engine::build(
             Arc::new(settings),
             store,
-            &limiters,
             Arc::default(),
             super::new_job_id().to_lowercase(),
         )
     }
 
-    /// Builds an engine for `settings` sharing a process's limiters, metrics and instance
+    /// Builds an engine for `settings` sharing a process's metrics and instance
     /// id. A service whose credentials are unset gets no client (never an error).
     pub fn build(
         settings: Arc<Settings>,
         store: Store,
-        limiters: &Limiters,
         metrics: Arc<crate::metrics::Metrics>,
         instance: String,
     ) -> anyhow::Result<Arc<Engine>> {
+        // Built with the engine, so a changed account or J-MOTTO address paces under its own
+        // name; the rows in the database carry the pacing across rebuilds and processes.
+        let pacers = Pacers::new(&store, &settings);
         let http_timeout =
             std::time::Duration::from_secs(settings.worker.http_timeout_seconds.max(1));
         let groupware = if unset_of(&settings, "groupware.").is_empty() {
@@ -124,7 +112,7 @@ impl Engine {
                     &settings.groupware.base_url,
                     &settings.groupware.admin_login_id,
                     settings.groupware.admin_password.clone(),
-                    limiters.groupware.clone(),
+                    pacers.groupware,
                     http_timeout,
                 )?
                 .with_metrics(metrics.clone()),
@@ -142,8 +130,8 @@ impl Engine {
                         client_id: settings.zoom.client_id.clone(),
                         client_secret: settings.zoom.client_secret.clone(),
                     },
-                    limiters.zoom_create.clone(),
-                    limiters.zoom_light.clone(),
+                    pacers.zoom_create,
+                    pacers.zoom_light,
                     http_timeout,
                 )?
                 .with_metrics(metrics.clone()),
@@ -240,7 +228,8 @@ impl Engine {
 /// The engine of a process that follows the live settings: the file (and the environment)
 /// over what the console stored. [`LiveEngine::current`] builds a new [`Engine`] (new
 /// clients, enabled users, location matcher) when a saved change moved the settings, and
-/// hands out the same one otherwise; the process's metrics, instance id and limiters stay.
+/// hands out the same one otherwise; the process's metrics and instance id stay (the
+/// pacers are rebuilt with it: their state is in the database).
 #[derive(Debug, Clone)]
 pub struct LiveEngine {
     inner: Arc<LiveInner>,
@@ -251,7 +240,6 @@ struct LiveInner {
     live: LiveSettings,
     metrics: Arc<crate::metrics::Metrics>,
     instance: String,
-    limiters: Limiters,
     /// The last engine built (its `settings` is the `Arc` it was built from).
     built: std::sync::Mutex<Arc<Engine>>,
 }
@@ -260,13 +248,11 @@ impl LiveEngine {
     /// Reads the settings in effect and builds the first engine.
     pub async fn start(live: LiveSettings) -> anyhow::Result<LiveEngine> {
         let settings = live.current().await?;
-        let limiters = build_limiters(live.file());
         let metrics: Arc<crate::metrics::Metrics> = Arc::default();
         let instance = super::new_job_id().to_lowercase();
         let engine = Engine::build(
             settings,
             live.store().clone(),
-            &limiters,
             metrics.clone(),
             instance.clone(),
         )?;
@@ -275,7 +261,6 @@ impl LiveEngine {
                 live,
                 metrics,
                 instance,
-                limiters,
                 built: std::sync::Mutex::new(engine),
             }),
         })
@@ -292,7 +277,6 @@ impl LiveEngine {
         let engine = Engine::build(
             settings,
             self.inner.live.store().clone(),
-            &self.inner.limiters,
             self.inner.metrics.clone(),
             self.inner.instance.clone(),
         )?;

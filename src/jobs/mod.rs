@@ -182,6 +182,8 @@ impl PushOptions {
 
 /// Pushes `job` on `conn` (usually a transaction), returning the task id. With an
 /// idempotency key that already exists, nothing is inserted and the existing id is returned.
+/// A job due now wakes this process's workers of its queue when the transaction commits
+/// (`store::wake`).
 pub async fn push<J: Job>(
     conn: &mut SqliteConnection,
     job: &J,
@@ -206,6 +208,13 @@ pub async fn push<J: Job>(
     apalis_sqlite::queries::push_tasks(&mut *conn, J::QUEUE, &[task])
         .await
         .with_context(|| format!("cannot enqueue a {} job", J::QUEUE))?;
+    if options.run_at.is_none_or(|run_at| run_at <= Utc::now()) {
+        // A job due now wakes this process's workers of its queue once it has committed
+        // (issue 11: each hop of a sync waited for a poll).
+        crate::store::wake::pushed(&mut *conn, J::QUEUE)
+            .await
+            .context("cannot mark a queue to wake")?;
+    }
     if let Some(key) = &options.idempotency_key {
         let existing = queue::job_with_idempotency_key(&mut *conn, J::QUEUE, key).await?;
         if let Some(existing) = existing {

@@ -272,7 +272,7 @@ fn backend<J: Job>(engine: &Engine) -> PollWith<SqliteStorage<J>, Ticker> {
     let every = Duration::from_millis(worker.queue_poll_interval_ms.max(10));
     PollWith::new(
         SqliteStorage::<J>::new(engine.store.pool()).with_config(config),
-        Ticker::new(every),
+        Ticker::new(every).woken_by(crate::store::wake::signal(J::QUEUE)),
     )
 }
 
@@ -282,16 +282,41 @@ fn backend<J: Job>(engine: &Engine) -> PollWith<SqliteStorage<J>, Ticker> {
 /// (`jmz.sync_window` between syncs) was seen to take a triggered sync seconds late under
 /// load. This one polls its timer until it is pending, so a wake-up is always armed
 /// (`PollStrategy`'s contract).
+///
+/// It also wakes the worker the moment a job pushed to its queue by this process has
+/// committed (`store::wake`), so a sync's hops do not each wait for a tick (issue 11:
+/// trigger → meeting took about one second); the interval remains for other processes' jobs.
 struct Ticker {
     interval: tokio::time::Interval,
+    /// This process's pushes to the queue, and the wait for the next one.
+    pushes: Option<(Arc<tokio::sync::Notify>, Notification)>,
 }
+
+/// A wait for the next notification of a queue's signal.
+type Notification = std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
 
 impl Ticker {
     fn new(every: Duration) -> Ticker {
         let mut interval = tokio::time::interval(every);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Ticker { interval }
+        Ticker {
+            interval,
+            pushes: None,
+        }
     }
+
+    /// Also wakes when `signal` is notified.
+    fn woken_by(mut self, signal: Arc<tokio::sync::Notify>) -> Ticker {
+        let next = next_notification(&signal);
+        self.pushes = Some((signal, next));
+        self
+    }
+}
+
+/// The next notification of `signal` (registered when first polled).
+fn next_notification(signal: &Arc<tokio::sync::Notify>) -> Notification {
+    let signal = signal.clone();
+    Box::pin(async move { signal.notified().await })
 }
 
 impl PollStrategy for Ticker {
@@ -303,6 +328,13 @@ impl PollStrategy for Ticker {
         let mut ticked = false;
         while self.interval.poll_tick(cx).is_ready() {
             ticked = true;
+        }
+        if let Some((signal, next)) = &mut self.pushes {
+            // Polled until pending, so the next notification is always waited for.
+            while next.as_mut().poll(cx).is_ready() {
+                *next = next_notification(signal);
+                ticked = true;
+            }
         }
         if ticked {
             std::task::Poll::Ready(Some(()))
@@ -577,5 +609,26 @@ mod tests {
             wakes_after_one_tick(&mut IntervalStrategy::new(every)).await,
             0
         );
+    }
+
+    /// Issue 11 item 8: a worker parked between ticks is woken at once by its queue's
+    /// signal (a push of this process committed), every time, long before its next tick.
+    #[tokio::test]
+    async fn ticker_wakes_at_once_on_its_queue_signal() {
+        let signal = Arc::new(tokio::sync::Notify::new());
+        let mut ticker = Ticker::new(Duration::from_secs(3600)).woken_by(signal.clone());
+        let snapshot = PollSnapshot::default();
+        // The interval's first tick comes at once; then the worker parks.
+        std::future::poll_fn(|cx| ticker.poll_drive(cx, &snapshot)).await;
+        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(ticker.poll_drive(&mut cx, &snapshot).is_pending());
+        for round in 1..=3 {
+            signal.notify_waiters();
+            assert_eq!(wakes.0.load(Ordering::SeqCst), round, "round {round}");
+            assert!(ticker.poll_drive(&mut cx, &snapshot).is_ready());
+            assert!(ticker.poll_drive(&mut cx, &snapshot).is_pending());
+        }
     }
 }

@@ -146,6 +146,22 @@ impl Fault {
 /// for the jitter between when a paced client sends and when the replay sees a request.
 pub const RATE_WINDOW: Duration = Duration::from_millis(950);
 
+/// The largest number of `times` (in any order) that fall in one half-open window
+/// `[t, t + window)`: with [`RATE_WINDOW`], how many calls Zoom's per-second limit saw at once.
+pub fn peak_in_window(times: &[Instant], window: Duration) -> usize {
+    let mut sorted = times.to_vec();
+    sorted.sort_unstable();
+    let mut first = 0;
+    let mut peak = 0;
+    for (last, at) in sorted.iter().enumerate() {
+        while at.duration_since(sorted[first]) >= window {
+            first += 1;
+        }
+        peak = peak.max(last + 1 - first);
+    }
+    peak
+}
+
 /// Zoom's per-second limits, per category, over a sliding window.
 #[derive(Debug)]
 pub(super) struct RateLimit {

@@ -184,6 +184,8 @@ struct State {
     listings: HashMap<ListingKey, Exchange>,
     exchanges: Vec<Exchange>,
     requests: Vec<RecordedRequest>,
+    /// When each of `requests` arrived (same order).
+    received_at: Vec<std::time::Instant>,
     unmatched: Vec<String>,
     meetings: BTreeMap<i64, Value>,
     next_meeting_id: i64,
@@ -278,7 +280,9 @@ impl ReplayServer {
 
     /// Forgets the recorded requests (not the unmatched ones).
     pub fn clear_requests(&self) {
-        lock(&self.state).requests.clear();
+        let mut state = lock(&self.state);
+        state.requests.clear();
+        state.received_at.clear();
     }
 
     /// Requests no exchange matched, each described.
@@ -338,6 +342,22 @@ impl ReplayServer {
             .iter()
             .filter(|r| applies(r))
             .count()
+    }
+
+    /// When each request received so far that `applies` to arrived, in order (e.g. the
+    /// creates, to check a rate per window with [`faults::peak_in_window`]).
+    pub fn request_times(
+        &self,
+        applies: impl Fn(&RecordedRequest) -> bool,
+    ) -> Vec<std::time::Instant> {
+        let state = lock(&self.state);
+        state
+            .requests
+            .iter()
+            .zip(&state.received_at)
+            .filter(|(request, _)| applies(request))
+            .map(|(_, at)| *at)
+            .collect()
     }
 
     /// How many meetings the Zoom replay holds.
@@ -425,6 +445,7 @@ fn load(files: &[(&str, &str)]) -> Result<Vec<Exchange>, ReplayError> {
 }
 
 async fn serve(request: HttpRequest, body: web::Bytes, state: web::Data<Shared>) -> HttpResponse {
+    let received_at = std::time::Instant::now();
     let recorded = exchange::record(&request, &body);
     let (response, delay) = {
         let mut guard = lock(&state);
@@ -448,6 +469,7 @@ async fn serve(request: HttpRequest, body: web::Bytes, state: web::Data<Shared>)
             fault,
             ..recorded
         });
+        guard.received_at.push(received_at);
         (response, delay)
     };
     if let Some(delay) = delay {

@@ -302,3 +302,22 @@ fn rate_limit_answers_429_over_the_limit_per_category() {
         );
     }
 }
+
+/// SPEC §9 pacing is checked at the Zoom replay: the peak counts calls in half-open windows
+/// (a call exactly one window after another is not in its window).
+#[test]
+fn peak_in_window_counts_half_open_windows() {
+    use std::time::{Duration, Instant};
+    let start = Instant::now();
+    let at = |ms: u64| start + Duration::from_millis(ms);
+    let second = Duration::from_secs(1);
+    let check = |times: &[Instant], peak: usize| {
+        assert_eq!(faults::peak_in_window(times, second), peak, "{times:?}");
+    };
+    check(&[], 0);
+    check(&[at(0)], 1);
+    check(&[at(0), at(250), at(500), at(750), at(1000)], 4);
+    check(&[at(1000), at(0), at(999), at(250)], 3);
+    check(&[at(0), at(250), at(500), at(750), at(999)], 5);
+    check(&[at(0), at(0), at(2000), at(2000), at(2000)], 3);
+}

@@ -8,10 +8,12 @@
 pub mod audit;
 pub mod directory;
 pub mod meetings;
+pub mod pacing;
 pub mod queue;
 pub mod receiver;
 pub mod settings;
 pub mod sync_state;
+pub mod wake;
 
 use std::{str::FromStr, time::Duration};
 
@@ -44,18 +46,25 @@ pub struct WriteTx {
     connection: sqlx::pool::PoolConnection<Sqlite>,
     /// Set once `COMMIT` or `ROLLBACK` succeeded: the connection may be pooled again.
     finished: bool,
+    /// The connection's key in [`wake`]: the queues pushed to in this transaction.
+    wake_key: usize,
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl WriteTx {
-    /// Commits; the write turn passes on once the commit has returned.
+    /// Commits; the write turn passes on once the commit has returned. Then the queues
+    /// that jobs were pushed to are woken ([`wake`]): their jobs can be seen now.
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
-        self.end("COMMIT").await
+        self.end("COMMIT").await?;
+        wake::committed(self.wake_key);
+        Ok(())
     }
 
     /// Rolls back; the write turn passes on once the rollback has returned.
     pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
-        self.end("ROLLBACK").await
+        self.end("ROLLBACK").await?;
+        wake::discarded(self.wake_key);
+        Ok(())
     }
 
     /// Runs `COMMIT` or `ROLLBACK`; the connection may be pooled again only if it succeeded.
@@ -71,6 +80,7 @@ impl WriteTx {
 impl Drop for WriteTx {
     fn drop(&mut self) {
         if !self.finished {
+            wake::discarded(self.wake_key);
             self.connection.close_on_drop();
         }
     }
@@ -301,9 +311,13 @@ impl Store {
                 .await
                 .context("cannot take a database connection")?;
         }
+        let wake_key = wake::connection_key(&mut connection)
+            .await
+            .context("cannot take a database connection")?;
         let mut tx = WriteTx {
             connection,
             finished: false,
+            wake_key,
             _turn: turn,
         };
         // By hand, not `Pool::begin_with`: a `Transaction` that fails to commit goes back to

@@ -12,13 +12,12 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use governor::DefaultDirectRateLimiter;
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::groupware::describe_reqwest;
+use crate::{groupware::describe_reqwest, store::pacing::Pacer};
 
 /// Which of Zoom's limits a 429 (or the HTTP 300 variant) names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,9 +38,10 @@ pub enum ZoomError {
     #[error("Zoom call failed, worth retrying: {0}")]
     Retryable(String),
     /// The request never left for the API: its access token could not be fetched (the token
-    /// endpoint answered 5xx or could not be reached). Zoom did nothing and counted nothing;
-    /// retry with backoff.
-    #[error("Zoom call not sent (no access token), worth retrying: {0}")]
+    /// endpoint answered 5xx or could not be reached), or the database could not give it a
+    /// slot of the account's rate limit. Zoom did nothing and counted nothing; retry with
+    /// backoff.
+    #[error("Zoom call not sent, worth retrying: {0}")]
     NotSent(String),
     /// A rate limit; `retry_after` when Zoom said when.
     #[error("Zoom rate limit ({kind:?}): {message}")]
@@ -77,6 +77,11 @@ impl ZoomError {
             other => other,
         }
     }
+}
+
+/// No slot from the shared limiter: the call is not sent (never sent unpaced).
+fn not_paced(error: crate::store::pacing::PacingError) -> ZoomError {
+    ZoomError::NotSent(error.to_string())
 }
 
 /// What Zoom's token endpoint granted.
@@ -190,8 +195,8 @@ pub struct ZoomCredentials {
 pub struct ZoomClient {
     http: reqwest::Client,
     credentials: ZoomCredentials,
-    create_limiter: Arc<DefaultDirectRateLimiter>,
-    light_limiter: Arc<DefaultDirectRateLimiter>,
+    create_limiter: Pacer,
+    light_limiter: Pacer,
     token: Mutex<Option<CachedToken>>,
     metrics: Arc<crate::metrics::Metrics>,
 }
@@ -214,11 +219,12 @@ enum Body<'a> {
 }
 
 impl ZoomClient {
-    /// A client with the process's limiters; `timeout` bounds each HTTP call.
+    /// A client paced by `create_limiter` (creates) and `light_limiter` (every other call);
+    /// `timeout` bounds each HTTP call.
     pub fn new(
         credentials: ZoomCredentials,
-        create_limiter: Arc<DefaultDirectRateLimiter>,
-        light_limiter: Arc<DefaultDirectRateLimiter>,
+        create_limiter: Pacer,
+        light_limiter: Pacer,
         timeout: Duration,
     ) -> anyhow::Result<ZoomClient> {
         let http = reqwest::Client::builder()
@@ -426,7 +432,7 @@ impl ZoomClient {
     }
 
     async fn fetch_token_once(&self) -> Result<(CachedToken, TokenInfo), ZoomError> {
-        self.light_limiter.until_ready().await;
+        self.light_limiter.until_ready().await.map_err(not_paced)?;
         let form = [
             ("grant_type", "account_credentials"),
             ("account_id", self.credentials.account_id.as_str()),
@@ -497,11 +503,12 @@ impl ZoomClient {
             // Without a token nothing goes to the API: the caller may treat the call as never
             // made (no quota slot used, nothing to look for).
             let bearer = self.bearer().await.map_err(ZoomError::before_sending)?;
-            if is_create {
-                self.create_limiter.until_ready().await;
+            let pacer = if is_create {
+                &self.create_limiter
             } else {
-                self.light_limiter.until_ready().await;
-            }
+                &self.light_limiter
+            };
+            pacer.until_ready().await.map_err(not_paced)?;
             let url = format!("{}{}", self.credentials.api_url, path);
             let mut request = self
                 .http
@@ -638,6 +645,45 @@ pub fn parse_retry_after(value: &str) -> Option<DateTime<Utc>> {
 mod tests {
     use super::*;
     use reqwest::header::{HeaderMap, HeaderValue};
+
+    /// SPEC §9 pacing: a database that cannot give a slot fails the call as not sent
+    /// (retryable, its host slot given back) — nothing reaches Zoom unpaced, neither the
+    /// token request nor the create.
+    #[tokio::test]
+    async fn a_call_the_database_cannot_pace_is_not_sent() {
+        let zoom = crate::replay::ReplayServer::start_zoom()
+            .await
+            .expect("replay");
+        let folder = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", folder.path().join("zoom.db").display());
+        let store = crate::store::Store::connect(&url).await.expect("database");
+        let client = ZoomClient::new(
+            ZoomCredentials {
+                oauth_url: format!("{}/oauth/token", zoom.base_url()),
+                api_url: format!("{}/v2", zoom.base_url()),
+                account_id: "account".to_owned(),
+                client_id: "client".to_owned(),
+                client_secret: SecretString::from("secret"),
+            },
+            Pacer::shared(&store, "zoom.create:account".to_owned(), 10),
+            Pacer::shared(&store, "zoom.requests:account".to_owned(), 20),
+            Duration::from_secs(5),
+        )
+        .expect("client");
+        store.close().await;
+        let request = MeetingRequest {
+            topic: "会議".to_owned(),
+            meeting_type: 2,
+            start_time: "2026-12-01T01:00:00Z".to_owned(),
+            duration: 30,
+            timezone: "Asia/Tokyo".to_owned(),
+            agenda: String::new(),
+            settings: None,
+        };
+        let result = client.create_meeting("user@example.co.jp", &request).await;
+        assert!(matches!(result, Err(ZoomError::NotSent(_))), "{result:?}");
+        assert!(zoom.requests().is_empty(), "{:?}", zoom.requests());
+    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

@@ -12,6 +12,7 @@ mod http_edges;
 mod init;
 mod live_settings;
 mod operator;
+mod pacing;
 mod queue_counts;
 mod storage_faults;
 mod sync_rules;
