@@ -42,12 +42,26 @@ pub const SYNC_KEYS: [&str; 5] = [
     "sync.invite_members",
     "sync.poll_interval_seconds",
 ];
+/// The 通知設定 page (SPEC §10).
+pub const ALERT_KEYS: [&str; 5] = [
+    "alerts.email_to",
+    "alerts.email_from",
+    "alerts.smtp_url",
+    "alerts.webhook_url",
+    "alerts.webhook_secret",
+];
 /// The ユーザー page: the whole `[[users]]` list.
 pub const USERS_KEY: &str = "users";
 
 /// Whether `key` holds a secret (write-only on the pages, sealed in the database).
 pub fn is_secret(key: &str) -> bool {
-    matches!(key, "zoom.client_secret" | "groupware.admin_password")
+    matches!(
+        key,
+        "zoom.client_secret"
+            | "groupware.admin_password"
+            | "alerts.smtp_url"
+            | "alerts.webhook_secret"
+    )
 }
 
 /// One change a save made, for the audit log.
@@ -406,6 +420,38 @@ fn normalize(key: &str, text: &str) -> Result<String, &'static str> {
             }
             _ => Err("0（定期同期なし）か、60 から 86400 までの秒数を入力してください。"),
         },
+        "alerts.email_to" => {
+            let addresses = config::split_addresses(text);
+            if addresses
+                .iter()
+                .any(|address| config::email_address_problem(address).is_some())
+            {
+                return Err(
+                    "メールアドレスをカンマ区切りで入力してください（例: it@example.co.jp, soumu@example.co.jp）。",
+                );
+            }
+            Ok(addresses.join(", "))
+        }
+        "alerts.email_from" => match config::email_address_problem(text) {
+            _ if text.is_empty() => Ok(String::new()),
+            None => Ok(text.to_owned()),
+            Some(_) => Err("メールアドレスの形式ではありません（例: jmotto-zoom@example.co.jp）。"),
+        },
+        "alerts.smtp_url" => match config::smtp_url_problem(text) {
+            None => Ok(text.to_owned()),
+            Some(_) => Err(
+                "smtp://ホスト:ポート（社内の中継サーバー）、smtp://ユーザー:パスワード@ホスト:587?tls=required（STARTTLS）、smtps://ユーザー:パスワード@ホスト:465（TLS）のどれかの形で入力してください。",
+            ),
+        },
+        "alerts.webhook_url" => match config::http_url_problem(text) {
+            _ if text.is_empty() => Ok(String::new()),
+            None => Ok(text.to_owned()),
+            Some(_) => Err("http:// または https:// で始まるURLを入力してください。"),
+        },
+        "alerts.webhook_secret" => match crate::signature::SigningKey::parse(text) {
+            Some(_) => Ok(text.to_owned()),
+            None => Err("whsec_ で始まる Standard Webhooks のシークレットを入力してください。"),
+        },
         _ => Err("この画面では変更できない設定です。"),
     }
 }
@@ -470,6 +516,8 @@ fn apply(settings: &mut Settings, key: &str, text: &str) -> Result<(), String> {
             secrets::decrypt(secret_key, key, text).map_err(|error| error.to_string())?;
         match key {
             "zoom.client_secret" => settings.zoom.client_secret = open,
+            "alerts.smtp_url" => settings.alerts.smtp_url = Some(open),
+            "alerts.webhook_secret" => settings.alerts.webhook_secret = Some(open),
             _ => settings.groupware.admin_password = open,
         }
         return Ok(());
@@ -497,6 +545,9 @@ fn apply(settings: &mut Settings, key: &str, text: &str) -> Result<(), String> {
             settings.sync.poll_interval_seconds =
                 value.parse().map_err(|_| unusable("not a number"))?;
         }
+        "alerts.email_to" => settings.alerts.email_to = config::split_addresses(&value),
+        "alerts.email_from" => settings.alerts.email_from = value,
+        "alerts.webhook_url" => settings.alerts.webhook_url = value,
         _ => return Err(unusable("not a console setting")),
     }
     Ok(())
