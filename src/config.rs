@@ -1268,6 +1268,101 @@ mod tests {
         assert!(!err.contains("not base64 at all"), "{err}");
     }
 
+    /// SPEC §10 `[alerts]` and §4 `server.public_url`: every key optional; `email_to` a list
+    /// in the file or one text in the environment; secrets redacted; a bad value fails at
+    /// start-up naming its key, never quoting the SMTP URL (it may hold a password).
+    #[test]
+    fn alert_settings_are_read_checked_and_redacted() {
+        let s = load(&[]).expect("valid");
+        assert!(!s.alerts.email_configured() && !s.alerts.webhook_configured());
+        assert_eq!(s.server.public_url(), None);
+        let s = load(&[
+            (
+                "JMZ__ALERTS__EMAIL_TO",
+                "it@example.co.jp, soumu@example.co.jp",
+            ),
+            ("JMZ__ALERTS__EMAIL_FROM", "jmotto-zoom@example.co.jp"),
+            (
+                "JMZ__ALERTS__SMTP_URL",
+                "smtp://alerts:s3cret-pass@smtp.example.co.jp:587?tls=required",
+            ),
+            ("JMZ__ALERTS__WEBHOOK_URL", "https://hooks.example.co.jp/x"),
+            (
+                "JMZ__ALERTS__WEBHOOK_SECRET",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+            (
+                "JMZ__SERVER__PUBLIC_URL",
+                "https://zoom-sync.example.co.jp/",
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(
+            s.alerts.email_to,
+            ["it@example.co.jp", "soumu@example.co.jp"]
+        );
+        assert!(s.alerts.email_configured() && s.alerts.webhook_configured());
+        assert_eq!(
+            s.server.public_url(),
+            Some("https://zoom-sync.example.co.jp")
+        );
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cret-pass"), "{shown}");
+        assert!(
+            !shown.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            "{shown}"
+        );
+        let listed = Settings::from_toml_str(&format!(
+            "{MINIMAL}\n[alerts]\nemail_to = [\"a@example.jp\", \"b@example.jp\"]\n"
+        ))
+        .expect("valid");
+        assert_eq!(listed.alerts.email_to, ["a@example.jp", "b@example.jp"]);
+        for (variable, value, key) in [
+            (
+                "JMZ__ALERTS__EMAIL_TO",
+                "it@example.co.jp, nobody",
+                "alerts.email_to",
+            ),
+            (
+                "JMZ__ALERTS__EMAIL_FROM",
+                "not an address",
+                "alerts.email_from",
+            ),
+            (
+                "JMZ__ALERTS__SMTP_URL",
+                "http://user:s3cret-pass@smtp.example.co.jp",
+                "alerts.smtp_url",
+            ),
+            (
+                "JMZ__ALERTS__SMTP_URL",
+                "smtp://smtp.example.co.jp?tls=sometimes",
+                "alerts.smtp_url",
+            ),
+            (
+                "JMZ__ALERTS__WEBHOOK_URL",
+                "hooks.example.co.jp",
+                "alerts.webhook_url",
+            ),
+            (
+                "JMZ__ALERTS__WEBHOOK_SECRET",
+                "whsec_not base64!",
+                "alerts.webhook_secret",
+            ),
+            ("JMZ__SERVER__PUBLIC_URL", "zoom-sync", "server.public_url"),
+        ] {
+            let err = format!("{:#}", load(&[(variable, value)]).expect_err("refused"));
+            assert!(err.contains(&format!("`{key}`")), "{err} should name {key}");
+            assert!(!err.contains("s3cret-pass"), "{err}");
+        }
+        for url in [
+            "smtp://127.0.0.1:2525",
+            "smtp://u:p@smtp.example.jp:587?tls=required",
+            "smtps://u:p@smtp.example.jp",
+        ] {
+            assert_eq!(smtp_url_problem(url), None, "{url}");
+        }
+    }
+
     /// The stand-ins are a valid configuration, so a missing key never hides the next one.
     #[test]
     fn stand_ins_are_valid() {

@@ -737,6 +737,75 @@ secret_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
         );
     }
 
+    /// SPEC §10: the 通知設定 keys are stored by the console, `smtp_url` and
+    /// `webhook_secret` sealed (never in clear), and a value that cannot be right refused.
+    #[tokio::test]
+    async fn alert_settings_are_stored_and_secrets_sealed() {
+        let live = live(BARE).await;
+        let error = save(
+            &live,
+            &[
+                ("alerts.email_to", "it@example.co.jp, nobody"),
+                ("alerts.smtp_url", "mail.example.co.jp"),
+                ("alerts.webhook_secret", "not base64!"),
+            ],
+        )
+        .await
+        .expect_err("refused");
+        let SaveError::Fields(fields) = error else {
+            panic!("a field error")
+        };
+        assert_eq!(fields.len(), 3, "{fields:?}");
+        save(
+            &live,
+            &[
+                ("alerts.email_to", "it@example.co.jp、soumu@example.co.jp"),
+                ("alerts.email_from", "jmotto-zoom@example.co.jp"),
+                (
+                    "alerts.smtp_url",
+                    "smtp://alerts:s3cret-pass@smtp.example.co.jp:587?tls=required",
+                ),
+                ("alerts.webhook_url", "https://hooks.example.co.jp/x"),
+                (
+                    "alerts.webhook_secret",
+                    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                ),
+            ],
+        )
+        .await
+        .expect("saved");
+        let settings = live.current().await.expect("current");
+        assert_eq!(
+            settings.alerts.email_to,
+            ["it@example.co.jp", "soumu@example.co.jp"]
+        );
+        assert!(settings.alerts.email_configured());
+        assert!(settings.alerts.webhook_configured());
+        assert_eq!(
+            settings
+                .alerts
+                .smtp_url
+                .as_ref()
+                .map(|url| url.expose_secret().to_owned())
+                .as_deref(),
+            Some("smtp://alerts:s3cret-pass@smtp.example.co.jp:587?tls=required")
+        );
+        let rows = stored::load(live.store().pool()).await.expect("rows");
+        for key in ["alerts.smtp_url", "alerts.webhook_secret"] {
+            let sealed = rows.values.get(key).expect("stored");
+            assert!(
+                !sealed.contains("s3cret") && !sealed.contains("MfKQ9r8"),
+                "{key}"
+            );
+            assert_eq!(live.stored_value(key).await.expect("read"), None);
+        }
+        assert!(
+            ALERT_KEYS
+                .iter()
+                .all(|key| config::CONSOLE_KEYS.contains(key))
+        );
+    }
+
     /// R-USERS from the console: enabled users need an e-mail; the file's [[users]] win.
     #[tokio::test]
     async fn console_users_map_when_the_file_has_none() {
