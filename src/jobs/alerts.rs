@@ -290,12 +290,17 @@ pub async fn run_delivery(engine: &Engine, job: &DeliverAlert) -> anyhow::Result
 
 /// The alert a delivery row describes.
 fn alert_of(row: &rows::DeliveryRow) -> anyhow::Result<Alert> {
-    let condition: Condition = serde_json::from_str(&row.details)
-        .with_context(|| format!("stored alert condition {} cannot be read", row.id))?;
+    let stored = &row.condition;
+    let condition: Condition = serde_json::from_str(&stored.details).with_context(|| {
+        format!(
+            "stored alert condition {} cannot be read",
+            stored.condition_id
+        )
+    })?;
     let event =
         Event::parse(&row.event).with_context(|| format!("unknown alert event {:?}", row.event))?;
-    let opened_at = parse_utc(&row.opened_at)?;
-    Ok(match (event, row.cleared_at.as_deref()) {
+    let opened_at = parse_utc(&stored.opened_at)?;
+    Ok(match (event, stored.cleared_at.as_deref()) {
         (Event::Cleared, Some(cleared_at)) => Alert {
             condition,
             event,

@@ -102,6 +102,22 @@ pub async fn insert_delivery(
     .context("cannot record an alert delivery")
 }
 
+/// One condition, as 状態 shows it and as a delivery names it.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ConditionRow {
+    pub condition_id: i64,
+    /// The condition's type, e.g. `user.unreadable`.
+    #[sqlx(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub subject: String,
+    /// The condition as JSON (what the alert says).
+    pub details: String,
+    pub opened_at: String,
+    /// `None` while open.
+    pub cleared_at: Option<String>,
+}
+
 /// One delivery with its condition, as its job reads it.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct DeliveryRow {
@@ -113,19 +129,14 @@ pub struct DeliveryRow {
     pub attempts: i64,
     pub last_error: Option<String>,
     pub updated_at: String,
-    /// The condition's type, e.g. `user.unreadable`.
-    #[sqlx(rename = "type")]
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub subject: String,
-    /// The condition as JSON.
-    pub details: String,
-    pub opened_at: String,
-    pub cleared_at: Option<String>,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub condition: ConditionRow,
 }
 
 const DELIVERY_COLUMNS: &str = "SELECT d.id, d.event, d.channel, d.state, d.attempts, \
-     d.last_error, d.updated_at, c.type, c.subject, c.details, c.opened_at, c.cleared_at \
+     d.last_error, d.updated_at, c.id AS condition_id, c.type, c.subject, c.details, \
+     c.opened_at, c.cleared_at \
      FROM alert_deliveries d JOIN alert_conditions c ON c.id = d.condition_id";
 
 /// The delivery `id`, if it exists.
@@ -155,23 +166,11 @@ pub async fn troubled_deliveries(
     .context("cannot read the failing alert deliveries")
 }
 
-/// One condition as 状態 shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
-pub struct ConditionRow {
-    pub id: i64,
-    #[sqlx(rename = "type")]
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub subject: String,
-    pub details: String,
-    pub opened_at: String,
-}
-
 /// Every open condition, oldest first.
 pub async fn open_conditions(pool: &SqlitePool) -> anyhow::Result<Vec<ConditionRow>> {
     sqlx::query_as(
-        "SELECT id, type, subject, details, opened_at FROM alert_conditions \
-         WHERE cleared_at IS NULL ORDER BY opened_at, id",
+        "SELECT id AS condition_id, type, subject, details, opened_at, cleared_at \
+         FROM alert_conditions WHERE cleared_at IS NULL ORDER BY opened_at, id",
     )
     .fetch_all(pool)
     .await

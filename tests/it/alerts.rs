@@ -622,6 +622,22 @@ async fn an_smtp_server_that_refuses_twice_still_gets_the_alert() {
             .is_empty(),
         "the retry waits in the database"
     );
+    // 状態 can show the delivery that is failing, and the open condition.
+    let troubled = jmotto_zoom::store::alerts::troubled_deliveries(store.pool(), 10)
+        .await
+        .expect("deliveries");
+    assert_eq!(troubled.len(), 1, "{troubled:?}");
+    assert_eq!(
+        (troubled[0].channel.as_str(), troubled[0].attempts),
+        ("email", 1)
+    );
+    let error = troubled[0].last_error.as_deref().unwrap_or("");
+    assert!(error.contains("421"), "{error}");
+    let open = jmotto_zoom::store::alerts::open_conditions(store.pool())
+        .await
+        .expect("conditions");
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].kind, "integration.disabled");
     app.settle().await;
     assert_eq!(smtp.connections.load(Ordering::SeqCst), 3);
     assert_eq!(smtp.subjects(), ["[Zoom連携] Zoom連携が無効になりました"]);
