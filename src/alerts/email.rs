@@ -110,6 +110,22 @@ fn percent_decoded(text: &str) -> Result<String, std::string::FromUtf8Error> {
 mod tests {
     use super::*;
 
+    /// SPEC §10: each documented form of `alerts.smtp_url` builds a transport — plain, STARTTLS
+    /// (`?tls=required`) and implicit TLS (`smtps://`), so the TLS features are built in.
+    #[test]
+    fn every_documented_smtp_url_builds_a_transport() {
+        for url in [
+            "smtp://127.0.0.1:2525",
+            "smtp://alerts:p%40ss@smtp.example.co.jp:587?tls=required",
+            "smtps://alerts:pass@smtp.example.co.jp",
+        ] {
+            assert_eq!(crate::config::smtp_url_problem(url), None, "{url}");
+            let built = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                .map(|b| b.build::<Tokio1Executor>());
+            assert!(built.is_ok(), "{url}: {:?}", built.err());
+        }
+    }
+
     /// The SMTP password never appears in a delivery's error text, encoded or not.
     #[test]
     fn errors_never_quote_the_smtp_password() {

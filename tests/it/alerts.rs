@@ -592,6 +592,20 @@ async fn the_webhook_is_signed_and_verifies() {
         ["details", "occurred_at", "summary", "text", "type"]
     );
     assert_eq!(document["details"]["email"], "suzuki@example.co.jp");
+    // `/metrics` shows R-ENABLED as `jmz_enabled` 1 or 0.
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("jmz_enabled 1\n") || metrics.contains("jmz_enabled 0\n"),
+        "{metrics}"
+    );
     assert_eq!(
         document["text"],
         "[Zoom連携] Zoomアカウントに存在しないユーザーがいます（suzuki@example.co.jp）"
