@@ -66,11 +66,7 @@ impl JobHandler for DeliverAlert {
 /// Records `condition` as started, unless it is open already; then (only then) pushes its
 /// deliveries. True when it was new (an alert will go out). For the conditions that clear.
 pub async fn open(conn: &mut SqliteConnection, condition: &Condition) -> anyhow::Result<bool> {
-    let now = Utc::now();
-    let details = serde_json::to_string(condition).context("cannot encode an alert condition")?;
-    let id =
-        rows::open_condition(conn, condition.kind(), &condition.subject(), &details, now).await?;
-    push_deliveries(conn, id, Event::Opened, now).await
+    record(conn, condition, false).await
 }
 
 /// Closes the open condition `kind` (e.g. `user.unreadable`) of `subject` (see
@@ -84,9 +80,26 @@ pub async fn clear(conn: &mut SqliteConnection, kind: &str, subject: &str) -> an
 /// Records a one-off alert (`meetings.failed`, `host.daily_limit`) unless one was recorded
 /// for its subject before, and pushes its deliveries. True when it was new.
 pub async fn once(conn: &mut SqliteConnection, condition: &Condition) -> anyhow::Result<bool> {
+    record(conn, condition, true).await
+}
+
+/// [`open`] (`once` false) or [`once`]; the condition's type must match (a one-off is
+/// recorded over at once, and only its type's index keeps it unique).
+async fn record(
+    conn: &mut SqliteConnection,
+    condition: &Condition,
+    once: bool,
+) -> anyhow::Result<bool> {
+    anyhow::ensure!(
+        condition.clears() != once && *condition != Condition::Test,
+        "a {} alert is recorded with {}",
+        condition.kind(),
+        if condition.clears() { "open" } else { "once" }
+    );
     let now = Utc::now();
-    let details = serde_json::to_string(condition).context("cannot encode an alert")?;
-    let id = rows::record_once(conn, condition.kind(), &condition.subject(), &details, now).await?;
+    let details = serde_json::to_string(condition).context("cannot encode an alert condition")?;
+    let (kind, subject) = (condition.kind(), condition.subject());
+    let id = rows::insert_condition(conn, kind, &subject, &details, now, once).await?;
     push_deliveries(conn, id, Event::Opened, now).await
 }
 
@@ -235,7 +248,7 @@ pub async fn run_delivery(engine: &Engine, job: &DeliverAlert) -> anyhow::Result
     let kind = alert.type_name();
     if !channel.is_configured(&settings) {
         tracing::debug!(alert.type = %kind, alert.channel = channel.name(), "alert channel not configured; skipped");
-        return record(engine, &row, "skipped", row.attempts, None).await;
+        return record_outcome(engine, &row, "skipped", row.attempts, None).await;
     }
     let attempts = row.attempts + 1;
     let message_id = format!("jmz-alert-{}", row.id);
@@ -251,13 +264,13 @@ pub async fn run_delivery(engine: &Engine, job: &DeliverAlert) -> anyhow::Result
     };
     match alerts::send(channel, &settings, &alert, &message_id).await {
         Ok(()) => {
-            record(engine, &row, "sent", attempts, None).await?;
+            record_outcome(engine, &row, "sent", attempts, None).await?;
             count("sent");
             tracing::info!(alert.type = %kind, alert.channel = channel.name(), attempts, "alert sent");
             Ok(())
         }
         Err(error) if attempts >= DELIVERY_ATTEMPTS => {
-            record(engine, &row, "failed", attempts, Some(&error.to_string())).await?;
+            record_outcome(engine, &row, "failed", attempts, Some(&error.to_string())).await?;
             count("failed");
             tracing::error!(alert.type = %kind, alert.channel = channel.name(), attempts, error = %error, "alert delivery failed; attempts exhausted");
             Ok(())
@@ -316,7 +329,7 @@ fn alert_of(row: &rows::DeliveryRow) -> anyhow::Result<Alert> {
     })
 }
 
-async fn record(
+async fn record_outcome(
     engine: &Engine,
     row: &rows::DeliveryRow,
     state: &str,

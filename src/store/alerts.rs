@@ -13,36 +13,16 @@ use sqlx::{SqliteConnection, SqlitePool};
 
 use super::utc_text;
 
-/// Records `(kind, subject)` as open at `at` unless it is open already: the new row's id, or
-/// `None` when one was open.
-pub async fn open_condition(
+/// Records that `(kind, subject)` started at `at`: open (until [`clear_condition`]) unless
+/// it is open already, or with `once` a one-off (over at once) unless one was recorded for
+/// that subject before. The new row's id, or `None` when nothing was recorded.
+pub async fn insert_condition(
     conn: &mut SqliteConnection,
     kind: &str,
     subject: &str,
     details: &str,
     at: DateTime<Utc>,
-) -> anyhow::Result<Option<i64>> {
-    sqlx::query_scalar(
-        "INSERT INTO alert_conditions (type, subject, details, opened_at) VALUES (?, ?, ?, ?) \
-         ON CONFLICT DO NOTHING RETURNING id",
-    )
-    .bind(kind)
-    .bind(subject)
-    .bind(details)
-    .bind(utc_text(at))
-    .fetch_optional(conn)
-    .await
-    .context("cannot record an alert condition")
-}
-
-/// Records a one-off alert (opened and over at `at`) unless `(kind, subject)` was recorded
-/// before: the new row's id, or `None`.
-pub async fn record_once(
-    conn: &mut SqliteConnection,
-    kind: &str,
-    subject: &str,
-    details: &str,
-    at: DateTime<Utc>,
+    once: bool,
 ) -> anyhow::Result<Option<i64>> {
     let at = utc_text(at);
     sqlx::query_scalar(
@@ -53,10 +33,10 @@ pub async fn record_once(
     .bind(subject)
     .bind(details)
     .bind(&at)
-    .bind(&at)
+    .bind(once.then_some(&at))
     .fetch_optional(conn)
     .await
-    .context("cannot record an alert")
+    .context("cannot record an alert condition")
 }
 
 /// Closes the open row of `(kind, subject)` at `at`: its id, or `None` when none was open.
