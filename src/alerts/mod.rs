@@ -43,6 +43,41 @@ pub struct FailedMeeting {
     pub reason: String,
 }
 
+impl FailedMeeting {
+    /// The listing of a `meetings` row that ended `failed` (or Zoom refused): its start in
+    /// `timezone` (the administrator's), its host's e-mail (or J-MOTTO id), its reason's
+    /// Japanese sentence.
+    pub fn from_row(row: &crate::domain::meeting::MeetingRow, timezone: chrono_tz::Tz) -> Self {
+        let start = chrono::DateTime::parse_from_rfc3339(&row.start_utc)
+            .map(|at| {
+                at.with_timezone(&timezone)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string()
+            })
+            .unwrap_or_else(|_| row.start_utc.clone());
+        let schedule_id = if row.occurrence.is_empty() {
+            row.schedule_id.clone()
+        } else {
+            format!("{}/{}", row.schedule_id, row.occurrence)
+        };
+        FailedMeeting {
+            schedule_id,
+            topic: row.topic.clone(),
+            start,
+            host: row
+                .host_email
+                .clone()
+                .or_else(|| row.host_user_id.clone())
+                .unwrap_or_default(),
+            reason: row
+                .reason
+                .as_ref()
+                .map(crate::domain::meeting::Reason::sentence_ja)
+                .unwrap_or_else(|| "作成できませんでした".to_owned()),
+        }
+    }
+}
+
 /// What an alert is about: the five types of SPEC §10 (and the console's test).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -298,5 +333,44 @@ mod tests {
         })
         .expect("json");
         assert_eq!(stored["type"], "host.daily_limit");
+    }
+
+    /// A failed row is listed with its local start, its host and its reason's sentence.
+    #[test]
+    fn a_failed_row_is_listed_for_people() {
+        use crate::domain::meeting::{MeetingRow, MeetingState, Reason, ReasonCode};
+        let row = MeetingRow {
+            id: 1,
+            schedule_id: "8801".into(),
+            occurrence: "20261203".into(),
+            start_utc: "2026-12-03T01:00:00Z".into(),
+            end_utc: "2026-12-03T02:00:00Z".into(),
+            host_user_id: Some("10002".into()),
+            host_email: Some("tanaka@example.co.jp".into()),
+            topic: "定例会議".into(),
+            agenda: String::new(),
+            duration_minutes: 60,
+            timezone: "Asia/Tokyo".into(),
+            invitees: "[]".into(),
+            state: MeetingState::Failed,
+            reason: Some(Reason::with_detail(ReasonCode::ZoomRejected, "300")),
+            zoom_meeting_id: None,
+            join_url: None,
+            replaces_meeting_id: None,
+            attempts: 5,
+            next_attempt_at: None,
+            claimed_at: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+            look_first: false,
+        };
+        let listed = FailedMeeting::from_row(&row, chrono_tz::Asia::Tokyo);
+        assert_eq!(listed.schedule_id, "8801/20261203");
+        assert_eq!(listed.start, "2026-12-03 10:00");
+        assert_eq!(listed.host, "tanaka@example.co.jp");
+        assert_eq!(
+            listed.reason,
+            Reason::with_detail(ReasonCode::ZoomRejected, "300").sentence_ja()
+        );
     }
 }
