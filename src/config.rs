@@ -52,6 +52,9 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub users: Vec<UserSettings>,
+    /// Optional: where alerts go (SPEC §10); the console may store what the file leaves out.
+    #[serde(default)]
+    pub alerts: AlertSettings,
     /// Which console-editable keys the file or the environment set (they win over the
     /// console's, which shows them read-only).
     #[serde(skip)]
@@ -65,7 +68,7 @@ pub struct Settings {
 
 /// The keys the console may store when the file and the environment leave them out (SPEC
 /// §8), in the order its pages show them; `users` stands for the whole `[[users]]` list.
-pub const CONSOLE_KEYS: [&str; 13] = [
+pub const CONSOLE_KEYS: [&str; 18] = [
     "zoom.account_id",
     "zoom.client_id",
     "zoom.client_secret",
@@ -79,6 +82,11 @@ pub const CONSOLE_KEYS: [&str; 13] = [
     "sync.invite_members",
     "sync.poll_interval_seconds",
     "users",
+    "alerts.email_to",
+    "alerts.email_from",
+    "alerts.smtp_url",
+    "alerts.webhook_url",
+    "alerts.webhook_secret",
 ];
 
 /// The credentials without which the integration cannot run: an empty one is "not set"
@@ -91,6 +99,108 @@ pub const CREDENTIAL_KEYS: [&str; 6] = [
     "groupware.admin_login_id",
     "groupware.admin_password",
 ];
+
+/// `[alerts]` (SPEC §10): every key optional; an e-mail channel needs `email_to`,
+/// `email_from` and `smtp_url`, the webhook channel `webhook_url` (signed when
+/// `webhook_secret` is set). `smtp_url` may hold a password: both it and `webhook_secret` are
+/// secrets.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSettings {
+    /// Where alert e-mails go; empty = no e-mail. In the environment (and the console): one
+    /// text, addresses separated by commas or spaces.
+    #[serde(default, deserialize_with = "deserialize_addresses")]
+    pub email_to: Vec<String>,
+    /// The sender address. Empty = not set.
+    #[serde(default)]
+    pub email_from: String,
+    /// `smtp://host:port` (a local relay, no TLS), `smtp://user:password@host:587?tls=required`
+    /// (STARTTLS) or `smtps://user:password@host:465` (implicit TLS).
+    #[serde(default)]
+    pub smtp_url: Option<SecretString>,
+    /// One JSON POST per alert; empty = no webhook.
+    #[serde(default)]
+    pub webhook_url: String,
+    /// Standard Webhooks secret (`whsec_<base64>`) that signs those POSTs.
+    #[serde(default)]
+    pub webhook_secret: Option<SecretString>,
+}
+
+impl AlertSettings {
+    /// Whether alert e-mails can be sent: recipients, a sender and a server.
+    pub fn email_configured(&self) -> bool {
+        !self.email_to.is_empty()
+            && !self.email_from.trim().is_empty()
+            && self
+                .smtp_url
+                .as_ref()
+                .is_some_and(|url| !secrecy::ExposeSecret::expose_secret(url).trim().is_empty())
+    }
+
+    /// Whether alerts are posted to a webhook.
+    pub fn webhook_configured(&self) -> bool {
+        !self.webhook_url.trim().is_empty()
+    }
+}
+
+/// The addresses of a list, or of one text separated by commas, 「、」 or white space.
+pub fn split_addresses(text: &str) -> Vec<String> {
+    text.split(|c: char| c == ',' || c == '、' || c.is_whitespace())
+        .map(str::trim)
+        .filter(|address| !address.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn deserialize_addresses<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Addresses {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Addresses::deserialize(deserializer)? {
+        Addresses::One(text) => split_addresses(&text),
+        Addresses::Many(list) => list.iter().flat_map(|text| split_addresses(text)).collect(),
+    })
+}
+
+/// What is wrong with an e-mail address, if anything.
+pub fn email_address_problem(address: &str) -> Option<&'static str> {
+    address
+        .parse::<lettre::Address>()
+        .is_err()
+        .then_some("must be an e-mail address such as it@example.co.jp")
+}
+
+/// What is wrong with an `alerts.smtp_url`, if anything (never quoting it: it may hold a
+/// password).
+pub fn smtp_url_problem(url: &str) -> Option<&'static str> {
+    let Ok(parsed) = url::Url::parse(url.trim()) else {
+        return Some(SMTP_URL_FORM);
+    };
+    let tls = parsed
+        .query_pairs()
+        .find(|(name, _)| name == "tls")
+        .map(|(_, value)| value.into_owned());
+    let scheme_ok = matches!(
+        (parsed.scheme(), tls.as_deref()),
+        ("smtp", None | Some("required" | "opportunistic")) | ("smtps", None)
+    );
+    (!scheme_ok || parsed.host_str().is_none_or(str::is_empty)).then_some(SMTP_URL_FORM)
+}
+
+const SMTP_URL_FORM: &str = "must be smtp://host:port (a local relay), smtp://user:password@host:587?tls=required (STARTTLS) or smtps://user:password@host:465 (implicit TLS)";
+
+/// What is wrong with an `alerts.webhook_url` or a `server.public_url`, if anything.
+pub fn http_url_problem(url: &str) -> Option<&'static str> {
+    match url::Url::parse(url.trim()) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => None,
+        _ => Some("must be an http:// or https:// URL"),
+    }
+}
 
 /// `[database]`
 #[derive(Debug, Clone, Deserialize)]
@@ -139,6 +249,18 @@ pub struct ServerSettings {
     /// parsed into its key once; unset = the console stores no secret.
     #[serde(default)]
     pub secret_key: Option<SecretKey>,
+    /// How people reach this server (`https://zoom-sync.example.co.jp`): alerts link to
+    /// `{public_url}/admin/`. Empty = not set, no link.
+    #[serde(default)]
+    pub public_url: String,
+}
+
+impl ServerSettings {
+    /// `server.public_url` without its final `/`, when set.
+    pub fn public_url(&self) -> Option<&str> {
+        let url = self.public_url.trim().trim_end_matches('/');
+        (!url.is_empty()).then_some(url)
+    }
 }
 
 fn default_webhook_dedup_days() -> u32 {
@@ -582,6 +704,7 @@ impl Settings {
         ] {
             check(value >= 1, key, "must be at least 1");
         }
+        self.validate_alerts(&mut check);
         let mut seen = std::collections::BTreeSet::new();
         for user in &self.users {
             check(
@@ -591,6 +714,50 @@ impl Settings {
             );
         }
         mistakes
+    }
+
+    /// `[alerts]` and `server.public_url`: every value that is set must be usable (an empty
+    /// one is "not set"; the console may store it).
+    fn validate_alerts(&self, check: &mut impl FnMut(bool, &'static str, &str)) {
+        use secrecy::ExposeSecret;
+        let alerts = &self.alerts;
+        if let Some(problem) = alerts
+            .email_to
+            .iter()
+            .find_map(|address| email_address_problem(address))
+        {
+            check(false, "alerts.email_to", problem);
+        }
+        if !alerts.email_from.trim().is_empty()
+            && let Some(problem) = email_address_problem(alerts.email_from.trim())
+        {
+            check(false, "alerts.email_from", problem);
+        }
+        if let Some(url) = &alerts.smtp_url
+            && !url.expose_secret().trim().is_empty()
+            && let Some(problem) = smtp_url_problem(url.expose_secret())
+        {
+            check(false, "alerts.smtp_url", problem);
+        }
+        for (key, url) in [
+            ("alerts.webhook_url", &alerts.webhook_url),
+            ("server.public_url", &self.server.public_url),
+        ] {
+            if !url.trim().is_empty()
+                && let Some(problem) = http_url_problem(url)
+            {
+                check(false, key, problem);
+            }
+        }
+        if let Some(secret) = &alerts.webhook_secret
+            && !secret.expose_secret().trim().is_empty()
+        {
+            check(
+                crate::signature::SigningKey::parse(secret.expose_secret().trim()).is_some(),
+                "alerts.webhook_secret",
+                "must be whsec_<base64>",
+            );
+        }
     }
 
     /// The credentials ([`CREDENTIAL_KEYS`]) that nothing set: each a reason the integration
@@ -1099,6 +1266,101 @@ mod tests {
         );
         assert!(err.contains("`server.secret_key`"), "{err}");
         assert!(!err.contains("not base64 at all"), "{err}");
+    }
+
+    /// SPEC §10 `[alerts]` and §4 `server.public_url`: every key optional; `email_to` a list
+    /// in the file or one text in the environment; secrets redacted; a bad value fails at
+    /// start-up naming its key, never quoting the SMTP URL (it may hold a password).
+    #[test]
+    fn alert_settings_are_read_checked_and_redacted() {
+        let s = load(&[]).expect("valid");
+        assert!(!s.alerts.email_configured() && !s.alerts.webhook_configured());
+        assert_eq!(s.server.public_url(), None);
+        let s = load(&[
+            (
+                "JMZ__ALERTS__EMAIL_TO",
+                "it@example.co.jp, soumu@example.co.jp",
+            ),
+            ("JMZ__ALERTS__EMAIL_FROM", "jmotto-zoom@example.co.jp"),
+            (
+                "JMZ__ALERTS__SMTP_URL",
+                "smtp://alerts:s3cret-pass@smtp.example.co.jp:587?tls=required",
+            ),
+            ("JMZ__ALERTS__WEBHOOK_URL", "https://hooks.example.co.jp/x"),
+            (
+                "JMZ__ALERTS__WEBHOOK_SECRET",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+            (
+                "JMZ__SERVER__PUBLIC_URL",
+                "https://zoom-sync.example.co.jp/",
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(
+            s.alerts.email_to,
+            ["it@example.co.jp", "soumu@example.co.jp"]
+        );
+        assert!(s.alerts.email_configured() && s.alerts.webhook_configured());
+        assert_eq!(
+            s.server.public_url(),
+            Some("https://zoom-sync.example.co.jp")
+        );
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cret-pass"), "{shown}");
+        assert!(
+            !shown.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            "{shown}"
+        );
+        let listed = Settings::from_toml_str(&format!(
+            "{MINIMAL}\n[alerts]\nemail_to = [\"a@example.jp\", \"b@example.jp\"]\n"
+        ))
+        .expect("valid");
+        assert_eq!(listed.alerts.email_to, ["a@example.jp", "b@example.jp"]);
+        for (variable, value, key) in [
+            (
+                "JMZ__ALERTS__EMAIL_TO",
+                "it@example.co.jp, nobody",
+                "alerts.email_to",
+            ),
+            (
+                "JMZ__ALERTS__EMAIL_FROM",
+                "not an address",
+                "alerts.email_from",
+            ),
+            (
+                "JMZ__ALERTS__SMTP_URL",
+                "http://user:s3cret-pass@smtp.example.co.jp",
+                "alerts.smtp_url",
+            ),
+            (
+                "JMZ__ALERTS__SMTP_URL",
+                "smtp://smtp.example.co.jp?tls=sometimes",
+                "alerts.smtp_url",
+            ),
+            (
+                "JMZ__ALERTS__WEBHOOK_URL",
+                "hooks.example.co.jp",
+                "alerts.webhook_url",
+            ),
+            (
+                "JMZ__ALERTS__WEBHOOK_SECRET",
+                "whsec_not base64!",
+                "alerts.webhook_secret",
+            ),
+            ("JMZ__SERVER__PUBLIC_URL", "zoom-sync", "server.public_url"),
+        ] {
+            let err = format!("{:#}", load(&[(variable, value)]).expect_err("refused"));
+            assert!(err.contains(&format!("`{key}`")), "{err} should name {key}");
+            assert!(!err.contains("s3cret-pass"), "{err}");
+        }
+        for url in [
+            "smtp://127.0.0.1:2525",
+            "smtp://u:p@smtp.example.jp:587?tls=required",
+            "smtps://u:p@smtp.example.jp",
+        ] {
+            assert_eq!(smtp_url_problem(url), None, "{url}");
+        }
     }
 
     /// The stand-ins are a valid configuration, so a missing key never hides the next one.

@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md for the map; SPEC.md (shared) for the rules each module cites.
 
+pub mod alerts;
 pub mod checks;
 pub mod cli;
 pub mod config;

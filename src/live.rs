@@ -42,12 +42,26 @@ pub const SYNC_KEYS: [&str; 5] = [
     "sync.invite_members",
     "sync.poll_interval_seconds",
 ];
+/// The 通知設定 page (SPEC §10).
+pub const ALERT_KEYS: [&str; 5] = [
+    "alerts.email_to",
+    "alerts.email_from",
+    "alerts.smtp_url",
+    "alerts.webhook_url",
+    "alerts.webhook_secret",
+];
 /// The ユーザー page: the whole `[[users]]` list.
 pub const USERS_KEY: &str = "users";
 
 /// Whether `key` holds a secret (write-only on the pages, sealed in the database).
 pub fn is_secret(key: &str) -> bool {
-    matches!(key, "zoom.client_secret" | "groupware.admin_password")
+    matches!(
+        key,
+        "zoom.client_secret"
+            | "groupware.admin_password"
+            | "alerts.smtp_url"
+            | "alerts.webhook_secret"
+    )
 }
 
 /// One change a save made, for the audit log.
@@ -406,6 +420,38 @@ fn normalize(key: &str, text: &str) -> Result<String, &'static str> {
             }
             _ => Err("0（定期同期なし）か、60 から 86400 までの秒数を入力してください。"),
         },
+        "alerts.email_to" => {
+            let addresses = config::split_addresses(text);
+            if addresses
+                .iter()
+                .any(|address| config::email_address_problem(address).is_some())
+            {
+                return Err(
+                    "メールアドレスをカンマ区切りで入力してください（例: it@example.co.jp, soumu@example.co.jp）。",
+                );
+            }
+            Ok(addresses.join(", "))
+        }
+        "alerts.email_from" => match config::email_address_problem(text) {
+            _ if text.is_empty() => Ok(String::new()),
+            None => Ok(text.to_owned()),
+            Some(_) => Err("メールアドレスの形式ではありません（例: jmotto-zoom@example.co.jp）。"),
+        },
+        "alerts.smtp_url" => match config::smtp_url_problem(text) {
+            None => Ok(text.to_owned()),
+            Some(_) => Err(
+                "smtp://ホスト:ポート（社内の中継サーバー）、smtp://ユーザー:パスワード@ホスト:587?tls=required（STARTTLS）、smtps://ユーザー:パスワード@ホスト:465（TLS）のどれかの形で入力してください。",
+            ),
+        },
+        "alerts.webhook_url" => match config::http_url_problem(text) {
+            _ if text.is_empty() => Ok(String::new()),
+            None => Ok(text.to_owned()),
+            Some(_) => Err("http:// または https:// で始まるURLを入力してください。"),
+        },
+        "alerts.webhook_secret" => match crate::signature::SigningKey::parse(text) {
+            Some(_) => Ok(text.to_owned()),
+            None => Err("whsec_ で始まる Standard Webhooks のシークレットを入力してください。"),
+        },
         _ => Err("この画面では変更できない設定です。"),
     }
 }
@@ -470,6 +516,8 @@ fn apply(settings: &mut Settings, key: &str, text: &str) -> Result<(), String> {
             secrets::decrypt(secret_key, key, text).map_err(|error| error.to_string())?;
         match key {
             "zoom.client_secret" => settings.zoom.client_secret = open,
+            "alerts.smtp_url" => settings.alerts.smtp_url = Some(open),
+            "alerts.webhook_secret" => settings.alerts.webhook_secret = Some(open),
             _ => settings.groupware.admin_password = open,
         }
         return Ok(());
@@ -497,6 +545,9 @@ fn apply(settings: &mut Settings, key: &str, text: &str) -> Result<(), String> {
             settings.sync.poll_interval_seconds =
                 value.parse().map_err(|_| unusable("not a number"))?;
         }
+        "alerts.email_to" => settings.alerts.email_to = config::split_addresses(&value),
+        "alerts.email_from" => settings.alerts.email_from = value,
+        "alerts.webhook_url" => settings.alerts.webhook_url = value,
         _ => return Err(unusable("not a console setting")),
     }
     Ok(())
@@ -683,6 +734,75 @@ secret_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
             settings.problems[0].contains("zoom.client_secret"),
             "{:?}",
             settings.problems
+        );
+    }
+
+    /// SPEC §10: the 通知設定 keys are stored by the console, `smtp_url` and
+    /// `webhook_secret` sealed (never in clear), and a value that cannot be right refused.
+    #[tokio::test]
+    async fn alert_settings_are_stored_and_secrets_sealed() {
+        let live = live(BARE).await;
+        let error = save(
+            &live,
+            &[
+                ("alerts.email_to", "it@example.co.jp, nobody"),
+                ("alerts.smtp_url", "mail.example.co.jp"),
+                ("alerts.webhook_secret", "not base64!"),
+            ],
+        )
+        .await
+        .expect_err("refused");
+        let SaveError::Fields(fields) = error else {
+            panic!("a field error")
+        };
+        assert_eq!(fields.len(), 3, "{fields:?}");
+        save(
+            &live,
+            &[
+                ("alerts.email_to", "it@example.co.jp、soumu@example.co.jp"),
+                ("alerts.email_from", "jmotto-zoom@example.co.jp"),
+                (
+                    "alerts.smtp_url",
+                    "smtp://alerts:s3cret-pass@smtp.example.co.jp:587?tls=required",
+                ),
+                ("alerts.webhook_url", "https://hooks.example.co.jp/x"),
+                (
+                    "alerts.webhook_secret",
+                    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                ),
+            ],
+        )
+        .await
+        .expect("saved");
+        let settings = live.current().await.expect("current");
+        assert_eq!(
+            settings.alerts.email_to,
+            ["it@example.co.jp", "soumu@example.co.jp"]
+        );
+        assert!(settings.alerts.email_configured());
+        assert!(settings.alerts.webhook_configured());
+        assert_eq!(
+            settings
+                .alerts
+                .smtp_url
+                .as_ref()
+                .map(|url| url.expose_secret().to_owned())
+                .as_deref(),
+            Some("smtp://alerts:s3cret-pass@smtp.example.co.jp:587?tls=required")
+        );
+        let rows = stored::load(live.store().pool()).await.expect("rows");
+        for key in ["alerts.smtp_url", "alerts.webhook_secret"] {
+            let sealed = rows.values.get(key).expect("stored");
+            assert!(
+                !sealed.contains("s3cret") && !sealed.contains("MfKQ9r8"),
+                "{key}"
+            );
+            assert_eq!(live.stored_value(key).await.expect("read"), None);
+        }
+        assert!(
+            ALERT_KEYS
+                .iter()
+                .all(|key| config::CONSOLE_KEYS.contains(key))
         );
     }
 

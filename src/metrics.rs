@@ -35,9 +35,12 @@ pub const ZOOM_RATE_LIMITED: &str = "jmz_zoom_rate_limited_total";
 pub const WEBHOOK_VERIFICATIONS: &str = "jmz_webhook_verifications_total";
 /// Seconds from the trigger (webhook, manual sync, poll) to the Zoom meeting's creation.
 pub const TRIGGER_TO_MEETING: &str = "jmz_trigger_to_meeting_seconds";
+/// Alert delivery attempts by alert type, channel and outcome (`sent`, `retrying`,
+/// `failed`: SPEC §10).
+pub const ALERTS: &str = "jmz_alerts_total";
 
 /// The counter families, with their help lines (`prometheus-client` adds the period).
-const COUNTERS: [(&str, &str); 3] = [
+const COUNTERS: [(&str, &str); 4] = [
     (
         EXTERNAL_CALLS,
         "Calls to Zoom and J-MOTTO by service, endpoint and outcome",
@@ -49,6 +52,10 @@ const COUNTERS: [(&str, &str); 3] = [
     (
         WEBHOOK_VERIFICATIONS,
         "Webhook deliveries by verification outcome",
+    ),
+    (
+        ALERTS,
+        "Alert delivery attempts by type, channel and outcome (sent, retrying, failed)",
     ),
 ];
 
@@ -138,8 +145,9 @@ impl Metrics {
     }
 
     /// The exposition: every other process's stored totals plus this process's own, and the
-    /// gauges.
-    pub async fn render(&self, pool: &SqlitePool) -> anyhow::Result<String> {
+    /// gauges. `enabled` is R-ENABLED now (`checks::disabled_reasons` is empty), shown as
+    /// `jmz_enabled` 1 or 0 (the caller reads it: the checks sit above this module).
+    pub async fn render(&self, pool: &SqlitePool, enabled: bool) -> anyhow::Result<String> {
         let mut totals: BTreeMap<Series, f64> = BTreeMap::new();
         let stored: Vec<(String, String, f64)> = sqlx::query_as(
             "SELECT name, labels, sum(value) FROM metric_counters WHERE process <> ? \
@@ -159,6 +167,11 @@ impl Metrics {
         let meetings = crate::store::meetings::count_by_state(pool).await?;
 
         let mut registry = Registry::default();
+        registry.register(
+            "jmz_enabled",
+            "1 when the integration is enabled (R-ENABLED), 0 when not",
+            ConstGauge::new(i64::from(enabled)),
+        );
         registry.register(
             "jmz_jobs",
             "Jobs in the queue by queue and state (pending = ready now, scheduled = later)",
@@ -417,7 +430,7 @@ mod flush_tests {
             &[("service", "zoom"), ("endpoint", "x"), ("outcome", "ok")],
         );
         async fn seen(m: &Metrics, pool: &SqlitePool, series: &str) -> Option<f64> {
-            sample(&m.render(pool).await.expect("render"), series)
+            sample(&m.render(pool, true).await.expect("render"), series)
         }
         assert_eq!(
             seen(&worker, store.pool(), calls).await,
@@ -447,7 +460,7 @@ mod flush_tests {
             Some(5.0),
             "an ended process's totals stay"
         );
-        let text = server.render(store.pool()).await.expect("render");
+        let text = server.render(store.pool(), true).await.expect("render");
         assert!(
             text.contains("jmz_trigger_to_meeting_seconds_bucket{le=\"0.5\"} 0"),
             "{text}"
@@ -484,7 +497,15 @@ mod exposition_tests {
         metrics.increment(WEBHOOK_VERIFICATIONS, &[("outcome", "ok")]);
         metrics.observe_trigger_to_meeting(2.0);
         metrics.observe_trigger_to_meeting(40.0);
-        let text = metrics.render(store.pool()).await.expect("render");
+        metrics.increment(
+            ALERTS,
+            &[
+                ("type", "integration.disabled"),
+                ("channel", "email"),
+                ("outcome", "sent"),
+            ],
+        );
+        let text = metrics.render(store.pool(), false).await.expect("render");
         let meetings: String = [
             "created",
             "deferred",
@@ -498,7 +519,10 @@ mod exposition_tests {
         .map(|state| format!("jmz_meetings{{state=\"{state}\"}} 0\n"))
         .collect();
         let expected = format!(
-            r#"# HELP jmz_jobs Jobs in the queue by queue and state (pending = ready now, scheduled = later).
+            r#"# HELP jmz_enabled 1 when the integration is enabled (R-ENABLED), 0 when not.
+# TYPE jmz_enabled gauge
+jmz_enabled 0
+# HELP jmz_jobs Jobs in the queue by queue and state (pending = ready now, scheduled = later).
 # TYPE jmz_jobs gauge
 # HELP jmz_meetings Meeting rows by state, as GET /api/v1/meetings shows them.
 # TYPE jmz_meetings gauge
@@ -511,6 +535,9 @@ jmz_zoom_rate_limited_total{{kind="per_second"}} 1
 # HELP jmz_webhook_verifications_total Webhook deliveries by verification outcome.
 # TYPE jmz_webhook_verifications_total counter
 jmz_webhook_verifications_total{{outcome="ok"}} 1
+# HELP jmz_alerts_total Alert delivery attempts by type, channel and outcome (sent, retrying, failed).
+# TYPE jmz_alerts_total counter
+jmz_alerts_total{{type="integration.disabled",channel="email",outcome="sent"}} 1
 # HELP jmz_trigger_to_meeting_seconds Seconds from the trigger of a sync to the creation of a Zoom meeting it decided.
 # TYPE jmz_trigger_to_meeting_seconds histogram
 jmz_trigger_to_meeting_seconds_bucket{{le="0.5"}} 0

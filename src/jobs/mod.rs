@@ -7,6 +7,7 @@
 //! host's daily quota, J-MOTTO's busy period) are a new task with a future run time in the
 //! database, never an in-memory sleep: a restart honours them.
 
+pub mod alerts;
 pub mod engine;
 pub mod housekeeping;
 pub mod liveness;
@@ -134,6 +135,7 @@ pub fn for_each_job_type(visitor: &mut impl JobTypeVisitor) {
     visitor.visit::<CreateMeeting>();
     visitor.visit::<UpdateMeeting>();
     visitor.visit::<DeleteMeeting>();
+    visitor.visit::<alerts::DeliverAlert>();
 }
 
 /// Every queue this product owns, in [`for_each_job_type`]'s order.
@@ -254,7 +256,7 @@ mod tests {
         let mut names = queues.clone();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), 5);
+        assert_eq!(names.len(), 6);
         assert_eq!(names.len(), queues.len());
         // `store::queue` selects our jobs by this namespace.
         assert!(queues.iter().all(|q| q.starts_with(queue::QUEUE_NAMESPACE)));

@@ -1,5 +1,6 @@
 //! The one integration-test binary: the whole service against the replay servers.
 
+mod alerts;
 mod backup;
 mod binaries;
 mod cli_verdicts;

@@ -1,0 +1,183 @@
+//! The alerts' rows (SPEC §10): `alert_conditions` (a condition that started, open until it
+//! clears) and `alert_deliveries` (one per alert and channel, sent by a job).
+//!
+//! Invariant: at most one open row per (type, subject) and one row ever per (type, subject)
+//! of a one-off type, held by the table's unique indexes — so recording a condition that is
+//! already open (another process, a restart) inserts nothing, and its caller pushes no
+//! delivery.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{SqliteConnection, SqlitePool};
+
+use super::utc_text;
+
+/// Records that `(kind, subject)` started at `at`: open (until [`clear_condition`]) unless
+/// it is open already, or with `once` a one-off (over at once) unless one was recorded for
+/// that subject before. The new row's id, or `None` when nothing was recorded.
+pub async fn insert_condition(
+    conn: &mut SqliteConnection,
+    kind: &str,
+    subject: &str,
+    details: &str,
+    at: DateTime<Utc>,
+    once: bool,
+) -> anyhow::Result<Option<i64>> {
+    let at = utc_text(at);
+    sqlx::query_scalar(
+        "INSERT INTO alert_conditions (type, subject, details, opened_at, cleared_at) \
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(kind)
+    .bind(subject)
+    .bind(details)
+    .bind(&at)
+    .bind(once.then_some(&at))
+    .fetch_optional(conn)
+    .await
+    .context("cannot record an alert condition")
+}
+
+/// Closes the open row of `(kind, subject)` at `at`: its id, or `None` when none was open.
+pub async fn clear_condition(
+    conn: &mut SqliteConnection,
+    kind: &str,
+    subject: &str,
+    at: DateTime<Utc>,
+) -> anyhow::Result<Option<i64>> {
+    sqlx::query_scalar(
+        "UPDATE alert_conditions SET cleared_at = ? \
+         WHERE type = ? AND subject = ? AND cleared_at IS NULL RETURNING id",
+    )
+    .bind(utc_text(at))
+    .bind(kind)
+    .bind(subject)
+    .fetch_optional(conn)
+    .await
+    .context("cannot clear an alert condition")
+}
+
+/// Adds the delivery of one alert (`event`: `opened` or `cleared`) through `channel`,
+/// pending; its id.
+pub async fn insert_delivery(
+    conn: &mut SqliteConnection,
+    condition_id: i64,
+    event: &str,
+    channel: &str,
+    at: DateTime<Utc>,
+) -> anyhow::Result<i64> {
+    let at = utc_text(at);
+    sqlx::query_scalar(
+        "INSERT INTO alert_deliveries (condition_id, event, channel, state, created_at, updated_at) \
+         VALUES (?, ?, ?, 'pending', ?, ?) RETURNING id",
+    )
+    .bind(condition_id)
+    .bind(event)
+    .bind(channel)
+    .bind(&at)
+    .bind(&at)
+    .fetch_one(conn)
+    .await
+    .context("cannot record an alert delivery")
+}
+
+/// One condition, as 状態 shows it and as a delivery names it.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ConditionRow {
+    pub condition_id: i64,
+    /// The condition's type, e.g. `user.unreadable`.
+    #[sqlx(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub subject: String,
+    /// The condition as JSON (what the alert says).
+    pub details: String,
+    pub opened_at: String,
+    /// `None` while open.
+    pub cleared_at: Option<String>,
+}
+
+/// One delivery with its condition, as its job reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub event: String,
+    pub channel: String,
+    /// `pending`, `sent`, `failed`, `skipped`.
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub updated_at: String,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub condition: ConditionRow,
+}
+
+const DELIVERY_COLUMNS: &str = "SELECT d.id, d.event, d.channel, d.state, d.attempts, \
+     d.last_error, d.updated_at, c.id AS condition_id, c.type, c.subject, c.details, \
+     c.opened_at, c.cleared_at \
+     FROM alert_deliveries d JOIN alert_conditions c ON c.id = d.condition_id";
+
+/// The delivery `id`, if it exists.
+pub async fn delivery(pool: &SqlitePool, id: i64) -> anyhow::Result<Option<DeliveryRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{DELIVERY_COLUMNS} WHERE d.id = ?"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .context("cannot read an alert delivery")
+}
+
+/// Deliveries that failed for good or are still being retried after a failure, newest
+/// first, at most `limit` (for 状態).
+pub async fn troubled_deliveries(
+    pool: &SqlitePool,
+    limit: i64,
+) -> anyhow::Result<Vec<DeliveryRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{DELIVERY_COLUMNS} WHERE d.state = 'failed' OR (d.state = 'pending' AND d.attempts > 0) \
+         ORDER BY d.updated_at DESC, d.id DESC LIMIT ?"
+    )))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .context("cannot read the failing alert deliveries")
+}
+
+/// Every open condition, oldest first.
+pub async fn open_conditions(pool: &SqlitePool) -> anyhow::Result<Vec<ConditionRow>> {
+    sqlx::query_as(
+        "SELECT id AS condition_id, type, subject, details, opened_at, cleared_at \
+         FROM alert_conditions WHERE cleared_at IS NULL ORDER BY opened_at, id",
+    )
+    .fetch_all(pool)
+    .await
+    .context("cannot read the open alert conditions")
+}
+
+/// Sets a delivery's state (`sent`, `failed`, `skipped`, or `pending` for a retry), its
+/// attempts so far and its last error.
+pub async fn set_delivery_state(
+    conn: &mut SqliteConnection,
+    id: i64,
+    state: &str,
+    attempts: i64,
+    last_error: Option<&str>,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE alert_deliveries SET state = ?, attempts = ?, last_error = ?, updated_at = ? \
+         WHERE id = ?",
+    )
+    .bind(state)
+    .bind(attempts)
+    .bind(last_error)
+    .bind(utc_text(at))
+    .bind(id)
+    .execute(conn)
+    .await
+    .context("cannot record an alert delivery's outcome")?;
+    Ok(())
+}
