@@ -36,7 +36,11 @@ pub struct Settings {
     #[serde(default)]
     pub database: DatabaseSettings,
     pub server: ServerSettings,
+    /// Optional in the file: what it leaves out the console may store (SPEC §8).
+    #[serde(default)]
     pub zoom: ZoomSettings,
+    /// Optional in the file, as `[zoom]`.
+    #[serde(default)]
     pub groupware: GroupwareSettings,
     #[serde(default)]
     pub sync: SyncSettings,
@@ -48,7 +52,45 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub users: Vec<UserSettings>,
+    /// Which console-editable keys the file or the environment set (they win over the
+    /// console's, which shows them read-only).
+    #[serde(skip)]
+    pub file_keys: std::collections::BTreeSet<String>,
+    /// Stored console settings that could not be used (a secret that does not open under
+    /// `server.secret_key`, a value no longer valid): each a sentence naming its key, shown
+    /// as a reason for 無効 — never a silent empty value.
+    #[serde(skip)]
+    pub problems: Vec<String>,
 }
+
+/// The keys the console may store when the file and the environment leave them out (SPEC
+/// §8), in the order its pages show them; `users` stands for the whole `[[users]]` list.
+pub const CONSOLE_KEYS: [&str; 13] = [
+    "zoom.account_id",
+    "zoom.client_id",
+    "zoom.client_secret",
+    "groupware.base_url",
+    "groupware.admin_login_id",
+    "groupware.admin_password",
+    "groupware.timezone",
+    "sync.location",
+    "sync.on_reschedule",
+    "sync.on_delete",
+    "sync.invite_members",
+    "sync.poll_interval_seconds",
+    "users",
+];
+
+/// The credentials without which the integration cannot run: an empty one is "not set"
+/// (a reason for 無効, not a start-up error).
+pub const CREDENTIAL_KEYS: [&str; 6] = [
+    "zoom.account_id",
+    "zoom.client_id",
+    "zoom.client_secret",
+    "groupware.base_url",
+    "groupware.admin_login_id",
+    "groupware.admin_password",
+];
 
 /// `[database]`
 #[derive(Debug, Clone, Deserialize)]
@@ -116,8 +158,12 @@ fn default_body_limit() -> usize {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ZoomSettings {
+    /// Empty = not set (the console may store it).
+    #[serde(default)]
     pub account_id: String,
+    #[serde(default)]
     pub client_id: String,
+    #[serde(default = "empty_secret")]
     pub client_secret: SecretString,
     #[serde(default = "default_oauth_url")]
     pub oauth_url: String,
@@ -132,6 +178,25 @@ pub struct ZoomSettings {
     /// Creates + updates per host per UTC day.
     #[serde(default = "default_daily_host_limit")]
     pub daily_host_limit: u32,
+}
+
+impl Default for ZoomSettings {
+    fn default() -> Self {
+        Self {
+            account_id: String::new(),
+            client_id: String::new(),
+            client_secret: empty_secret(),
+            oauth_url: default_oauth_url(),
+            api_url: default_api_url(),
+            create_per_second: default_create_per_second(),
+            requests_per_second: default_requests_per_second(),
+            daily_host_limit: default_daily_host_limit(),
+        }
+    }
+}
+
+fn empty_secret() -> SecretString {
+    SecretString::from(String::new())
 }
 
 fn default_oauth_url() -> String {
@@ -158,13 +223,16 @@ fn default_daily_host_limit() -> u32 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupwareSettings {
-    /// Ends with `/`; module `M` is at `{base_url}M.cgi`.
+    /// Ends with `/`; module `M` is at `{base_url}M.cgi`. Empty = not set.
+    #[serde(default)]
     pub base_url: String,
+    #[serde(default)]
     pub admin_login_id: String,
     /// The administrator's mobile password.
+    #[serde(default = "empty_secret")]
     pub admin_password: SecretString,
     /// The administrator's timezone (IANA name).
-    #[serde(deserialize_with = "deserialize_tz")]
+    #[serde(deserialize_with = "deserialize_tz", default = "default_timezone")]
     pub timezone: Tz,
     #[serde(default = "default_groupware_rps")]
     pub requests_per_second: u32,
@@ -172,6 +240,23 @@ pub struct GroupwareSettings {
 
 fn default_groupware_rps() -> u32 {
     5
+}
+
+/// `groupware.timezone` when nothing sets it (the seed's default).
+pub fn default_timezone() -> Tz {
+    chrono_tz::Asia::Tokyo
+}
+
+impl Default for GroupwareSettings {
+    fn default() -> Self {
+        Self {
+            base_url: String::new(),
+            admin_login_id: String::new(),
+            admin_password: empty_secret(),
+            timezone: default_timezone(),
+            requests_per_second: default_groupware_rps(),
+        }
+    }
 }
 
 pub use crate::domain::policy::DeletePolicy;
@@ -358,15 +443,6 @@ pub const ENV_PREFIX: &str = "JMZ__";
 const STAND_INS: &str = r#"
 [server]
 admin_token = "stand-in"
-[zoom]
-account_id = "stand-in"
-client_id = "stand-in"
-client_secret = "stand-in"
-[groupware]
-base_url = "https://stand-in.invalid/"
-admin_login_id = "stand-in"
-admin_password = "stand-in"
-timezone = "UTC"
 [[users]]
 groupware_id = "stand-in"
 zoom_email = "stand-in@example.com"
@@ -402,8 +478,14 @@ impl Settings {
             .extract()
             .map_err(|e| anyhow::anyhow!("cannot read the configuration: {e}"))?;
         let mut mistakes = Mistakes::default();
-        let settings = deserialize_all(root, &mut mistakes);
-        if let Some(settings) = &settings {
+        let file_keys = CONSOLE_KEYS
+            .iter()
+            .filter(|key| is_set(&root, key))
+            .map(|key| (*key).to_owned())
+            .collect();
+        let mut settings = deserialize_all(root, &mut mistakes);
+        if let Some(settings) = &mut settings {
+            settings.file_keys = file_keys;
             for (key, why) in settings.validate() {
                 mistakes.add(format!("`{key}`"), why);
             }
@@ -457,7 +539,6 @@ impl Settings {
         for (key, url) in [
             ("zoom.oauth_url", &self.zoom.oauth_url),
             ("zoom.api_url", &self.zoom.api_url),
-            ("groupware.base_url", &self.groupware.base_url),
         ] {
             check(
                 url.starts_with("http://") || url.starts_with("https://"),
@@ -465,17 +546,11 @@ impl Settings {
                 "must be an http:// or https:// URL",
             );
         }
-        check(
-            self.groupware.base_url.ends_with('/'),
-            "groupware.base_url",
-            "must end with `/`",
-        );
-        for (key, value) in [
-            ("zoom.account_id", &self.zoom.account_id),
-            ("zoom.client_id", &self.zoom.client_id),
-            ("groupware.admin_login_id", &self.groupware.admin_login_id),
-        ] {
-            check(!value.trim().is_empty(), key, "must not be empty");
+        // Empty = not set: the console may store it (SPEC §8), status names it.
+        if !self.groupware.base_url.is_empty()
+            && let Some(why) = base_url_problem(&self.groupware.base_url)
+        {
+            check(false, "groupware.base_url", why);
         }
         for (key, rate) in [
             ("zoom.create_per_second", self.zoom.create_per_second),
@@ -516,6 +591,26 @@ impl Settings {
             );
         }
         mistakes
+    }
+
+    /// The credentials ([`CREDENTIAL_KEYS`]) that nothing set: each a reason the integration
+    /// cannot run.
+    pub fn unset_credentials(&self) -> Vec<&'static str> {
+        use secrecy::ExposeSecret;
+        CREDENTIAL_KEYS
+            .into_iter()
+            .filter(|key| {
+                let value = match *key {
+                    "zoom.account_id" => self.zoom.account_id.as_str(),
+                    "zoom.client_id" => self.zoom.client_id.as_str(),
+                    "zoom.client_secret" => self.zoom.client_secret.expose_secret(),
+                    "groupware.base_url" => self.groupware.base_url.as_str(),
+                    "groupware.admin_login_id" => self.groupware.admin_login_id.as_str(),
+                    _ => self.groupware.admin_password.expose_secret(),
+                };
+                value.trim().is_empty()
+            })
+            .collect()
     }
 
     /// The users that are enabled and mapped (R-USERS).
@@ -699,6 +794,31 @@ fn insert(root: &mut Dict, path: &[String], value: Value) -> bool {
     }
 }
 
+/// What is wrong with a `groupware.base_url`, if anything.
+pub fn base_url_problem(url: &str) -> Option<&'static str> {
+    match url::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {
+            (!url.ends_with('/')).then_some("must end with `/`")
+        }
+        _ => Some("must be an http:// or https:// URL"),
+    }
+}
+
+/// Whether `key` (`section.name`, or a top-level name) has a value in `root`.
+fn is_set(root: &Dict, key: &str) -> bool {
+    let mut parts = key.split('.');
+    let Some(first) = parts.next() else {
+        return false;
+    };
+    let mut value = root.get(first);
+    for part in parts {
+        value = value
+            .and_then(|v| v.as_dict())
+            .and_then(|table| table.get(part));
+    }
+    value.is_some()
+}
+
 /// The stand-in of a required key (any `[[users]]` entry's from the first stand-in entry).
 fn stand_in_for(stand_ins: &Dict, path: &[String]) -> Option<Value> {
     let (first, rest) = path.split_first()?;
@@ -847,9 +967,9 @@ mod tests {
             let err = format!("{:#}", load(env).expect_err("must fail"));
             assert!(err.contains(key), "{err:?} should name {key}");
         }
-        let missing = MINIMAL.replace("client_secret = \"zoom-secret\"\n", "");
+        let missing = MINIMAL.replace("admin_token = \"admin-token\"\n", "");
         let err = error_of(&missing);
-        assert!(err.contains("zoom.client_secret"), "{err}");
+        assert!(err.contains("server.admin_token"), "{err}");
     }
 
     /// A file with three mistakes (a bad value, a rule broken, a key missing) is refused with
@@ -858,12 +978,12 @@ mod tests {
     fn every_mistake_of_a_file_is_reported_at_once() {
         let text = MINIMAL
             .replace("timezone = \"Asia/Tokyo\"", "timezone = \"Tokyo\"")
-            .replace("account_id = \"acc\"\n", "")
+            .replace("zoom_email = \"tanaka@example.co.jp\"\n", "")
             .replace("[server]\n", "[server]\nbody_limit_bytes = 10\n");
         let err = error_of(&text);
         for key in [
             "groupware.timezone",
-            "zoom.account_id",
+            "users.zoom_email",
             "server.body_limit_bytes",
         ] {
             assert!(err.contains(&format!("`{key}`")), "{err} should name {key}");
@@ -884,7 +1004,6 @@ mod tests {
             "zoom.create_per_second",
             "server.admin_token",
             "groupware_typo",
-            "`groupware`",
         ] {
             assert!(err.contains(key), "{err} should name {key}");
         }

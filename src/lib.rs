@@ -11,6 +11,7 @@ pub mod groupware;
 pub mod http;
 pub mod jobs;
 pub mod limits;
+pub mod live;
 pub mod metrics;
 pub mod replay;
 pub mod secrets;

@@ -8,6 +8,7 @@
 pub mod meetings;
 pub mod queue;
 pub mod receiver;
+pub mod settings;
 pub mod sync_state;
 
 use std::{str::FromStr, time::Duration};
