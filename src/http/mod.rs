@@ -25,6 +25,7 @@
 //! access log), only without the JSON body (`tests/it/http_edges.rs` pins this).
 
 pub mod access;
+pub mod admin;
 pub mod auth;
 pub(crate) mod body;
 mod dashboard;
@@ -135,11 +136,12 @@ impl Application {
         };
         let (deliveries, committer) = group_commit::channel(engine.store.clone());
         let state = web::Data::new(AppState::new(&engine, deliveries));
+        let session_key = admin::SessionKey::derive(&engine.settings)?;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .wrap(middleware::from_fn(access::log_request))
-                .configure(routing::configure)
+                .configure(|config| routing::configure(config, &session_key))
         })
         .workers(WORKERS)
         .max_connections(max_connections)

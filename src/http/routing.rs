@@ -10,13 +10,14 @@ use actix_web::{
 };
 
 use super::{
-    auth::AdminFirst, errors::ApiError, health, jobs, meetings, metrics, openapi, status, sync,
-    webhooks,
+    admin, auth::AdminFirst, errors::ApiError, health, jobs, meetings, metrics, openapi, status,
+    sync, webhooks,
 };
 
-/// Mounts every route.
-pub fn configure(config: &mut web::ServiceConfig) {
+/// Mounts every route (the console's `/admin` scope with its session key).
+pub fn configure(config: &mut web::ServiceConfig, session_key: &admin::SessionKey) {
     config
+        .service(admin::scope(session_key))
         .service(only("/healthz", "GET", health::healthz))
         .service(only("/readyz", "GET", health::readyz))
         .service(only("/metrics", "GET", metrics::metrics))

@@ -12,7 +12,10 @@ use crate::{
     domain::host::EnabledUsers,
     jobs::{Clock, Engine, worker::enqueue_sync_in},
     metrics::Metrics,
-    store::Store,
+    store::{
+        Store,
+        audit::{self, AuditEntry},
+    },
 };
 
 /// The handlers' state (one per server, shared by its workers).
@@ -65,6 +68,21 @@ impl SyncQueue {
     ) -> anyhow::Result<String> {
         let mut tx = self.store.begin_write().await?;
         let id = enqueue_sync_in(&mut tx, "manual", users, request_id, None).await?;
+        tx.commit().await.context("cannot commit the sync job")?;
+        Ok(id)
+    }
+
+    /// Queues a full manual sync (the console's 「今すぐ同期」) and writes `audit` (its
+    /// detail followed by the job id) in the same transaction; the job id.
+    pub async fn enqueue_manual_audited(
+        &self,
+        request_id: Option<String>,
+        mut audit: AuditEntry,
+    ) -> anyhow::Result<String> {
+        let mut tx = self.store.begin_write().await?;
+        let id = enqueue_sync_in(&mut tx, "manual", None, request_id, None).await?;
+        audit.detail = format!("{}（ジョブ {id}）", audit.detail);
+        audit::record(&mut tx, &audit, chrono::Utc::now()).await?;
         tx.commit().await.context("cannot commit the sync job")?;
         Ok(id)
     }

@@ -102,6 +102,11 @@ pub struct StatusView {
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
     ))]
 pub async fn status(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(status_view(&state).await?))
+}
+
+/// What `GET /api/v1/status` answers (also the console's 状態 page).
+pub async fn status_view(state: &AppState) -> anyhow::Result<StatusView> {
     let settings = &state.settings;
     let pool = state.store.pool();
     let tz = settings.groupware.timezone;
@@ -148,7 +153,7 @@ pub async fn status(_admin: Admin, state: web::Data<AppState>) -> Result<HttpRes
         meetings: count_by_state(pool).await?,
         users,
     };
-    Ok(HttpResponse::Ok().json(view))
+    Ok(view)
 }
 
 /// A stored UTC instant as RFC 3339 in the administrator's timezone.

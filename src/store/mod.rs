@@ -5,6 +5,8 @@
 //! `SqliteStorage::setup()`, which turns `synchronous` OFF on one connection). apalis's
 //! migrations keep `_sqlx_migrations`; ours keep `_app_migrations`.
 
+pub mod audit;
+pub mod directory;
 pub mod meetings;
 pub mod queue;
 pub mod receiver;

@@ -267,6 +267,70 @@ pub async fn states_of(
         .collect()
 }
 
+/// One unfinished job as the console's ジョブ page lists it.
+#[derive(Debug, Clone)]
+pub struct JobListing {
+    pub job: JobView,
+    /// The user it concerns: a slice's user, a meeting job's host, a sync's users (JSON).
+    pub user: Option<String>,
+}
+
+/// Our jobs not done, by run time, `limit` from `offset` (the console's ジョブ page).
+pub async fn unfinished_jobs(
+    pool: &SqlitePool,
+    limit: i64,
+    offset: i64,
+) -> anyhow::Result<Vec<JobListing>> {
+    type Row = (
+        String,
+        String,
+        String,
+        bool,
+        i64,
+        i64,
+        i64,
+        Option<String>,
+        Option<String>,
+    );
+    let query = format!(
+        "SELECT j.id, j.job_type, j.status, j.lock_by IS NOT NULL, j.attempts, j.max_attempts, \
+         j.run_at, j.last_result, coalesce(json_extract(CAST(j.job AS TEXT), '$.user_id'), \
+         m.host_user_id, json_extract(CAST(j.job AS TEXT), '$.users')) FROM Jobs j \
+         LEFT JOIN meetings m ON m.id = json_extract(CAST(j.job AS TEXT), '$.meeting_id') \
+         WHERE {OURS} AND j.status != 'Done' ORDER BY j.run_at, j.id LIMIT ?1 OFFSET ?2"
+    );
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(query))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
+        .await
+        .context("cannot list jobs")?;
+    let now = chrono::Utc::now().timestamp();
+    rows.into_iter()
+        .map(
+            |(id, queue, status, held, attempts, max_attempts, run_at, last_result, user)| {
+                Ok(JobListing {
+                    job: JobView {
+                        state: JobState::decode(
+                            &status,
+                            held,
+                            attempts < max_attempts,
+                            run_at > now,
+                        )?,
+                        id,
+                        queue,
+                        attempts,
+                        max_attempts,
+                        run_at,
+                        last_result,
+                    },
+                    user,
+                })
+            },
+        )
+        .collect()
+}
+
 /// The id of the job of `queue` pushed with `idempotency_key`, if any.
 pub async fn job_with_idempotency_key(
     conn: &mut SqliteConnection,

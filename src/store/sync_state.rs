@@ -204,3 +204,18 @@ pub async fn sync_run_created_at(
             .context("cannot read a sync run")?;
     created.as_deref().map(super::parse_utc).transpose()
 }
+
+/// A sync run's slices (user × month) by state: pending, done, failed (the console's
+/// progress of 「今すぐ同期」).
+pub async fn slice_progress(
+    pool: &sqlx::SqlitePool,
+    sync_id: &str,
+) -> anyhow::Result<std::collections::BTreeMap<String, i64>> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, count(*) FROM slice_runs WHERE sync_id = ? GROUP BY state")
+            .bind(sync_id)
+            .fetch_all(pool)
+            .await
+            .context("cannot read a sync run's slices")?;
+    Ok(rows.into_iter().collect())
+}

@@ -1,0 +1,232 @@
+//! 状態 `/admin/`: 有効 or 無効 in large type (R-ENABLED, as `GET /api/v1/status` computes
+//! it), each failing part with what to do, the window, the queue, each enabled user's last
+//! sync and last error; 「今すぐ同期」 queues a full resync (as `POST /api/v1/sync`) with its
+//! audit row in the same transaction, then the page follows that run (`?run=<job id>`) and
+//! reloads itself every few seconds until the queue is idle.
+
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, http::header, web};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::{
+    FormFields, entry,
+    jobs::job_state_ja,
+    layout::{ConsoleError, Nav, Page},
+    meetings::meeting_state_ja,
+    session::Console,
+};
+use crate::{
+    http::{
+        AppState, RequestId,
+        status::{StatusView, status_view},
+    },
+    store::{audit::AuditKind, queue::JobState, sync_state},
+};
+
+/// Seconds between reloads while a sync runs.
+const REFRESH_SECONDS: u32 = 3;
+
+#[derive(Debug, Deserialize)]
+pub struct StatusQuery {
+    /// The job id of the sync started from this page.
+    run: Option<String>,
+}
+
+/// `GET /admin/`.
+pub async fn page(
+    console: Console,
+    query: web::Query<StatusQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ConsoleError> {
+    let view = status_view(&state).await?;
+    let progress = match &query.run {
+        Some(run) => Some(run_progress(&state, run).await?),
+        None => None,
+    };
+    let active = progress.as_ref().is_some_and(|p| p.active);
+    let body = html! {
+        section aria-labelledby="verdict-heading" {
+            h2 id="verdict-heading" { "Zoom連携" }
+            @if view.enabled {
+                p.verdict.ok id="verdict" { "有効" }
+            } @else {
+                p.verdict.ng id="verdict" { "無効" }
+                (what_to_do(&view))
+            }
+        }
+        section {
+            h2 { "同期" }
+            form method="post" action="/admin/sync-now" {
+                (console.csrf_field())
+                p.note { "有効なすべてのユーザーの予定を、いまから読み直します。" }
+                button type="submit" { "今すぐ同期" }
+            }
+            @if let Some(progress) = &progress { (progress.markup.clone()) }
+        }
+        (overview(&view))
+    };
+    let mut page = Page::new(Nav::Status, "状態", body);
+    if active {
+        page.refresh_seconds = Some(REFRESH_SECONDS);
+    }
+    Ok(page.render(&console))
+}
+
+/// The failing parts of R-ENABLED, each with where to fix it.
+fn what_to_do(view: &StatusView) -> Markup {
+    let failing: Vec<(&str, &str)> = ["zoom", "groupware", "timezone"]
+        .into_iter()
+        .filter(|service| !view.checks.iter().any(|c| c.service == *service && c.ok))
+        .map(|service| (service, fix_ja(service)))
+        .collect();
+    let no_user = !view.users.iter().any(|u| u.enabled);
+    html! {
+        h3 { "有効にするには" }
+        ul id="reasons" {
+            @if no_user {
+                li { "連携するユーザーがいません。「ユーザー」で「連携」にチェックを入れ、Zoomメールアドレスを入力して「ユーザー設定を更新」を押してください。" }
+            }
+            @for (service, fix) in &failing {
+                li {
+                    (fix)
+                    @if let Some(check) = view.checks.iter().find(|c| c.service == *service) {
+                        br;
+                        span.note { "前回の確認（" (check.checked_at) "）: " (check.detail) }
+                    } @else {
+                        br;
+                        span.note { "まだ確認していません（ワーカーの起動時、設定の保存時、または jmotto-zoom doctor で確認します）。" }
+                    }
+                }
+            }
+        }
+        details {
+            summary { "詳細（API と同じ理由）" }
+            ul { @for reason in &view.reasons { li { (reason) } } }
+        }
+    }
+}
+
+fn fix_ja(service: &str) -> &'static str {
+    match service {
+        "zoom" => {
+            "Zoomの認証情報を確認してください: Zoom App Marketplace › Manage › Server-to-Server OAuth アプリ › App Credentials の Account ID、Client ID、Client Secret を「Zoom連携設定」の「アカウントID」「クライアントID」「クライアントシークレット」に入力します。"
+        }
+        "groupware" => {
+            "J-MOTTOの管理者ログインを確認してください: 「Zoom連携設定」の「グループウェアURL」「グループウェア管理者ユーザーID」「管理者モバイルパスワード」（J-MOTTO TOP › プロフィール）。"
+        }
+        _ => {
+            "タイムゾーンを確認してください: 「管理者設定のタイムゾーン」を J-MOTTO TOP › 言語及びタイムゾーン設定 › タイムゾーン と同じにします。"
+        }
+    }
+}
+
+fn overview(view: &StatusView) -> Markup {
+    html! {
+        section {
+            h2 { "同期の範囲" }
+            p id="window" { (view.window.from) " 〜 " (view.window.to) }
+        }
+        section {
+            h2 { "ジョブ" }
+            dl id="queue" {
+                dt { "実行待ち" } dd { (view.queue.pending) }
+                dt { "実行中" } dd { (view.queue.running) }
+                dt { "予約済み" } dd { (view.queue.scheduled) }
+                dt { "失敗" } dd { (view.queue.failed) }
+            }
+            p { a href="/admin/jobs" { "ジョブの一覧" } }
+        }
+        section {
+            h2 { "ミーティング" }
+            @if view.meetings.is_empty() {
+                p { "まだありません。" }
+            } @else {
+                dl {
+                    @for (state, count) in &view.meetings {
+                        dt { (meeting_state_ja(state)) } dd { (count) }
+                    }
+                }
+            }
+        }
+        section {
+            h2 { "連携ユーザー" }
+            div.table-wrap {
+                table id="users" {
+                    thead { tr { th { "ユーザーID" } th { "Zoomメールアドレス" } th { "最終同期" } th { "最終エラー" } } }
+                    tbody {
+                        @for user in view.users.iter().filter(|u| u.enabled) {
+                            tr {
+                                td { (user.groupware_id) }
+                                td { (user.zoom_email) }
+                                td { (user.last_sync_at.as_deref().unwrap_or("—")) }
+                                td { (user.last_error.as_deref().unwrap_or("なし")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A sync started from this page: its job, its slices, and whether it still runs.
+struct Progress {
+    markup: Markup,
+    active: bool,
+}
+
+async fn run_progress(state: &AppState, run: &str) -> anyhow::Result<Progress> {
+    let pool = state.store.pool();
+    let Some(job) = sync_state::job(pool, run).await? else {
+        return Ok(Progress {
+            markup: html! { p.notice { "同期ジョブ " (run) " は見つかりません（完了後に整理された可能性があります）。" } },
+            active: false,
+        });
+    };
+    let slices = sync_state::slice_progress(pool, run).await?;
+    let queue = sync_state::queue_counts(pool).await?;
+    let job_running = matches!(
+        job.state,
+        JobState::Pending | JobState::Scheduled | JobState::Running
+    );
+    let active = job_running || !queue.is_idle();
+    let count = |name: &str| slices.get(name).copied().unwrap_or(0);
+    let total: i64 = slices.values().sum();
+    let markup = html! {
+        div.notice id="progress" role="status" {
+            @if active {
+                p { strong { "同期中です。" } "このページは" (REFRESH_SECONDS) "秒ごとに更新されます。" }
+            } @else {
+                p { strong { "同期が終わりました。" } }
+            }
+            p { "同期ジョブ: " (job_state_ja(job.state)) "（" (job.id) "）" }
+            @if total > 0 {
+                p { "ユーザー×月の読み込み: 完了 " (count("done")) " / 失敗 " (count("failed")) " / 全 " (total) }
+            }
+            p { "ジョブ: 実行待ち " (queue.pending) "、実行中 " (queue.running) "、予約済み " (queue.scheduled) }
+            @if !active { p { a href="/admin/meetings" { "ミーティングを見る" } } }
+        }
+    };
+    Ok(Progress { markup, active })
+}
+
+/// `POST /admin/sync-now`: 「今すぐ同期」.
+pub async fn sync_now(
+    console: Console,
+    request: HttpRequest,
+    form: web::Form<Vec<(String, String)>>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ConsoleError> {
+    console.check_csrf(&FormFields::new(form))?;
+    let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
+    let job_id = state
+        .queue
+        .enqueue_manual_audited(
+            request_id,
+            entry(&request, AuditKind::ManualSync, "有効なすべてのユーザー"),
+        )
+        .await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("/admin/?run={job_id}")))
+        .finish())
+}
