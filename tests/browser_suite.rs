@@ -68,6 +68,7 @@ async fn main() -> ExitCode {
 async fn run() -> anyhow::Result<()> {
     let browser_dir = Path::new(MANIFEST_DIR).join("tests/browser");
     install_script_dependencies(&browser_dir)?;
+    warn_without_japanese_font();
     let screenshots = screenshot_folder()?;
 
     let jmotto = Arc::new(ReplayServer::start_jmotto().await?);
@@ -138,6 +139,20 @@ fn install_script_dependencies(browser_dir: &Path) -> anyhow::Result<()> {
         browser_dir.display()
     );
     Ok(())
+}
+
+/// The checks pass without one, but every Japanese character of a screenshot is a box.
+fn warn_without_japanese_font() {
+    let fonts = std::process::Command::new("fc-list")
+        .arg(":lang=ja")
+        .output()
+        .map(|output| output.stdout)
+        .unwrap_or_default();
+    if fonts.is_empty() {
+        eprintln!(
+            "browser suite: warning: no Japanese font (fc-list :lang=ja); the screenshots will show boxes (apt-get install fonts-noto-cjk)"
+        );
+    }
 }
 
 /// `<target>/browser-screenshots`, emptied.

@@ -92,6 +92,16 @@ async function setup(name, body) {
   if (!(await run(name, body))) setupBroken = name;
 }
 
+/** A check of the setup so far: skipped after a failed setup step; its failure stops nothing. */
+async function setupCheck(name, body) {
+  if (setupBroken) {
+    results.push({ name, status: 'skipped' });
+    console.log(`skip - ${name} (after "${setupBroken}" failed)`);
+    return;
+  }
+  await run(name, body);
+}
+
 /** A check that does not depend on the setup having worked. */
 async function independent(name, body) {
   await run(name, body);
@@ -239,6 +249,23 @@ async function userRow(page, user) {
   throw new Failure(`ユーザー: no row shows ${user.name} (${user.login_id}) with one 「連携」 checkbox`);
 }
 
+/**
+ * The verdict a page shows: an element whose whole text is 「有効」 or 「無効」 (SPEC §8: in
+ * large type); `null` when neither or both are shown.
+ */
+async function verdict(page) {
+  const enabled = await page.getByText('有効', { exact: true }).count();
+  const disabled = await page.getByText('無効', { exact: true }).count();
+  if (enabled > 0 && disabled === 0) return '有効';
+  if (disabled > 0 && enabled === 0) return '無効';
+  return null;
+}
+
+async function expectVerdict(page, wanted, where) {
+  const shown = await verdict(page);
+  check(shown === wanted, `${where} should show 「${wanted}」 (an element whose text is exactly that); it shows ${shown ? `「${shown}」` : 'no verdict'}:\n${(await bodyText(page)).slice(0, 800)}`);
+}
+
 function sessionCookieProblems(cookie) {
   const problems = [];
   if (!cookie.httpOnly) problems.push('not HttpOnly');
@@ -269,7 +296,7 @@ try {
     await shot(page, 'login');
   });
 
-  await setup('sign-in: a wrong token shows 「管理者トークンが正しくありません」', async () => {
+  await setupCheck('sign-in: a wrong token shows 「管理者トークンが正しくありません」', async () => {
     await set(await field(page, '管理者トークン'), 'not-the-admin-token');
     firstWrongTokenAt = Date.now();
     const response = await submit(page, 'ログイン');
@@ -295,10 +322,9 @@ try {
     console.log(`       cookies set at sign-in: ${fresh.map((c) => c.name).join(', ')}`);
   });
 
-  await setup('状態: a fresh installation shows 無効', async () => {
+  await setupCheck('状態: a fresh installation shows 無効', async () => {
     await open(page, '');
-    const text = await bodyText(page);
-    check(text.includes('無効'), `状態 does not show 無効 before anything is set up; it shows:\n${text.slice(0, 600)}`);
+    await expectVerdict(page, '無効', '状態 before anything is set up');
     await shot(page, 'status-initial');
     const jobs = page.getByRole('link', { name: 'ジョブ', exact: true });
     if ((await jobs.count()) > 0) jobsPath = new URL(await jobs.first().getAttribute('href'), page.url()).pathname;
@@ -320,7 +346,7 @@ try {
     check((await bodyText(page)).includes('設定済み'), 'no 「設定済み」 beside the stored クライアントシークレット');
   });
 
-  await setup('Zoom連携設定: a POST without (or with a wrong) CSRF token is 403 and changes nothing', async () => {
+  await setupCheck('Zoom連携設定: a POST without (or with a wrong) CSRF token is 403 and changes nothing', async () => {
     await open(page, 'settings');
     const form = page.locator('form').filter({ has: page.getByRole('button', { name: 'Zoom設定を更新', exact: true }) });
     const { action, fields, hidden } = await form.evaluate((f) => ({
@@ -346,7 +372,7 @@ try {
     check(!(await bodyText(page)).includes('csrf-attack-account'), 'the refused POST changed the settings');
   });
 
-  await setup('Zoom連携設定: the groupware part, four fields and 「グループウェア設定を更新」; 有効 after saving', async () => {
+  await setup('Zoom連携設定: the groupware part, four fields and 「グループウェア設定を更新」', async () => {
     await open(page, 'settings');
     await set(await field(page, 'グループウェアURL'), GROUPWARE.url);
     await set(await field(page, 'グループウェア管理者ユーザーID'), GROUPWARE.login);
@@ -354,17 +380,18 @@ try {
     await set(await field(page, '管理者設定のタイムゾーン'), GROUPWARE.timezone);
     const response = await submit(page, 'グループウェア設定を更新');
     check(response.status() < 400, `「グループウェア設定を更新」 answered ${response.status()}`);
-    const text = await bodyText(page);
-    check(text.includes('有効'), `after saving, the page does not show 有効 (the quick check); it shows:\n${text.slice(0, 600)}`);
     check(!(await page.content()).includes(GROUPWARE.password), 'the page contains the mobile password');
     await shot(page, 'settings-saved');
   });
 
-  await setup('状態: 有効', async () => {
+  // The verdicts are checked apart: a wrong verdict does not stop the setup.
+  await setupCheck('Zoom連携設定: 有効 after saving (the quick check)', async () => {
+    await expectVerdict(page, '有効', 'Zoom連携設定 after saving the groupware part');
+  });
+
+  await setupCheck('状態: 有効', async () => {
     await open(page, '');
-    const text = await bodyText(page);
-    check(text.includes('有効') && !text.includes('無効'),
-      `状態 should show 有効 (and no 無効) once Zoom and the groupware are set; it shows:\n${text.slice(0, 600)}`);
+    await expectVerdict(page, '有効', '状態 once Zoom and the groupware are set');
     await shot(page, 'status-enabled');
   });
 
@@ -385,6 +412,7 @@ try {
     const response = await submit(page, 'ユーザー設定を更新');
     check(response.status() < 400, `「ユーザー設定を更新」 answered ${response.status()}`);
     await open(page, 'users');
+    await shot(page, 'users-saved');
     for (const { id, email } of ENABLED) {
       const row = await userRow(page, byId(id));
       check(await (await field(row, '連携')).isChecked(), `${byId(id).name} is not 連携 after saving`);
@@ -395,20 +423,21 @@ try {
     const unknown = await userRow(page, byId(UNKNOWN_TO_ZOOM.id));
     check((await unknown.innerText()).includes('Zoomに存在しません'),
       `${byId(UNKNOWN_TO_ZOOM.id).name} (${UNKNOWN_TO_ZOOM.email}) is not shown 「Zoomに存在しません」: ${await unknown.innerText()}`);
-    await shot(page, 'users-saved');
   });
 
-  await setup('状態: 「今すぐ同期」, the run ends, 有効', async () => {
+  await setup('状態: 「今すぐ同期」, and the run ends', async () => {
     await open(page, '');
     const response = await submit(page, '今すぐ同期');
     check(response.status() < 400, `「今すぐ同期」 answered ${response.status()}`);
+    await shot(page, 'status-syncing');
     const status = await waitForSyncEnd((s) => (s.meetings.created || 0) > 0);
     console.log(`       the sync ended: ${JSON.stringify(status.meetings)}`);
+  });
+
+  await setupCheck('状態: 有効 after the sync', async () => {
     await open(page, '');
-    await page.waitForLoadState('load');
-    const text = await bodyText(page);
-    check(text.includes('有効'), `状態 after the sync does not show 有効:\n${text.slice(0, 600)}`);
     await shot(page, 'status-after-sync');
+    await expectVerdict(page, '有効', '状態 after the sync');
   });
 
   await setup('ミーティング: the created meetings with their join URLs as links', async () => {
@@ -469,7 +498,7 @@ try {
       `entry 8801's meeting after the move: ${JSON.stringify(now)}`);
   });
 
-  await setup('監査ログ: sign-in, each change and the sync', async () => {
+  await setupCheck('監査ログ: sign-in, each change and the sync', async () => {
     await open(page, 'audit');
     const text = await bodyText(page);
     const expectations = [
@@ -508,10 +537,10 @@ await independent('every console page leads a visitor without a session to /admi
     const visitor = await newPage(stranger);
     const wrong = [];
     for (const [, path] of paths.filter(([name]) => name !== 'login')) {
-      await open(visitor, path);
-      if (new URL(visitor.url()).pathname !== '/admin/login') wrong.push(`${path || '/admin/'} → ${visitor.url()}`);
+      const response = await open(visitor, path);
+      if (new URL(visitor.url()).pathname !== '/admin/login') wrong.push(`/admin/${path} → ${response.status()} at ${visitor.url()}`);
     }
-    check(wrong.length === 0, `pages shown without a session: ${wrong.join(', ')}`);
+    check(wrong.length === 0, `not led to the sign-in: ${wrong.join(', ')}`);
   } finally {
     await stranger.close();
   }
@@ -529,7 +558,7 @@ await independent('screenshots at 1280 px and 360 px; at 360 px no page scrolls 
         const tab = name === 'login' ? visitor : signedIn;
         const response = await open(tab, path);
         if (response.status() >= 400) {
-          overflowing.push(`${name}: answered ${response.status()}`);
+          overflowing.push(`${name} at ${viewport.width} px: answered ${response.status()}`);
           continue;
         }
         await shot(tab, name);
@@ -537,14 +566,14 @@ await independent('screenshots at 1280 px and 360 px; at 360 px no page scrolls 
           scroll: document.documentElement.scrollWidth,
           client: document.documentElement.clientWidth,
         }));
-        if (viewport === NARROW && scroll > client) overflowing.push(`${name}: ${scroll} px wide in ${client} px`);
+        if (viewport === NARROW && scroll > client) overflowing.push(`${name} at 360 px: ${scroll} px wide in ${client} px`);
       }
     } finally {
       await signedIn.close();
       await stranger.close();
     }
   }
-  check(overflowing.length === 0, `at 360 px: ${overflowing.join('; ')}`);
+  check(overflowing.length === 0, overflowing.join('; '));
 });
 
 await independent('every console page sends a CSP without \'unsafe-inline\' scripts and X-Frame-Options: DENY', async () => {
