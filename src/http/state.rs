@@ -11,6 +11,7 @@ use crate::{
     config::Settings,
     domain::host::EnabledUsers,
     jobs::{Clock, Engine, worker::enqueue_sync_in},
+    live::LiveSettings,
     metrics::Metrics,
     store::{
         Store,
@@ -32,6 +33,9 @@ pub struct AppState {
     /// The webhook deliveries' way to their transaction (served by the application's
     /// [`super::group_commit::Committer`] while it runs).
     pub deliveries: DeliveryQueue,
+    /// The file's settings over the console's (SPEC §8): what the console pages and
+    /// `status` read, and what the console saves through.
+    pub live: LiveSettings,
 }
 
 impl AppState {
@@ -48,6 +52,7 @@ impl AppState {
                 store: engine.store.clone(),
             },
             deliveries,
+            live: LiveSettings::new(engine.settings.clone(), engine.store.clone()),
         }
     }
 }

@@ -107,7 +107,7 @@ pub async fn status(_admin: Admin, state: web::Data<AppState>) -> Result<HttpRes
 
 /// What `GET /api/v1/status` answers (also the console's 状態 page).
 pub async fn status_view(state: &AppState) -> anyhow::Result<StatusView> {
-    let settings = &state.settings;
+    let settings = &*state.live.current().await?;
     let pool = state.store.pool();
     let tz = settings.groupware.timezone;
     let window = Window::containing(state.clock.now(), tz, settings.sync.months)

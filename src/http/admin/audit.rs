@@ -24,7 +24,8 @@ pub async fn page(
     query: web::Query<AuditQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ConsoleError> {
-    let tz = state.settings.groupware.timezone;
+    let settings = state.live.current().await?;
+    let tz = settings.groupware.timezone;
     let pool = state.store.pool();
     let page_number = query.page.unwrap_or(1).max(1);
     let total = audit::count(pool).await?;

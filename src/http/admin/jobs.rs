@@ -66,7 +66,8 @@ pub async fn page(
     query: web::Query<JobsQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ConsoleError> {
-    let tz = state.settings.groupware.timezone;
+    let settings = state.live.current().await?;
+    let tz = settings.groupware.timezone;
     let pool = state.store.pool();
     let counts = count_jobs(pool).await?;
     let page_number = query.page.unwrap_or(1).max(1);

@@ -72,7 +72,8 @@ pub async fn page(
     query: web::Query<MeetingsQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ConsoleError> {
-    let tz = state.settings.groupware.timezone;
+    let settings = state.live.current().await?;
+    let tz = settings.groupware.timezone;
     let user = non_empty(&query.user);
     let state_name = non_empty(&query.state).filter(|s| MeetingState::API_STATES.contains(s));
     let month = non_empty(&query.month);
@@ -106,8 +107,7 @@ pub async fn page(
         .saturating_mul(PAGE_SIZE);
     let shown: Vec<&MeetingRow> = rows.iter().skip(skip).take(PAGE_SIZE).collect();
     let has_next = rows.len() > skip + PAGE_SIZE;
-    let users: Vec<String> = state
-        .settings
+    let users: Vec<String> = settings
         .users
         .iter()
         .map(|u| u.groupware_id.to_string())

@@ -21,12 +21,16 @@
 
 mod audit;
 mod csrf;
+mod forms;
 mod jobs;
 mod layout;
 mod login;
 mod meetings;
 mod session;
+mod settings;
 mod status;
+mod sync_settings;
+mod users;
 
 use actix_web::{
     HttpRequest, HttpResponse, dev::HttpServiceFactory, http::header, middleware, web,
@@ -83,6 +87,16 @@ pub fn scope(key: &SessionKey) -> impl HttpServiceFactory + 'static {
         .route("/meetings", web::get().to(meetings::page))
         .route("/jobs", web::get().to(jobs::page))
         .route("/audit", web::get().to(audit::page))
+        .route("/settings", web::get().to(settings::page))
+        .route("/settings/zoom", web::post().to(settings::save_zoom))
+        .route(
+            "/settings/groupware",
+            web::post().to(settings::save_groupware),
+        )
+        .route("/users", web::get().to(users::page))
+        .route("/users", web::post().to(users::save))
+        .route("/sync", web::get().to(sync_settings::page))
+        .route("/sync", web::post().to(sync_settings::save_sync))
         .route("/static/admin.css", web::get().to(style_sheet))
         .default_service(web::to(not_found))
 }
@@ -114,6 +128,14 @@ impl FormFields {
     /// The pairs of a form body.
     pub fn new(form: web::Form<Vec<(String, String)>>) -> FormFields {
         FormFields(form.into_inner())
+    }
+
+    /// Every value of `name`, in order.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
     }
 
     /// The first value of `name`.
