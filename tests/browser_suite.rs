@@ -111,6 +111,10 @@ async fn run() -> anyhow::Result<()> {
     }
     .await;
     stop_service(&mut service).await;
+    let kept = screenshots.join("service.log");
+    if std::fs::copy(&log, &kept).is_ok() {
+        println!("browser suite: the service's log: {}", kept.display());
+    }
     if outcome.is_err() {
         eprintln!("--- the service's log (last 80 lines):\n{}", tail(&log, 80));
     }

@@ -153,8 +153,10 @@ async function open(page, path) {
   return response;
 }
 
+/** The page's text: its <main> when it has one (no navigation), else its <body>. */
 async function bodyText(page) {
-  return page.locator('body').innerText();
+  const main = page.locator('main');
+  return ((await main.count()) === 1 ? main : page.locator('body')).innerText();
 }
 
 /** The one field labelled exactly `label` (inside `scope`). */
@@ -223,16 +225,24 @@ async function control(path, method = 'GET') {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Waits until no job is pending or running (twice in a row) and `done(status)` holds. */
+/**
+ * Waits until no job is pending or running (twice in a row) and `done(status)` holds; fails
+ * when the queue stays idle for 15 s without `done` (the run ended without the result).
+ */
 async function waitForSyncEnd(done, limitSeconds = 120) {
   const started = Date.now();
   let quiet = 0;
+  let idleSince = null;
   let status;
   while (Date.now() - started < limitSeconds * 1000) {
     status = await api('/api/v1/status');
     const idle = status.queue.pending === 0 && status.queue.running === 0;
+    idleSince = idle ? idleSince ?? Date.now() : null;
     quiet = idle && done(status) ? quiet + 1 : 0;
     if (quiet >= 2) return status;
+    if (idleSince && Date.now() - idleSince > 15_000) {
+      throw new Failure(`the run ended (no job pending or running for 15 s) without the expected result; GET /api/v1/status: ${JSON.stringify(status)}`);
+    }
     await sleep(500);
   }
   throw new Failure(`the sync did not end within ${limitSeconds} s; last status: ${JSON.stringify(status)}`);
@@ -391,8 +401,8 @@ try {
 
   await setupCheck('状態: 有効', async () => {
     await open(page, '');
-    await expectVerdict(page, '有効', '状態 once Zoom and the groupware are set');
     await shot(page, 'status-enabled');
+    await expectVerdict(page, '有効', '状態 once Zoom and the groupware are set');
   });
 
   await setup('ユーザー: the J-MOTTO users, three enabled with e-mails, one shown 「Zoomに存在しません」', async () => {
