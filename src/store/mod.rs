@@ -387,7 +387,9 @@ pub fn connect_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
 /// The database's file; `None` in memory.
 fn database_file(database: &std::path::Path) -> Option<std::path::PathBuf> {
     let name = database.file_name()?.to_str()?;
-    (!name.is_empty() && name != ":memory:").then(|| database.to_owned())
+    // sqlx names a `sqlite::memory:` database `file:sqlx-in-memory-N` (a URI, no file).
+    let in_memory = name == ":memory:" || name.starts_with("file:sqlx-in-memory-");
+    (!name.is_empty() && !in_memory).then(|| database.to_owned())
 }
 
 /// Creates `file`'s missing folders (0700) and the file itself when missing (0600, empty:
@@ -461,6 +463,16 @@ pub fn parse_utc(text: &str) -> anyhow::Result<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An in-memory database names no file: opening one creates nothing in the working
+    /// directory (it once left `file:sqlx-in-memory-N` files behind).
+    #[test]
+    fn an_in_memory_database_has_no_file() {
+        let options = connect_options("sqlite::memory:").expect("valid");
+        assert_eq!(database_file(options.get_filename()), None);
+        let options = connect_options("sqlite://data/x.db").expect("valid");
+        assert!(database_file(options.get_filename()).is_some());
+    }
 
     /// A server and a worker opening a new database at the same moment both start.
     #[tokio::test]
