@@ -219,7 +219,7 @@ async function api(path, options = {}) {
 
 async function control(path, method = 'GET') {
   const response = await fetch(new URL(path, CONTROL), { method });
-  check(response.ok, `the harness's ${path} answered ${response.status}: ${await response.text()}`);
+  if (!response.ok) throw new Failure(`the harness's ${path} answered ${response.status}: ${await response.text()}`);
   return response.json();
 }
 
