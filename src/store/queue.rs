@@ -197,8 +197,7 @@ fn serialize_state<S: serde::Serializer>(state: &JobState, s: S) -> Result<S::Ok
 
 /// A job by id.
 pub async fn job(pool: &SqlitePool, id: &str) -> anyhow::Result<Option<JobView>> {
-    type Row = (String, String, String, bool, i64, i64, i64, Option<String>);
-    let row: Option<Row> = sqlx::query_as(
+    let row: Option<JobRow> = sqlx::query_as(
         "SELECT id, job_type, status, lock_by IS NOT NULL, attempts, max_attempts, run_at, \
          last_result FROM Jobs WHERE id = ?",
     )
@@ -206,19 +205,25 @@ pub async fn job(pool: &SqlitePool, id: &str) -> anyhow::Result<Option<JobView>>
     .fetch_optional(pool)
     .await
     .context("cannot read a job")?;
-    let Some((id, queue, status, held, attempts, max_attempts, run_at, last_result)) = row else {
-        return Ok(None);
-    };
-    let later = run_at > chrono::Utc::now().timestamp();
-    Ok(Some(JobView {
-        state: JobState::decode(&status, held, attempts < max_attempts, later)?,
+    row.map(|row| job_view(row, chrono::Utc::now().timestamp()))
+        .transpose()
+}
+
+/// A `Jobs` row (id, queue, status, held, attempts, max_attempts, run_at, last_result)
+/// decoded at `now` (Unix seconds).
+type JobRow = (String, String, String, bool, i64, i64, i64, Option<String>);
+
+fn job_view(row: JobRow, now: i64) -> anyhow::Result<JobView> {
+    let (id, queue, status, held, attempts, max_attempts, run_at, last_result) = row;
+    Ok(JobView {
+        state: JobState::decode(&status, held, attempts < max_attempts, run_at > now)?,
         id,
         queue,
         attempts,
         max_attempts,
         run_at,
         last_result,
-    }))
+    })
 }
 
 /// Jobs of `queue` not finished (`Pending`, `Queued`, `Running`), whatever their run time.
@@ -310,20 +315,19 @@ pub async fn unfinished_jobs(
         .map(
             |(id, queue, status, held, attempts, max_attempts, run_at, last_result, user)| {
                 Ok(JobListing {
-                    job: JobView {
-                        state: JobState::decode(
-                            &status,
+                    job: job_view(
+                        (
+                            id,
+                            queue,
+                            status,
                             held,
-                            attempts < max_attempts,
-                            run_at > now,
-                        )?,
-                        id,
-                        queue,
-                        attempts,
-                        max_attempts,
-                        run_at,
-                        last_result,
-                    },
+                            attempts,
+                            max_attempts,
+                            run_at,
+                            last_result,
+                        ),
+                        now,
+                    )?,
                     user,
                 })
             },

@@ -3,6 +3,7 @@
 mod backup;
 mod binaries;
 mod cli_verdicts;
+mod console;
 mod exit_codes;
 mod faults;
 mod helpers;

@@ -161,6 +161,23 @@ impl<'a> FormState<'a> {
     }
 }
 
+/// One settings form: its fields, the CSRF field and its button.
+pub fn settings_form(
+    console: &super::session::Console,
+    action: &str,
+    form: &FormState<'_>,
+    specs: &[FieldSpec],
+    button: &str,
+) -> Markup {
+    html! {
+        form method="post" action=(action) novalidate {
+            (console.csrf_field())
+            @for spec in specs { (form.field(spec)) }
+            button type="submit" { (button) }
+        }
+    }
+}
+
 /// The effective value of a console key, as a form shows it (a secret: empty).
 pub fn effective_value(settings: &Settings, key: &str) -> String {
     let sync = &settings.sync;

@@ -10,8 +10,6 @@ use actix_web::{
 };
 use maud::{DOCTYPE, Markup, html};
 
-use super::session::Console;
-
 /// The pages of the navigation, in its order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
@@ -60,6 +58,12 @@ impl Nav {
     }
 }
 
+/// What a page's navigation needs of the session: the CSRF field of its 「ログアウト」 form
+/// (implemented by the signed-in session).
+pub trait SessionForms {
+    fn csrf_field(&self) -> Markup;
+}
+
 /// One page of a signed-in administrator.
 pub struct Page {
     pub nav: Nav,
@@ -89,7 +93,7 @@ impl Page {
     }
 
     /// The page as a response, with the navigation for `console`'s session.
-    pub fn render(self, console: &Console) -> HttpResponse {
+    pub fn render(self, console: &impl SessionForms) -> HttpResponse {
         let markup = document(
             self.title,
             self.refresh_seconds,
@@ -123,6 +127,13 @@ impl Page {
         );
         html_response(self.status, markup)
     }
+}
+
+/// `303 See Other` to `location` (after a POST, and to the sign-in).
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
 }
 
 /// A page without navigation (sign-in, errors).
@@ -205,9 +216,7 @@ impl ResponseError for ConsoleError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         match self {
-            ConsoleError::NotSignedIn => HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, "/admin/login"))
-                .finish(),
+            ConsoleError::NotSignedIn => see_other("/admin/login"),
             ConsoleError::Forbidden => bare_page(
                 status,
                 "送信を受け付けられません",

@@ -9,12 +9,14 @@
 //! counted).
 
 use actix_session::SessionExt;
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, http::header, web};
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use maud::{Markup, html};
 use secrecy::ExposeSecret;
 
 use super::{
-    FormFields, client_address, csrf, entry, layout::ConsoleError, record_alone, session,
+    FormFields, client_address, csrf, entry,
+    layout::{ConsoleError, see_other},
+    record_alone, session,
     session::Console,
 };
 use crate::{
@@ -102,9 +104,7 @@ pub async fn sign_in(
     )
     .await?;
     session::sign_in(&session)?;
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/admin/"))
-        .finish())
+    Ok(see_other("/admin/"))
 }
 
 /// `POST /admin/logout`: the session ends (its cookie is removed).
@@ -114,10 +114,8 @@ pub async fn sign_out(
     form: web::Form<Vec<(String, String)>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ConsoleError> {
-    console.check_csrf(&FormFields::new(form))?;
+    console.checked_form(form)?;
     record_alone(&state.store, &entry(&request, AuditKind::Logout, "")).await?;
     console.sign_out();
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/admin/login"))
-        .finish())
+    Ok(see_other("/admin/login"))
 }

@@ -102,9 +102,7 @@ pub fn scope(key: &SessionKey) -> impl HttpServiceFactory + 'static {
 }
 
 async fn to_status() -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/admin/"))
-        .finish()
+    layout::see_other("/admin/")
 }
 
 async fn style_sheet() -> HttpResponse {

@@ -146,7 +146,7 @@ fn signed_in(request: &HttpRequest) -> Result<Console, ConsoleError> {
     let (true, Some(seen), Some(csrf_token)) = (is_signed_in, last_seen, csrf_token) else {
         return Err(refused());
     };
-    if now.saturating_sub(seen) > IDLE_LIMIT.num_seconds() {
+    if idle_over(seen, now) {
         session.purge();
         return Err(refused());
     }
@@ -159,15 +159,32 @@ fn signed_in(request: &HttpRequest) -> Result<Console, ConsoleError> {
     })
 }
 
+/// Whether a session last seen at `seen` is over at `now` (Unix seconds): idle longer than
+/// [`IDLE_LIMIT`].
+fn idle_over(seen: i64, now: i64) -> bool {
+    now.saturating_sub(seen) > IDLE_LIMIT.num_seconds()
+}
+
+impl super::layout::SessionForms for Console {
+    fn csrf_field(&self) -> Markup {
+        self.csrf_field()
+    }
+}
+
 impl Console {
     /// The hidden CSRF field every form of the page carries.
     pub fn csrf_field(&self) -> Markup {
         csrf::field(&self.csrf_token)
     }
 
-    /// Refuses (403) a POST whose form does not carry this session's CSRF token.
-    pub fn check_csrf(&self, form: &super::FormFields) -> Result<(), ConsoleError> {
-        csrf::check(&self.csrf_token, form)
+    /// The POSTed form, or 403 when it does not carry this session's CSRF token.
+    pub fn checked_form(
+        &self,
+        form: actix_web::web::Form<Vec<(String, String)>>,
+    ) -> Result<super::FormFields, ConsoleError> {
+        let fields = super::FormFields::new(form);
+        csrf::check(&self.csrf_token, &fields)?;
+        Ok(fields)
     }
 
     /// Ends the session (「ログアウト」): the cookie is removed.
@@ -209,4 +226,43 @@ pub fn sign_in(session: &Session) -> Result<(), ConsoleError> {
         serde_json::Value::String(csrf::new_token()),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(admin_token: &str) -> Settings {
+        let mut settings = Settings::from_toml_str(crate::config::MINIMAL).expect("valid settings");
+        settings.server.admin_token = admin_token.to_owned().into();
+        settings
+    }
+
+    fn master(key: &SessionKey) -> Vec<u8> {
+        key.0.master().to_vec()
+    }
+
+    /// SPEC §8: a changed admin token ends every session — the cookie key follows it (and
+    /// `server.secret_key`), and is the same in every process with the same settings.
+    #[test]
+    fn the_cookie_key_follows_the_admin_token() {
+        let one = SessionKey::derive(&settings("token-one")).expect("key");
+        let again = SessionKey::derive(&settings("token-one")).expect("key");
+        let two = SessionKey::derive(&settings("token-two")).expect("key");
+        assert_eq!(master(&one), master(&again));
+        assert_ne!(master(&one), master(&two));
+        let mut with_secret = settings("token-one");
+        with_secret.server.secret_key = Some(crate::secrets::SecretKey::generate());
+        let sealed = SessionKey::derive(&with_secret).expect("key");
+        assert_ne!(master(&one), master(&sealed));
+    }
+
+    /// SPEC §8: a session ends after 8 hours idle.
+    #[test]
+    fn a_session_ends_after_eight_idle_hours() {
+        let hours = |h: i64| h * 3600;
+        assert!(!idle_over(0, hours(8)));
+        assert!(idle_over(0, hours(8) + 1));
+        assert!(!idle_over(hours(1), hours(2)));
+    }
 }

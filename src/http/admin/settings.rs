@@ -13,8 +13,7 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use maud::{Markup, html};
 
 use super::{
-    FormFields,
-    forms::{FieldKind, FieldSpec, FormState, save},
+    forms::{FieldKind, FieldSpec, FormState, save, settings_form},
     layout::{ConsoleError, Nav, Page},
     session::Console,
 };
@@ -133,8 +132,7 @@ async fn save_and_check(
     state: web::Data<AppState>,
     which: Which,
 ) -> Result<HttpResponse, ConsoleError> {
-    let fields = FormFields::new(form);
-    console.check_csrf(&fields)?;
+    let fields = console.checked_form(form)?;
     let (name, saved) = match which {
         Which::Zoom => (
             "Zoom設定",
@@ -273,19 +271,11 @@ fn render(
         @if let Some(notice) = notice { (notice) }
         section {
             h2 { "Zoom" }
-            form method="post" action="/admin/settings/zoom" novalidate {
-                (console.csrf_field())
-                @for spec in &zoom_fields() { (zoom.field(spec)) }
-                button type="submit" { "Zoom設定を更新" }
-            }
+            (settings_form(console, "/admin/settings/zoom", zoom, &zoom_fields(), "Zoom設定を更新"))
         }
         section {
             h2 { "グループウェア（J-MOTTO）" }
-            form method="post" action="/admin/settings/groupware" novalidate {
-                (console.csrf_field())
-                @for spec in &groupware_fields() { (groupware.field(spec)) }
-                button type="submit" { "グループウェア設定を更新" }
-            }
+            (settings_form(console, "/admin/settings/groupware", groupware, &groupware_fields(), "グループウェア設定を更新"))
         }
     };
     Page::new(Nav::Settings, "Zoom連携設定", body)

@@ -4,14 +4,14 @@
 //! audit row in the same transaction, then the page follows that run (`?run=<job id>`) and
 //! reloads itself every few seconds until the queue is idle.
 
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, http::header, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{
-    FormFields, entry,
+    entry,
     jobs::job_state_ja,
-    layout::{ConsoleError, Nav, Page},
+    layout::{ConsoleError, Nav, Page, see_other},
     meetings::meeting_state_ja,
     session::Console,
 };
@@ -217,7 +217,7 @@ pub async fn sync_now(
     form: web::Form<Vec<(String, String)>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ConsoleError> {
-    console.check_csrf(&FormFields::new(form))?;
+    console.checked_form(form)?;
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
     let job_id = state
         .queue
@@ -226,7 +226,5 @@ pub async fn sync_now(
             entry(&request, AuditKind::ManualSync, "有効なすべてのユーザー"),
         )
         .await?;
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, format!("/admin/?run={job_id}")))
-        .finish())
+    Ok(see_other(&format!("/admin/?run={job_id}")))
 }

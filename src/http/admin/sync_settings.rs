@@ -7,8 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use maud::{Markup, html};
 
 use super::{
-    FormFields,
-    forms::{FieldKind, FieldSpec, FormState, save},
+    forms::{FieldKind, FieldSpec, FormState, save, settings_form},
     layout::{ConsoleError, Nav, Page},
     session::Console,
 };
@@ -100,8 +99,7 @@ pub async fn save_sync(
     form: web::Form<Vec<(String, String)>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ConsoleError> {
-    let fields = FormFields::new(form);
-    console.check_csrf(&fields)?;
+    let fields = console.checked_form(form)?;
     match save(&state, &request, "同期設定", &sync_fields(), &fields).await? {
         Ok(changes) => {
             let form = FormState::current(&state, &SYNC_KEYS).await?;
@@ -136,11 +134,7 @@ fn render(
     let body = html! {
         @if let Some(notice) = notice { (notice) }
         section {
-            form method="post" action="/admin/sync" novalidate {
-                (console.csrf_field())
-                @for spec in &sync_fields() { (form.field(spec)) }
-                button type="submit" { "同期設定を更新" }
-            }
+            (settings_form(console, "/admin/sync", form, &sync_fields(), "同期設定を更新"))
         }
         section {
             h2 { "選択肢の意味" }

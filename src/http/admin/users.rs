@@ -16,7 +16,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{
-    FormFields, entry,
+    entry,
     layout::{ConsoleError, Nav, Page, pager},
     session::Console,
 };
@@ -86,24 +86,17 @@ async fn refresh_directory(state: &AppState) -> Result<Vec<Markup>, ConsoleError
     {
         return Ok(Vec::new());
     }
-    let settings = state.live.current().await?;
-    if settings
-        .unset_credentials()
-        .iter()
-        .any(|key| key.starts_with("groupware."))
+    let engine = match engine_with(
+        state,
+        "groupware.",
+        "J-MOTTOのユーザーを読み込めません。先に「Zoom連携設定」でグループウェアの設定を保存してください。",
+    )
+    .await?
     {
-        return Ok(vec![html! {
-            div.alert { p { "J-MOTTOのユーザーを読み込めません。先に「Zoom連携設定」でグループウェアの設定を保存してください。" } }
-        }]);
-    }
-    let listed = match Engine::new((*settings).clone(), state.store.clone()) {
-        Ok(engine) => engine
-            .groupware
-            .list_users()
-            .await
-            .map_err(anyhow::Error::from),
-        Err(error) => Err(error),
+        Ok(engine) => engine,
+        Err(notice) => return Ok(vec![notice]),
     };
+    let listed = engine.groupware.list_users().await;
     match listed {
         Ok(users) => {
             let users: Vec<DirectoryUser> = users
@@ -130,6 +123,28 @@ async fn refresh_directory(state: &AppState) -> Result<Vec<Markup>, ConsoleError
             }])
         }
     }
+}
+
+/// The clients built from the live settings, or a notice: `unset` when a credential whose
+/// key starts with `part` is not set (nothing is called then), or why they cannot be built.
+async fn engine_with(
+    state: &AppState,
+    part: &str,
+    unset: &str,
+) -> Result<Result<std::sync::Arc<Engine>, Markup>, ConsoleError> {
+    let settings = state.live.current().await?;
+    if settings
+        .unset_credentials()
+        .iter()
+        .any(|key| key.starts_with(part))
+    {
+        return Ok(Err(html! { div.alert { p { (unset) } } }));
+    }
+    Ok(
+        Engine::new((*settings).clone(), state.store.clone()).map_err(|error| {
+            html! { div.alert { p { "クライアントを作れません: " (format!("{error:#}")) } } }
+        }),
+    )
 }
 
 /// Each user's stored (or file-set) e-mail and enable flag, by groupware id.
@@ -162,8 +177,7 @@ pub async fn save(
     form: web::Form<Vec<(String, String)>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ConsoleError> {
-    let fields = FormFields::new(form);
-    console.check_csrf(&fields)?;
+    let fields = console.checked_form(form)?;
     let search = fields.get("q").unwrap_or_default().trim().to_owned();
     let page_number = fields
         .get("page")
@@ -260,23 +274,15 @@ async fn check_emails(state: &AppState, users: &[StoredUser]) -> Result<Vec<Mark
     if enabled.is_empty() {
         return Ok(Vec::new());
     }
-    let settings = state.live.current().await?;
-    if settings
-        .unset_credentials()
-        .iter()
-        .any(|key| key.starts_with("zoom."))
+    let engine = match engine_with(
+        state,
+        "zoom.",
+        "Zoomの設定が済んでいないため、メールアドレスをZoomで確認できません（「Zoom連携設定」）。",
+    )
+    .await?
     {
-        return Ok(vec![html! {
-            div.alert { p { "Zoomの設定が済んでいないため、メールアドレスをZoomで確認できません（「Zoom連携設定」）。" } }
-        }]);
-    }
-    let engine = match Engine::new((*settings).clone(), state.store.clone()) {
         Ok(engine) => engine,
-        Err(error) => {
-            return Ok(vec![html! {
-                div.alert { p { "メールアドレスを確認できません: " (format!("{error:#}")) } }
-            }]);
-        }
+        Err(notice) => return Ok(vec![notice]),
     };
     let mut problems = Vec::new();
     for user in enabled {
