@@ -528,6 +528,10 @@ try {
     check(missing.length === 0, `監査ログ lacks: ${missing.join('; ')}\nit shows:\n${text.slice(0, 1500)}`);
     check(!text.includes(ZOOM.secret) && !text.includes(GROUPWARE.password) && !text.includes(ADMIN_TOKEN),
       '監査ログ shows a secret');
+    // a wrong and a right sign-in, the Zoom, groupware, users and sync settings changes, two
+    // syncs: eight entries from this address
+    const entries = await page.locator('tr, li').filter({ hasText: '127.0.0.1' }).count();
+    check(entries >= 8, `監査ログ lists ${entries} entries from 127.0.0.1, expected at least 8 (2 sign-ins, 4 saved changes, 2 syncs)`);
     await shot(page, 'audit');
   });
 } catch (error) {
