@@ -124,7 +124,7 @@ fn overview(view: &StatusView) -> Markup {
     html! {
         section {
             h2 { "同期の範囲" }
-            p id="window" { (view.window.from) " 〜 " (view.window.to) }
+            p id="window" { (window_text(&view.window.from)) " から " (window_text(&view.window.to)) " の前まで（管理者設定のタイムゾーン）" }
         }
         section {
             h2 { "ジョブ" }
@@ -167,6 +167,14 @@ fn overview(view: &StatusView) -> Markup {
             }
         }
     }
+}
+
+/// `2026-11-01T00:00:00+09:00` as `2026-11-01 00:00`.
+fn window_text(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).map_or_else(
+        |_| rfc3339.to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M").to_string(),
+    )
 }
 
 /// A sync started from this page: its job, its slices, and whether it still runs.
