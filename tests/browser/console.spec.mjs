@@ -609,6 +609,14 @@ await independent('every console page sends a CSP without \'unsafe-inline\' scri
   check(bad.length === 0, [...new Set(bad)].join('\n'));
 });
 
+await independent('「ログアウト」 ends the session: 状態 leads to the sign-in again', async () => {
+  await open(page, '');
+  check(new URL(page.url()).pathname === '/admin/', `before 「ログアウト」 the session is gone already (${page.url()})`);
+  await submit(page, 'ログアウト');
+  await open(page, '');
+  check(new URL(page.url()).pathname === '/admin/login', `after 「ログアウト」 GET /admin/ ended at ${page.url()}, not the sign-in`);
+});
+
 // Last: it locks this address out of the sign-in for a minute.
 await independent('sign-in: the 11th wrong token in a minute is answered 429', async () => {
   const stranger = await browser.newContext({ viewport: WIDE });
