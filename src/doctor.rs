@@ -12,10 +12,13 @@ use chrono::{Datelike, NaiveDate};
 
 pub use crate::checks::CheckResult;
 use crate::{
-    checks::{ZOOM_APP_SCREEN, login_result, record, timezone_check, token_result},
+    checks::{
+        LOGIN_ITEM, TOKEN_ITEM, ZOOM_APP_SCREEN, login_result, record, timezone_check,
+        token_result, unset_result,
+    },
     config::{DeletePolicy, Settings},
     domain::decision::ReschedulePolicy,
-    groupware::GroupwareError,
+    groupware::{GroupwareClient, GroupwareError},
     jobs::Engine,
 };
 
@@ -83,10 +86,19 @@ pub async fn run(engine: &Engine) -> Vec<CheckResult> {
         ),
     ));
 
-    // Zoom: the token, its scopes, every mapped e-mail.
-    let token = engine.zoom.token_info().await;
-    results.push(token_result(&token));
-    let Ok(info) = &token else {
+    // Zoom: the token, its scopes, every mapped e-mail (no call while a credential is unset).
+    let token = match engine.zoom() {
+        Ok(zoom) => {
+            let token = zoom.token_info().await;
+            results.push(token_result(&token));
+            token.ok().map(|info| (zoom, info))
+        }
+        Err(_) => {
+            results.push(unset_result(TOKEN_ITEM, settings, "zoom."));
+            None
+        }
+    };
+    let Some((zoom, info)) = &token else {
         for scope in needed_scopes(settings) {
             results.push(CheckResult::not_checked(
                 format!("Zoom scope {}", scope.admin),
@@ -133,7 +145,7 @@ pub async fn run(engine: &Engine) -> Vec<CheckResult> {
         }
         for user in settings.users.iter().filter(|u| u.enabled) {
             let item = format!("Zoom user {} ({})", user.zoom_email, user.groupware_id);
-            match engine.zoom.email_exists(user.zoom_email.as_str()).await {
+            match zoom.email_exists(user.zoom_email.as_str()).await {
                 Ok(true) => results.push(CheckResult::pass(item, "OK")),
                 Ok(false) => results.push(CheckResult::fail(
                     item,
@@ -176,45 +188,46 @@ pub fn verdict_line(reasons: &[String]) -> String {
 /// records the R-ENABLED parts of all `results`.
 async fn groupware_checks(engine: &Engine, mut results: Vec<CheckResult>) -> Vec<CheckResult> {
     let settings = &engine.settings;
-    let login = engine.groupware.login().await;
-    results.push(login_result(&login));
-    results.push(timezone_check(settings, login.as_ref().ok()));
+    let groupware = match engine.groupware() {
+        Ok(groupware) => {
+            let login = groupware.login().await;
+            results.push(login_result(&login));
+            results.push(timezone_check(settings, login.as_ref().ok()));
+            login.is_ok().then_some(groupware)
+        }
+        Err(_) => {
+            results.push(unset_result(LOGIN_ITEM, settings, "groupware."));
+            results.push(timezone_check(settings, None));
+            None
+        }
+    };
     let place_item = format!("J-MOTTO location item {}", settings.sync.location);
     let month = first_of_month(engine);
-    check_after_login(&mut results, login.is_ok(), place_item, place_check(engine)).await;
-    for user in settings.users.iter().filter(|u| u.enabled) {
-        let id = user.groupware_id.as_str();
-        check_after_login(
-            &mut results,
-            login.is_ok(),
-            format!("J-MOTTO schedule of user {id}"),
-            schedule_check(engine, id, month),
-        )
-        .await;
+    let enabled = settings.users.iter().filter(|u| u.enabled);
+    match groupware {
+        Some(groupware) => {
+            results.push(place_check(engine, groupware).await);
+            for user in enabled {
+                let id = user.groupware_id.as_str();
+                results.push(schedule_check(groupware, id, month).await);
+            }
+        }
+        None => {
+            results.push(CheckResult::not_checked(place_item, "the J-MOTTO login"));
+            for user in enabled {
+                let item = format!("J-MOTTO schedule of user {}", user.groupware_id);
+                results.push(CheckResult::not_checked(item, "the J-MOTTO login"));
+            }
+        }
     }
     record(&engine.store, &results).await;
     results
 }
 
-/// Runs `check` when its prerequisite (the J-MOTTO login) passed, else lists it as not
-/// checked.
-async fn check_after_login(
-    results: &mut Vec<CheckResult>,
-    login_ok: bool,
-    item: String,
-    check: impl std::future::Future<Output = CheckResult>,
-) {
-    if login_ok {
-        results.push(check.await);
-    } else {
-        results.push(CheckResult::not_checked(item, "the J-MOTTO login"));
-    }
-}
-
-async fn place_check(engine: &Engine) -> CheckResult {
+async fn place_check(engine: &Engine, groupware: &GroupwareClient) -> CheckResult {
     let wanted = &engine.settings.sync.location;
     let item = format!("J-MOTTO location item {wanted}");
-    match engine.groupware.list_places().await {
+    match groupware.list_places().await {
         Ok(places) if places.iter().any(|p| engine.location.matches(p)) => {
             CheckResult::pass(item, "OK")
         }
@@ -229,13 +242,13 @@ async fn place_check(engine: &Engine) -> CheckResult {
     }
 }
 
-async fn schedule_check(engine: &Engine, user: &str, month: NaiveDate) -> CheckResult {
+async fn schedule_check(groupware: &GroupwareClient, user: &str, month: NaiveDate) -> CheckResult {
     let item = format!("J-MOTTO schedule of user {user}");
     let last = month
         .checked_add_months(chrono::Months::new(1))
         .and_then(|d| d.pred_opt())
         .unwrap_or(month);
-    match engine.groupware.list_events(user, month, last).await {
+    match groupware.list_events(user, month, last).await {
         Ok(_) => CheckResult::pass(item, "OK"),
         Err(GroupwareError::Forbidden { .. }) => CheckResult::fail(
             item,

@@ -16,7 +16,6 @@ use crate::{
     },
     jobs::{Engine, worker::Worker},
     replay::{ReplayServer, company},
-    store::Store,
 };
 
 pub use crate::replay::{DEMO_ADMIN_TOKEN, DEMO_WEBHOOK_SECRET, demo_config};
@@ -33,11 +32,10 @@ pub fn demo_settings(
 }
 
 async fn start_stack(settings: Settings) -> anyhow::Result<(Arc<Engine>, Application, Worker)> {
-    let store = Store::connect(&settings.database.url).await?;
-    let engine = Engine::new(settings, store)?;
-    let application = Application::build(engine.clone())?;
-    let worker = Worker::build(engine.clone());
-    Ok((engine, application, worker))
+    let live = super::connect(settings).await?;
+    let application = Application::build(live.clone())?;
+    let worker = Worker::build(live.clone());
+    Ok((live.latest(), application, worker))
 }
 
 /// Runs the demo; with `serve`, keeps everything up after the report until Ctrl-C.

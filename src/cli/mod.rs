@@ -30,7 +30,8 @@ use crate::{
         status::StatusView,
         sync::{Accepted, SyncRequest},
     },
-    jobs::{Engine, worker::Worker},
+    jobs::{Engine, LiveEngine, worker::Worker},
+    live::LiveSettings,
     store::Store,
 };
 
@@ -234,9 +235,10 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
-/// Opens the database and builds the shared engine from a configuration file.
+/// Opens the database and builds the engine of the settings in effect (the file over what
+/// the console stored) from a configuration file.
 pub async fn open(config: &std::path::Path) -> anyhow::Result<std::sync::Arc<Engine>> {
-    connect(Settings::load(config)?).await
+    connect(Settings::load(config)?).await?.current().await
 }
 
 /// `--config F`, the one argument of the server and worker binaries.
@@ -259,17 +261,24 @@ impl ConfigArg {
 }
 
 /// A service binary's start: settings read, logging set up as `log.format` says, database
-/// opened and migrated, engine built.
-pub async fn start_service(config: &ConfigArg) -> anyhow::Result<std::sync::Arc<Engine>> {
+/// opened and migrated, the live engine built.
+pub async fn start_service(config: &ConfigArg) -> anyhow::Result<LiveEngine> {
     let settings = Settings::load(&config.config)?;
     crate::telemetry::init("info", settings.log.format);
     connect(settings).await
 }
 
-/// Opens the database named in `settings` and builds the shared engine.
-pub async fn connect(settings: Settings) -> anyhow::Result<std::sync::Arc<Engine>> {
+/// Opens the database named in `settings` and builds the process's live engine: the file's
+/// settings over what the console stored there, followed at each job (SPEC §8).
+pub async fn connect(settings: Settings) -> anyhow::Result<LiveEngine> {
     let store = Store::connect(&settings.database.url).await?;
-    Engine::new(settings, store)
+    let live = LiveEngine::start(LiveSettings::new(settings, store)).await?;
+    let current = live.latest();
+    let unset = current.settings.unset_credentials();
+    if !unset.is_empty() {
+        tracing::warn!(unset = %unset.join(", "), "the integration is disabled until these are set (the console's Zoom連携設定 page, or the configuration file)");
+    }
+    Ok(live)
 }
 
 async fn run(config: &std::path::Path) -> anyhow::Result<ExitCode> {

@@ -165,10 +165,14 @@ pub enum ReasonCode {
     /// The delete's attempts ran out: the host's next complete listing pushes it again
     /// (detail: the error).
     DeleteFailed,
+    /// The integration is 無効 (the Zoom token check fails, or Zoom's credentials are
+    /// unset): the create, update or delete waits, its attempts untouched, until a check
+    /// passes (detail: why).
+    IntegrationDisabled,
 }
 
 impl ReasonCode {
-    const ALL: [ReasonCode; 26] = [
+    const ALL: [ReasonCode; 27] = [
         ReasonCode::Ended,
         ReasonCode::NoEnabledHost,
         ReasonCode::OutsideWindow,
@@ -195,6 +199,7 @@ impl ReasonCode {
         ReasonCode::UpdateDeferred,
         ReasonCode::DeleteRefused,
         ReasonCode::DeleteFailed,
+        ReasonCode::IntegrationDisabled,
     ];
 
     /// The stable code, as stored and as the API shows it.
@@ -226,6 +231,7 @@ impl ReasonCode {
             ReasonCode::UpdateDeferred => "update_deferred",
             ReasonCode::DeleteRefused => "delete_refused",
             ReasonCode::DeleteFailed => "delete_failed",
+            ReasonCode::IntegrationDisabled => "integration_disabled",
         }
     }
 
@@ -277,6 +283,9 @@ impl ReasonCode {
             ReasonCode::UpdateDeferred => "ホストの1日の上限に達したため、翌日(UTC)に更新します。",
             ReasonCode::DeleteRefused => "Zoom が会議の削除を拒否しました。",
             ReasonCode::DeleteFailed => "会議の削除に失敗しました。次の同期で再試行します。",
+            ReasonCode::IntegrationDisabled => {
+                "Zoom連携が無効のため待機しています（Zoomの認証情報を確認できません）。「Zoom連携設定」で直すと、すぐに再開します。"
+            }
         }
     }
 }

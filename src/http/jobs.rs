@@ -71,7 +71,7 @@ pub async fn job(
         Some(job) => Ok(HttpResponse::Ok().json(JobStatus::from_view(
             job,
             Utc::now(),
-            state.settings.groupware.timezone,
+            state.live.current().await?.groupware.timezone,
         ))),
         None => Err(ApiError::not_found(format!("there is no job {id:?}"))),
     }

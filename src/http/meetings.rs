@@ -150,13 +150,13 @@ pub async fn meetings(
     request: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let tz = state.settings.groupware.timezone;
+    let settings = state.live.current().await?;
+    let tz = settings.groupware.timezone;
     let query = web::Query::<MeetingQuery>::from_query(request.query_string())
         .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?
         .into_inner();
     if let Some(user) = &query.user
-        && !state
-            .settings
+        && !settings
             .users
             .iter()
             .any(|u| u.groupware_id.as_str() == user)

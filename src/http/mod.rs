@@ -42,12 +42,12 @@ pub mod status;
 pub mod sync;
 pub mod webhooks;
 
-use std::{future::Future, net::TcpListener, sync::Arc, time::Duration};
+use std::{future::Future, net::TcpListener, time::Duration};
 
 use actix_web::{App, HttpServer, dev::Server, middleware, web};
 use anyhow::Context;
 
-use crate::jobs::Engine;
+use crate::jobs::LiveEngine;
 
 pub use access::RequestId;
 pub use errors::ApiError;
@@ -105,8 +105,8 @@ pub struct Application {
 
 impl Application {
     /// Binds `server.listen` (port 0 picks a free port).
-    pub fn build(engine: Arc<Engine>) -> anyhow::Result<Application> {
-        let address = engine.settings.server.listen.clone();
+    pub fn build(engine: LiveEngine) -> anyhow::Result<Application> {
+        let address = engine.file().server.listen.clone();
         let listener = TcpListener::bind(&address)
             .with_context(|| format!("cannot listen on {address} (server.listen)"))?;
         Application::build_with_listener(engine, listener)
@@ -114,12 +114,12 @@ impl Application {
 
     /// Serves on an already bound listener.
     pub fn build_with_listener(
-        engine: Arc<Engine>,
+        engine: LiveEngine,
         listener: TcpListener,
     ) -> anyhow::Result<Application> {
         let port = listener.local_addr()?.port();
         let max_connections = connections_per_worker(raise_open_file_limit(), WORKERS);
-        let dashboard = match &engine.settings.server.dashboard_listen {
+        let dashboard = match &engine.file().server.dashboard_listen {
             None => None,
             Some(address) => {
                 let listener = TcpListener::bind(address).with_context(|| {
@@ -127,16 +127,16 @@ impl Application {
                 })?;
                 let port = listener.local_addr()?.port();
                 let server = dashboard::build(
-                    engine.store.pool().clone(),
-                    engine.settings.server.admin_token.clone(),
+                    engine.store().pool().clone(),
+                    engine.file().server.admin_token.clone(),
                     listener,
                 )?;
                 Some((port, server))
             }
         };
-        let (deliveries, committer) = group_commit::channel(engine.store.clone());
+        let (deliveries, committer) = group_commit::channel(engine.store().clone());
         let state = web::Data::new(AppState::new(&engine, deliveries));
-        let session_key = admin::SessionKey::derive(&engine.settings)?;
+        let session_key = admin::SessionKey::derive(engine.file())?;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

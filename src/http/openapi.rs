@@ -66,25 +66,25 @@ impl Modify for AdminToken {
 /// This document.
 #[utoipa::path(get, path = "/api/openapi.json", tag = "operations",
     responses((status = 200, description = "OpenAPI 3 description of this interface", content_type = "application/json")))]
-pub async fn serve(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(document(&state))
+pub async fn serve(state: web::Data<AppState>) -> Result<HttpResponse, errors::ApiError> {
+    let settings = state.live.current().await?;
+    Ok(HttpResponse::Ok().json(document(&settings)))
 }
 
 /// [`ApiDoc`] with this configuration's user ids where the server accepts only those: the
 /// `user` filter of `GET /api/v1/meetings` takes a configured id (exactly), the trigger's
 /// `users` and a notification's `data.user_ids` enabled ids (white space around them
 /// ignored, as [`crate::domain::GroupwareUserId::parse`] does).
-pub fn document(state: &AppState) -> Value {
+pub fn document(settings: &crate::config::Settings) -> Value {
     let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null);
-    let configured: Vec<&str> = state
-        .settings
+    let configured: Vec<&str> = settings
         .users
         .iter()
         .map(|u| u.groupware_id.as_str())
         .collect();
     let enabled = json!({
         "type": "string",
-        "pattern": enabled_pattern(state.enabled_users.ids().map(|id| id.as_str())),
+        "pattern": enabled_pattern(settings.enabled_users().ids().map(|id| id.as_str())),
     });
     if let Some(parameters) = document
         .pointer_mut("/paths/~1api~1v1~1meetings/get/parameters")

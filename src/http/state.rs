@@ -1,6 +1,8 @@
 //! What handlers share: the settings, the store, this process's metrics and the way onto
 //! the job queue — and not the J-MOTTO or Zoom clients, so "handlers never call J-MOTTO or
-//! Zoom" holds by type.
+//! Zoom" holds by type. What the console can change (users, timezone, sync settings) is
+//! read from [`AppState::live`] per request; `settings` holds the file's, for what only the
+//! file sets (listen, admin token, body limit, webhook secret).
 
 use std::sync::Arc;
 
@@ -9,8 +11,7 @@ use anyhow::Context;
 use super::group_commit::DeliveryQueue;
 use crate::{
     config::Settings,
-    domain::host::EnabledUsers,
-    jobs::{Clock, Engine, worker::enqueue_sync_in},
+    jobs::{Clock, LiveEngine, worker::enqueue_sync_in},
     live::LiveSettings,
     metrics::Metrics,
     store::{
@@ -22,37 +23,35 @@ use crate::{
 /// The handlers' state (one per server, shared by its workers).
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// The file's (and the environment's) settings: for the server-only keys.
     pub settings: Arc<Settings>,
+    /// The settings in effect (the file over the console's): `live.current().await`.
+    pub live: LiveSettings,
     pub store: Store,
     pub metrics: Arc<Metrics>,
     /// "Now" for the window `status` shows.
     pub clock: Clock,
-    pub enabled_users: EnabledUsers,
     /// The manual trigger's way onto the queue.
     pub queue: SyncQueue,
     /// The webhook deliveries' way to their transaction (served by the application's
     /// [`super::group_commit::Committer`] while it runs).
     pub deliveries: DeliveryQueue,
-    /// The file's settings over the console's (SPEC §8): what the console pages and
-    /// `status` read, and what the console saves through.
-    pub live: LiveSettings,
 }
 
 impl AppState {
     /// The parts of `engine` the handlers need (the `run` command's server and worker share
-    /// one store).
-    pub fn new(engine: &Engine, deliveries: DeliveryQueue) -> AppState {
+    /// one store and one set of live settings).
+    pub fn new(engine: &LiveEngine, deliveries: DeliveryQueue) -> AppState {
         AppState {
-            settings: Arc::new(engine.settings.clone()),
-            store: engine.store.clone(),
-            metrics: engine.metrics.clone(),
-            clock: engine.clock,
-            enabled_users: engine.enabled_users.clone(),
+            settings: Arc::new(engine.file().clone()),
+            live: engine.live().clone(),
+            store: engine.store().clone(),
+            metrics: engine.metrics().clone(),
+            clock: engine.latest().clock,
             queue: SyncQueue {
-                store: engine.store.clone(),
+                store: engine.store().clone(),
             },
             deliveries,
-            live: LiveSettings::new(engine.settings.clone(), engine.store.clone()),
         }
     }
 }

@@ -80,9 +80,10 @@ pub async fn trigger_sync(
                 "`users` is empty: omit it to sync every enabled user",
             ));
         }
+        let enabled = state.live.current().await?.enabled_users();
         let unknown: Vec<String> = users
             .iter()
-            .filter(|user| !state.enabled_users.contains(user))
+            .filter(|user| !enabled.contains(user))
             .cloned()
             .collect();
         if !unknown.is_empty() {

@@ -127,7 +127,8 @@ pub async fn receive(
     // redelivery answers 200 there). A body refused now may still be a redelivery of one
     // accepted before (the configuration may have changed since): that answers with its
     // first job, as the sender expects; only a new delivery gets the refusal.
-    let (event, users) = match judge(&request, &body, engine) {
+    let enabled = engine.live.current().await?.enabled_users();
+    let (event, users) = match judge(&request, &body, &enabled) {
         Ok(judged) => judged,
         Err(refusal) => {
             let mut conn = engine
@@ -175,7 +176,7 @@ pub async fn receive(
 fn judge(
     request: &HttpRequest,
     body: &[u8],
-    engine: &AppState,
+    enabled: &crate::domain::host::EnabledUsers,
 ) -> Result<(GroupwareEvent, Vec<String>), ApiError> {
     require_json(request)?;
     let event: GroupwareEvent = parse_json(body, "a groupware notification")?;
@@ -199,7 +200,7 @@ fn judge(
         .data
         .user_ids
         .iter()
-        .filter(|u| engine.enabled_users.contains(u))
+        .filter(|u| enabled.contains(u))
         .cloned()
         .collect();
     users.sort();

@@ -1,5 +1,7 @@
 //! What every job handler of a process shares: settings, the store, the two clients (with
-//! the process-wide limiters inside them) and the clock.
+//! the process-wide limiters inside them) and the clock — and [`LiveEngine`], which
+//! rebuilds them when the live settings change (SPEC §8: a saved change takes effect for
+//! the next job, in every process, without a restart).
 
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use crate::{
     domain::{host::EnabledUsers, location::LocationMatcher},
     groupware::GroupwareClient,
     limits::Limiters,
+    live::LiveSettings,
     store::Store,
     zoom::{ZoomClient, ZoomCredentials},
 };
@@ -34,13 +37,17 @@ impl Clock {
     }
 }
 
-/// The shared context of job handlers.
+/// The shared context of job handlers, built from one version of the settings
+/// ([`LiveEngine`] builds a new one when a saved change moves them).
 #[derive(Debug)]
 pub struct Engine {
-    pub settings: Settings,
+    /// The settings this engine was built from (the file's over the console's).
+    pub settings: Arc<Settings>,
     pub store: Store,
-    pub groupware: GroupwareClient,
-    pub zoom: ZoomClient,
+    /// `None` while a J-MOTTO credential is unset: see [`Engine::groupware`].
+    groupware: Option<GroupwareClient>,
+    /// `None` while a Zoom credential is unset: see [`Engine::zoom`].
+    zoom: Option<ZoomClient>,
     pub clock: Clock,
     pub enabled_users: EnabledUsers,
     pub location: LocationMatcher,
@@ -51,38 +58,99 @@ pub struct Engine {
     pub instance: String,
 }
 
+/// A service whose credentials the settings leave unset: no client exists for it, so
+/// nothing can call it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{service} is not set up: {} not set (enter it on the console's Zoom連携設定 page, or set it in the configuration file)",
+    .keys.join(", ")
+)]
+pub struct NotSet {
+    /// `Zoom` or `J-MOTTO`.
+    pub service: &'static str,
+    /// The unset keys, e.g. `zoom.client_secret`.
+    pub keys: Vec<&'static str>,
+}
+
+/// The process's limiters for `settings`' rates: the one place they are built. The rates
+/// are file-only keys (the console cannot change them), so a [`LiveEngine`] builds its
+/// limiters once and every engine it builds shares them.
+pub fn build_limiters(settings: &Settings) -> Limiters {
+    Limiters::new(
+        settings.zoom.create_per_second,
+        settings.zoom.requests_per_second,
+        settings.groupware.requests_per_second,
+    )
+}
+
+/// The credentials of `service` (`zoom.` or `groupware.`) that `settings` leave unset.
+fn unset_of(settings: &Settings, prefix: &str) -> Vec<&'static str> {
+    settings
+        .unset_credentials()
+        .into_iter()
+        .filter(|key| key.starts_with(prefix))
+        .collect()
+}
+
 impl Engine {
-    /// Builds the clients (no network call yet) around an open store.
+    /// Builds the clients (no network call yet) around an open store, with fresh metrics, a
+    /// new instance id and the settings' own limiters (tests and one-shot commands; the
+    /// processes use [`LiveEngine`]).
     pub fn new(settings: Settings, store: Store) -> anyhow::Result<Arc<Engine>> {
-        let metrics: Arc<crate::metrics::Metrics> = Arc::default();
-        let limiters = Limiters::new(
-            settings.zoom.create_per_second,
-            settings.zoom.requests_per_second,
-            settings.groupware.requests_per_second,
-        );
+        let limiters = build_limiters(&settings);
+        Engine::build(
+            Arc::new(settings),
+            store,
+            &limiters,
+            Arc::default(),
+            super::new_job_id().to_lowercase(),
+        )
+    }
+
+    /// Builds an engine for `settings` sharing a process's limiters, metrics and instance
+    /// id. A service whose credentials are unset gets no client (never an error).
+    pub fn build(
+        settings: Arc<Settings>,
+        store: Store,
+        limiters: &Limiters,
+        metrics: Arc<crate::metrics::Metrics>,
+        instance: String,
+    ) -> anyhow::Result<Arc<Engine>> {
         let http_timeout =
             std::time::Duration::from_secs(settings.worker.http_timeout_seconds.max(1));
-        let groupware = GroupwareClient::new(
-            &settings.groupware.base_url,
-            &settings.groupware.admin_login_id,
-            settings.groupware.admin_password.clone(),
-            limiters.groupware.clone(),
-            http_timeout,
-        )?
-        .with_metrics(metrics.clone());
-        let zoom = ZoomClient::new(
-            ZoomCredentials {
-                oauth_url: settings.zoom.oauth_url.clone(),
-                api_url: settings.zoom.api_url.trim_end_matches('/').to_owned(),
-                account_id: settings.zoom.account_id.clone(),
-                client_id: settings.zoom.client_id.clone(),
-                client_secret: settings.zoom.client_secret.clone(),
-            },
-            limiters.zoom_create.clone(),
-            limiters.zoom_light.clone(),
-            http_timeout,
-        )?
-        .with_metrics(metrics.clone());
+        let groupware = if unset_of(&settings, "groupware.").is_empty() {
+            Some(
+                GroupwareClient::new(
+                    &settings.groupware.base_url,
+                    &settings.groupware.admin_login_id,
+                    settings.groupware.admin_password.clone(),
+                    limiters.groupware.clone(),
+                    http_timeout,
+                )?
+                .with_metrics(metrics.clone()),
+            )
+        } else {
+            None
+        };
+        let zoom = if unset_of(&settings, "zoom.").is_empty() {
+            Some(
+                ZoomClient::new(
+                    ZoomCredentials {
+                        oauth_url: settings.zoom.oauth_url.clone(),
+                        api_url: settings.zoom.api_url.trim_end_matches('/').to_owned(),
+                        account_id: settings.zoom.account_id.clone(),
+                        client_id: settings.zoom.client_id.clone(),
+                        client_secret: settings.zoom.client_secret.clone(),
+                    },
+                    limiters.zoom_create.clone(),
+                    limiters.zoom_light.clone(),
+                    http_timeout,
+                )?
+                .with_metrics(metrics.clone()),
+            )
+        } else {
+            None
+        };
         let clock = match settings.clock.now {
             Some(at) => Clock::Fixed(at),
             None => Clock::System,
@@ -91,13 +159,41 @@ impl Engine {
             enabled_users: settings.enabled_users(),
             location: LocationMatcher::new(&settings.sync.location),
             metrics,
-            instance: super::new_job_id().to_lowercase(),
+            instance,
             groupware,
             zoom,
             clock,
             store,
             settings,
         }))
+    }
+
+    /// The Zoom client, or the Zoom credentials that are not set.
+    pub fn zoom(&self) -> Result<&ZoomClient, NotSet> {
+        self.zoom.as_ref().ok_or_else(|| NotSet {
+            service: "Zoom",
+            keys: unset_of(&self.settings, "zoom."),
+        })
+    }
+
+    /// The J-MOTTO client, or the J-MOTTO credentials that are not set.
+    pub fn groupware(&self) -> Result<&GroupwareClient, NotSet> {
+        self.groupware.as_ref().ok_or_else(|| NotSet {
+            service: "J-MOTTO",
+            keys: unset_of(&self.settings, "groupware."),
+        })
+    }
+
+    /// The quick check R-ENABLED reads (token, login, timezone; recorded), with this
+    /// engine's clients: an unset service fails without a call.
+    pub async fn quick_check(&self) -> Vec<crate::checks::CheckResult> {
+        crate::checks::quick_check(
+            &self.settings,
+            self.zoom.as_ref(),
+            self.groupware.as_ref(),
+            &self.store,
+        )
+        .await
     }
 
     /// Exponential backoff for the given attempt (1-based).
@@ -138,5 +234,169 @@ impl Engine {
     /// Attempts per job before `failed`.
     pub fn max_attempts(&self) -> i64 {
         i64::from(self.settings.worker.max_attempts)
+    }
+}
+
+/// The engine of a process that follows the live settings: the file (and the environment)
+/// over what the console stored. [`LiveEngine::current`] builds a new [`Engine`] (new
+/// clients, enabled users, location matcher) when a saved change moved the settings, and
+/// hands out the same one otherwise; the process's metrics, instance id and limiters stay.
+#[derive(Debug, Clone)]
+pub struct LiveEngine {
+    inner: Arc<LiveInner>,
+}
+
+#[derive(Debug)]
+struct LiveInner {
+    live: LiveSettings,
+    metrics: Arc<crate::metrics::Metrics>,
+    instance: String,
+    limiters: Limiters,
+    /// The last engine built (its `settings` is the `Arc` it was built from).
+    built: std::sync::Mutex<Arc<Engine>>,
+}
+
+impl LiveEngine {
+    /// Reads the settings in effect and builds the first engine.
+    pub async fn start(live: LiveSettings) -> anyhow::Result<LiveEngine> {
+        let settings = live.current().await?;
+        let limiters = build_limiters(live.file());
+        let metrics: Arc<crate::metrics::Metrics> = Arc::default();
+        let instance = super::new_job_id().to_lowercase();
+        let engine = Engine::build(
+            settings,
+            live.store().clone(),
+            &limiters,
+            metrics.clone(),
+            instance.clone(),
+        )?;
+        Ok(LiveEngine {
+            inner: Arc::new(LiveInner {
+                live,
+                metrics,
+                instance,
+                limiters,
+                built: std::sync::Mutex::new(engine),
+            }),
+        })
+    }
+
+    /// The engine for the settings in effect now: one `SELECT` of the settings version, and a
+    /// new engine only when a saved change moved it.
+    pub async fn current(&self) -> anyhow::Result<Arc<Engine>> {
+        let settings = self.inner.live.current().await?;
+        let last = self.latest();
+        if Arc::ptr_eq(&last.settings, &settings) {
+            return Ok(last);
+        }
+        let engine = Engine::build(
+            settings,
+            self.inner.live.store().clone(),
+            &self.inner.limiters,
+            self.inner.metrics.clone(),
+            self.inner.instance.clone(),
+        )?;
+        let mut built = self
+            .inner
+            .built
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !Arc::ptr_eq(&built.settings, &engine.settings) {
+            tracing::info!("the settings changed: clients rebuilt");
+            *built = engine.clone();
+        }
+        Ok(built.clone())
+    }
+
+    /// The last engine built, without looking for a change: for what only the file sets
+    /// (`[worker]`, `[server]`, `[database]`), the store, the metrics and the instance.
+    pub fn latest(&self) -> Arc<Engine> {
+        self.inner
+            .built
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The live settings this engine follows.
+    pub fn live(&self) -> &LiveSettings {
+        &self.inner.live
+    }
+
+    /// The file's (and the environment's) settings alone.
+    pub fn file(&self) -> &Settings {
+        self.inner.live.file()
+    }
+
+    /// The process's store.
+    pub fn store(&self) -> &Store {
+        self.inner.live.store()
+    }
+
+    /// This process's counters.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.inner.metrics
+    }
+
+    /// This process's id in the claims it takes.
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
+    /// Runs the quick check with the current engine (a saved fix lets the deferred jobs go:
+    /// [`crate::checks::quick_check`]).
+    pub async fn quick_check(&self) -> anyhow::Result<Vec<crate::checks::CheckResult>> {
+        Ok(self.current().await?.quick_check().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file that sets the Zoom secret and leaves the rest of the credentials out.
+    const ALMOST_BARE: &str = "[server]\nadmin_token = \"t\"\n[zoom]\nclient_secret = \"s\"\n";
+
+    /// SPEC §8: a file without credentials builds an engine (no client for an unset service, no error),
+    /// and the same engine is handed out until a saved change moves the settings; then a
+    /// new one, with the process's metrics and instance kept.
+    #[tokio::test]
+    async fn a_saved_change_rebuilds_the_engine_once() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", folder.path().join("e.db").display());
+        let settings =
+            Settings::from_toml_str(&format!("[database]\nurl = {url:?}\n{ALMOST_BARE}"))
+                .expect("valid");
+        let live = crate::live::open(settings).await.expect("opens");
+        let engine = LiveEngine::start(live.clone()).await.expect("starts");
+        let first = engine.current().await.expect("current");
+        let not_set = first.zoom().expect_err("no Zoom client");
+        assert_eq!(not_set.keys, ["zoom.account_id", "zoom.client_id"]);
+        assert!(first.groupware().is_err());
+        assert!(Arc::ptr_eq(
+            &first,
+            &engine.current().await.expect("current")
+        ));
+        let mut tx = live.store().begin_write().await.expect("tx");
+        live.save(
+            &mut tx,
+            &[
+                ("zoom.account_id", "acc".to_owned()),
+                ("zoom.client_id", "cid".to_owned()),
+            ],
+        )
+        .await
+        .expect("saved");
+        tx.commit().await.expect("commit");
+        let second = engine.current().await.expect("current");
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert!(second.zoom().is_ok());
+        assert!(Arc::ptr_eq(&first.metrics, &second.metrics));
+        assert_eq!(first.instance, second.instance);
+        assert!(Arc::ptr_eq(
+            &second,
+            &engine.current().await.expect("current")
+        ));
+        live.store().close().await;
     }
 }

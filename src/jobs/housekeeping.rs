@@ -5,35 +5,48 @@
 
 use std::{sync::Arc, time::Duration};
 
-use super::Engine;
+use super::{Engine, LiveEngine};
 use crate::store::receiver;
 
 /// How often the worker re-checks Zoom's token, the J-MOTTO login and the timezone.
 pub const CHECK_EVERY: Duration = Duration::from_secs(15 * 60);
 
-/// Runs until aborted.
-pub async fn run(engine: Arc<Engine>) {
-    let beat = Duration::from_secs(engine.settings.worker.heartbeat_seconds.max(1));
+/// Runs until aborted. The quick check runs with the current engine: at start-up, every
+/// [`CHECK_EVERY`], and at once when a saved change of the settings rebuilt the engine (a
+/// fix entered in the console passes here and lets the deferred jobs go).
+pub async fn run(live: LiveEngine) {
+    let file = live.latest();
+    let beat = Duration::from_secs(file.settings.worker.heartbeat_seconds.max(1));
     let mut next_check = tokio::time::Instant::now();
+    let mut checked: Option<Arc<crate::config::Settings>> = None;
     let mut interval = tokio::time::interval(beat);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        if tokio::time::Instant::now() >= next_check {
-            next_check = tokio::time::Instant::now() + CHECK_EVERY;
-            let results = crate::checks::quick_check(
-                &engine.settings,
-                &engine.zoom,
-                &engine.groupware,
-                &engine.store,
-            )
-            .await;
-            for failed in results.iter().filter(|r| !r.ok) {
-                tracing::warn!(check = %failed.item, detail = %failed.detail, "service check failed");
+        let engine = match live.current().await {
+            Ok(engine) => engine,
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "cannot read the settings");
+                live.latest()
             }
+        };
+        let changed = checked
+            .as_ref()
+            .is_some_and(|settings| !Arc::ptr_eq(settings, &engine.settings));
+        if changed || tokio::time::Instant::now() >= next_check {
+            next_check = tokio::time::Instant::now() + CHECK_EVERY;
+            checked = Some(engine.settings.clone());
+            quick_check(&engine).await;
             prune_deliveries(&engine).await;
         }
         flush_metrics(&engine).await;
+    }
+}
+
+/// The quick check with `engine`'s clients, each failure logged.
+async fn quick_check(engine: &Engine) {
+    for failed in engine.quick_check().await.iter().filter(|r| !r.ok) {
+        tracing::warn!(check = %failed.item, detail = %failed.detail, "service check failed");
     }
 }
 

@@ -6,16 +6,22 @@
 //! 5xx): it looks for the meeting by its agenda marker, start and duration among the host's
 //! upcoming meetings when the token may list them, and adopts it; without that scope it
 //! creates again and flags the row `possible_duplicate`.
+//!
+//! While the integration is 無効 (Zoom's credentials unset, the last Zoom token check
+//! failed, or a call met Zoom's refusal of the credentials) none of the three calls Zoom:
+//! each is pushed again as a durable wait tagged for release, its row shows
+//! `integration_disabled`, and no attempt is counted. A quick check that passes makes the
+//! waits due at once (`checks::record`).
 
 use anyhow::Context;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 
-use super::{CreateMeeting, DeleteMeeting, Engine, PushOptions, UpdateMeeting, push};
+use super::{CreateMeeting, DeleteMeeting, Engine, Job, PushOptions, UpdateMeeting, push};
 use crate::{
     store::{
         MeetingRow, MeetingState,
         meetings::{self as rows, HostSlot, Reason, ReasonCode},
-        parse_utc, sync_state,
+        parse_utc, queue, sync_state,
     },
     zoom::{Invitee, ListedMeeting, MeetingRequest, MeetingSettings, QuotaKind, ZoomError},
 };
@@ -81,10 +87,12 @@ struct Claim {
 
 /// In one write transaction: decides whether this run may act (the row is claimable, or its
 /// claim is too old to be in flight), applies R-PAST and R-HOST, reserves the host's daily
-/// slot — or defers the row to 00:00 UTC when the host has used its quota — and claims the
-/// row. `None`: nothing to do now (done, skipped, deferred, or another attempt in flight).
+/// slot — or defers the row to 00:00 UTC when the host has used its quota, or lets it wait
+/// while the integration is 無効 — and claims the row. `None`: nothing to do now (done,
+/// skipped, deferred, or another attempt in flight).
 async fn claim(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<Option<Claim>> {
     let now = Utc::now();
+    let disabled = integration_waits(engine).await?;
     let mut tx = engine.store.begin_write().await?;
     let Some(row) = rows::meeting_by_id(&mut tx, job.meeting_id).await? else {
         tx.rollback().await?;
@@ -126,6 +134,20 @@ async fn claim(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<Option<Cl
         tx.commit().await?;
         return Ok(None);
     };
+    if let Some(reason) = disabled {
+        // Issue 10 item 5: no call, no attempt counted; a passing check releases it.
+        wait_while_disabled(
+            &mut tx,
+            job,
+            &row,
+            (MeetingState::Deferred, look_first),
+            reason,
+            false,
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(None);
+    }
     let slot = HostSlot {
         host_email: host_email.clone(),
         utc_day: utc_day(now),
@@ -173,6 +195,63 @@ async fn defer_to_midnight(
     Ok(())
 }
 
+/// How long a create, update or delete waits while the integration is 無効 before it looks
+/// again; a quick check that passes lets it go at once (`queue::release_disabled_waits`).
+const DISABLED_WAIT_SECONDS: i64 = 60;
+
+/// Why Zoom must not be called now (R-ENABLED, issue 10 item 5): Zoom's credentials are
+/// unset, or the last check of the Zoom token failed. `None`: go on.
+async fn integration_waits(engine: &Engine) -> anyhow::Result<Option<Reason>> {
+    if let Err(not_set) = engine.zoom() {
+        return Ok(Some(Reason::with_detail(
+            ReasonCode::IntegrationDisabled,
+            format!("not set: {}", not_set.keys.join(", ")),
+        )));
+    }
+    if crate::checks::zoom_token_failed(&engine.store).await? {
+        return Ok(Some(Reason::with_detail(
+            ReasonCode::IntegrationDisabled,
+            "the last check of the Zoom token failed",
+        )));
+    }
+    Ok(None)
+}
+
+/// Pushes `job` again as a durable wait while the integration is 無効: a new task due in
+/// [`DISABLED_WAIT_SECONDS`], tagged so that a passing check releases it; its row shows
+/// `reason` in `state` (and keeps `look_first`). `uncount_attempt`: this run had counted an
+/// attempt, which the wait gives back (a wait is not a failed attempt).
+async fn wait_while_disabled<J: Job>(
+    tx: &mut sqlx::SqliteConnection,
+    job: &J,
+    row: &MeetingRow,
+    (state, look_first): (MeetingState, bool),
+    reason: Reason,
+    uncount_attempt: bool,
+) -> anyhow::Result<()> {
+    let run_at = Utc::now() + ChronoDuration::seconds(DISABLED_WAIT_SECONDS);
+    tracing::info!(meeting.row = row.id, queue = J::QUEUE, retry_at = %run_at, reason = %reason.api_text(), "the integration is disabled: the job waits");
+    let wait = rows::Wait {
+        state,
+        reason,
+        next_attempt_at: crate::store::utc_text(run_at),
+        look_first,
+        uncount_attempt,
+    };
+    rows::mark_retry(tx, row.id, &wait).await?;
+    let options = PushOptions {
+        run_at: Some(run_at),
+        idempotency_key: Some(queue::disabled_wait_key()),
+        ..PushOptions::default()
+    };
+    push(tx, job, options).await.map(|_| ())
+}
+
+/// The reason a job shows after Zoom refused the credentials (`error`).
+fn refused_reason(error: &ZoomError) -> Reason {
+    Reason::with_detail(ReasonCode::IntegrationDisabled, error)
+}
+
 /// Runs one create.
 pub async fn run_create(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<()> {
     let Some(claim) = claim(engine, job).await? else {
@@ -214,7 +293,7 @@ async fn attempt_create(engine: &Engine, job: &CreateMeeting, claim: Claim) -> a
         }
     }
     match engine
-        .zoom
+        .zoom()?
         .create_meeting(&host_email, &meeting_request(&row))
         .await
     {
@@ -326,16 +405,14 @@ async fn find_existing(
     row: &MeetingRow,
     host_email: &str,
 ) -> Result<Option<(i64, Option<String>)>, ListUnavailable> {
-    let scopes = engine
-        .zoom
-        .scopes()
-        .await
-        .map_err(ListUnavailable::Failed)?;
+    let zoom = engine
+        .zoom()
+        .map_err(|not_set| ListUnavailable::Failed(ZoomError::NotSent(not_set.to_string())))?;
+    let scopes = zoom.scopes().await.map_err(ListUnavailable::Failed)?;
     if !scopes.iter().any(|s| LIST_SCOPES.contains(&s.as_str())) {
         return Err(ListUnavailable::NoScope);
     }
-    let meetings = engine
-        .zoom
+    let meetings = zoom
         .list_upcoming(host_email)
         .await
         .map_err(ListUnavailable::Failed)?;
@@ -457,6 +534,17 @@ async fn schedule_retry(
     look_first: bool,
     unused_slot: Option<&HostSlot>,
 ) -> anyhow::Result<()> {
+    if let ZoomError::Auth(_) = error {
+        // Zoom refused the credentials: the integration is 無効 until a check passes.
+        crate::checks::record_token_refusal(&engine.store, error).await;
+        let mut tx = engine.store.begin_write().await?;
+        if let Some(slot) = unused_slot {
+            give_back_slot(engine, &mut tx, slot, error).await?;
+        }
+        let waiting = (MeetingState::Deferred, look_first);
+        wait_while_disabled(&mut tx, job, row, waiting, refused_reason(error), true).await?;
+        return tx.commit().await.context("cannot record a wait");
+    }
     let run_at = retry_at(engine, error, row.attempts, Utc::now());
     let (state, reason, daily) = create_wait(error, look_first);
     let mut tx = engine.store.begin_write().await?;
@@ -542,9 +630,13 @@ pub async fn run_update(engine: &Engine, job: &UpdateMeeting) -> anyhow::Result<
         slot,
     } = started;
     let result = engine
-        .zoom
+        .zoom()?
         .update_meeting(zoom_id, &meeting_request(&row))
         .await;
+    if let Err(error @ ZoomError::Auth(_)) = &result {
+        // Before the write turn: recording takes its own.
+        crate::checks::record_token_refusal(&engine.store, error).await;
+    }
     let mut tx = engine.store.begin_write().await?;
     if let Err(error) = &result
         && zoom_refused(error)
@@ -582,6 +674,7 @@ async fn start_update(
     job: &UpdateMeeting,
 ) -> anyhow::Result<Option<StartedUpdate>> {
     let now = Utc::now();
+    let disabled = integration_waits(engine).await?;
     let mut tx = engine.store.begin_write().await?;
     let Some(row) = rows::meeting_by_id(&mut tx, job.meeting_id).await? else {
         return Ok(None);
@@ -596,6 +689,12 @@ async fn start_update(
     else {
         return Ok(None);
     };
+    if let Some(reason) = disabled {
+        let waiting = (MeetingState::Created, row.look_first);
+        wait_while_disabled(&mut tx, job, &row, waiting, reason, false).await?;
+        tx.commit().await?;
+        return Ok(None);
+    }
     let slot = HostSlot {
         host_email,
         utc_day: utc_day(now),
@@ -637,7 +736,10 @@ async fn record_update_failure(
         }
     );
     let zoom_id = row.zoom_meeting_id;
-    if let ZoomError::Permanent { .. } = error {
+    if let ZoomError::Auth(_) = error {
+        let waiting = (MeetingState::Created, row.look_first);
+        wait_while_disabled(tx, job, row, waiting, refused_reason(&error), true).await
+    } else if let ZoomError::Permanent { .. } = error {
         tracing::warn!(meeting.row = row.id, zoom.meeting_id = zoom_id, error = %error, "Zoom refused an update");
         let reason = Reason::with_detail(ReasonCode::UpdateRejected, &error);
         rows::set_state(tx, row.id, MeetingState::Created, Some(reason)).await
@@ -682,8 +784,28 @@ pub async fn run_delete(engine: &Engine, job: &DeleteMeeting) -> anyhow::Result<
         // The entry was restored (or got its location back) while this delete waited.
         return Ok(());
     }
+    if let Some(reason) = integration_waits(engine).await? {
+        let mut tx = engine.store.begin_write().await?;
+        wait_while_disabled(
+            &mut tx,
+            job,
+            &row,
+            (row.state(), row.look_first),
+            reason,
+            false,
+        )
+        .await?;
+        return tx.commit().await.context("cannot record a wait");
+    }
     let attempts = rows::count_attempt(&mut *pool.acquire().await?, row.id).await?;
-    let result = engine.zoom.delete_meeting(zoom_id).await;
+    let result = engine.zoom()?.delete_meeting(zoom_id).await;
+    if let Err(error @ ZoomError::Auth(_)) = &result {
+        crate::checks::record_token_refusal(&engine.store, error).await;
+        let mut tx = engine.store.begin_write().await?;
+        let waiting = (row.state(), row.look_first);
+        wait_while_disabled(&mut tx, job, &row, waiting, refused_reason(error), true).await?;
+        return tx.commit().await.context("cannot record a wait");
+    }
     let mut conn = pool.acquire().await?;
     match result {
         Ok(_) => {

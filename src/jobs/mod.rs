@@ -26,7 +26,7 @@ use ulid::Ulid;
 
 use crate::store::queue;
 
-pub use engine::{Clock, Engine};
+pub use engine::{Clock, Engine, LiveEngine, NotSet};
 
 /// A job type: its queue name is part of the database contract.
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {

@@ -134,9 +134,17 @@ pub async fn run_fetch_slice(engine: &Engine, job: &FetchSlice) -> anyhow::Resul
             .with_context(|| format!("sync run {} has no window", job.sync_id))?;
         (parse_utc(&from)?, parse_utc(&to)?)
     };
+    let groupware = match engine.groupware() {
+        Ok(groupware) => groupware,
+        // J-MOTTO's credentials are unset (issue 10): the slice fails, saying which, and
+        // nothing of the user's is treated as deleted.
+        Err(not_set) => {
+            let tx = engine.store.begin_write().await?;
+            return record_failed_slice(tx, job, &not_set.to_string()).await;
+        }
+    };
     let started = Instant::now();
-    let listing = engine
-        .groupware
+    let listing = groupware
         .list_events(&job.user_id, month.first_day, month.last_day)
         .await;
     let listed = started.elapsed();
@@ -440,17 +448,25 @@ async fn record_listing_failure(
             return Ok(());
         }
     }
-    // R-ACCESS and every exhausted or permanent failure: the slice failed, so nothing of this
-    // user's is treated as deleted in this run; the user's last_error says why.
+    record_failed_slice(tx, job, &message).await
+}
+
+/// R-ACCESS and every exhausted or permanent failure: the slice failed, so nothing of this
+/// user's is treated as deleted in this run; the user's last_error says why.
+async fn record_failed_slice(
+    mut tx: crate::store::WriteTx,
+    job: &FetchSlice,
+    message: &str,
+) -> anyhow::Result<()> {
     sync_state::finish_slice(
         &mut tx,
         &job.sync_id,
         &job.user_id,
         &job.month,
-        Some(&message),
+        Some(message),
     )
     .await?;
-    sync_state::record_user_sync(&mut tx, &job.user_id, Some(&message)).await?;
+    sync_state::record_user_sync(&mut tx, &job.user_id, Some(message)).await?;
     tx.commit().await?;
     tracing::warn!(user.id = %job.user_id, month = %job.month, error = %message, "J-MOTTO listing failed");
     Ok(())

@@ -1,4 +1,7 @@
 //! The worker: one apalis worker per queue in one `Monitor`, plus the periodic sync tick.
+//! Every job runs with the engine of the settings in effect when it starts
+//! ([`LiveEngine::current`]), so a change saved in the console applies at the next job
+//! without a restart; the periodic sync reads its interval each round.
 //!
 //! DESIGN.md's measured pitfalls, handled here: each backend polls on an interval
 //! ([`Ticker`]; a worker otherwise notices another process's jobs only on its 30 s
@@ -17,22 +20,30 @@ use apalis_sqlite::{Config, SqliteStorage};
 use tracing::Instrument;
 
 use super::{
-    CreateMeeting, DeleteMeeting, Engine, FetchSlice, Job, JobHandler, PushOptions, SyncWindow,
-    UpdateMeeting, liveness::Liveness, meetings, new_job_id, push, sync,
+    CreateMeeting, DeleteMeeting, Engine, FetchSlice, Job, JobHandler, LiveEngine, PushOptions,
+    SyncWindow, UpdateMeeting, liveness::Liveness, meetings, new_job_id, push, sync,
 };
 use crate::store::{queue, sync_state};
 
 /// A built worker process (or the worker half of `run`).
 pub struct Worker {
+    /// Each job runs with the engine of the settings in effect when it starts.
+    live: LiveEngine,
+    /// For what only the file sets (`[worker]`, `[database]`), the store and the instance.
     engine: Arc<Engine>,
     name: String,
 }
 
 impl Worker {
-    /// Prepares a worker around a shared engine; nothing runs until [`Worker::run_until_stopped`].
-    pub fn build(engine: Arc<Engine>) -> Worker {
-        let name = format!("jmz-{}-{}", std::process::id(), engine.instance);
-        Worker { engine, name }
+    /// Prepares a worker around the process's live engine; nothing runs until
+    /// [`Worker::run_until_stopped`].
+    pub fn build(live: LiveEngine) -> Worker {
+        let name = format!("jmz-{}-{}", std::process::id(), live.instance());
+        Worker {
+            engine: live.latest(),
+            live,
+            name,
+        }
     }
 
     /// This process's unique worker name prefix.
@@ -114,14 +125,14 @@ impl Worker {
         let rescuer = liveness
             .clone()
             .map(|liveness| tokio::spawn(rescue_dead_workers(engine.clone(), liveness)));
-        let ticker = tokio::spawn(periodic_sync(engine.clone()));
-        let housekeeping = tokio::spawn(super::housekeeping::run(engine.clone()));
+        let ticker = tokio::spawn(periodic_sync(self.live.clone()));
+        let housekeeping = tokio::spawn(super::housekeeping::run(self.live.clone()));
         let retention = tokio::spawn(super::retention::periodic_prune(engine.clone()));
         let mut queues = Queues {
             monitor: Monitor::new().shutdown_timeout(Duration::from_secs(
                 engine.settings.worker.shutdown_timeout_seconds,
             )),
-            engine: engine.clone(),
+            live: self.live.clone(),
             name: name.to_owned(),
         };
         super::for_each_job_type(&mut queues);
@@ -301,23 +312,41 @@ impl PollStrategy for Ticker {
     }
 }
 
-/// Enqueues a `SyncWindow` at start-up and every `sync.poll_interval_seconds` (0 = never).
-/// Each tick's idempotency key is the tick's time slot, so several worker processes still
-/// make one sync per tick.
-async fn periodic_sync(engine: Arc<Engine>) {
-    let seconds = engine.settings.sync.poll_interval_seconds;
-    if seconds == 0 {
-        return;
-    }
-    let mut interval = tokio::time::interval(Duration::from_secs(seconds));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// How often the periodic sync reads `sync.poll_interval_seconds` again while it waits (a
+/// saved change applies within this, or at the next round if that comes first).
+const POLL_SETTINGS_EVERY: Duration = Duration::from_secs(30);
+
+/// Enqueues a `SyncWindow` at start-up and every `sync.poll_interval_seconds` (0 = never),
+/// reading the interval from the live settings each round. Each tick's idempotency key is
+/// the tick's time slot, so several worker processes still make one sync per tick.
+async fn periodic_sync(live: LiveEngine) {
+    let mut last_sync: Option<tokio::time::Instant> = None;
     loop {
-        interval.tick().await;
-        let slot = chrono::Utc::now().timestamp() / i64::try_from(seconds).unwrap_or(i64::MAX);
-        if let Err(error) =
-            enqueue_sync(&engine, "poll", None, None, Some(format!("poll:{slot}"))).await
-        {
-            tracing::warn!(error = %format!("{error:#}"), "periodic sync could not be enqueued");
+        let seconds = match live.current().await {
+            Ok(engine) => engine.settings.sync.poll_interval_seconds,
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "cannot read the settings");
+                live.latest().settings.sync.poll_interval_seconds
+            }
+        };
+        let now = tokio::time::Instant::now();
+        let due = match (seconds, last_sync) {
+            (0, _) => None,
+            (_, None) => Some(now),
+            (_, Some(last)) => Some(last + Duration::from_secs(seconds)),
+        };
+        match due {
+            Some(due) if due <= now => {
+                last_sync = Some(now);
+                let slot =
+                    chrono::Utc::now().timestamp() / i64::try_from(seconds).unwrap_or(i64::MAX);
+                let key = Some(format!("poll:{slot}"));
+                if let Err(error) = enqueue_sync(&live.latest(), "poll", None, None, key).await {
+                    tracing::warn!(error = %format!("{error:#}"), "periodic sync could not be enqueued");
+                }
+            }
+            Some(due) => tokio::time::sleep_until(due.min(now + POLL_SETTINGS_EVERY)).await,
+            None => tokio::time::sleep(POLL_SETTINGS_EVERY).await,
         }
     }
 }
@@ -380,23 +409,23 @@ pub async fn enqueue_sync_in(
 /// queue name without `jmz.`, `_` as `-`: `jmz-1-…-sync-window`), polled by [`Ticker`].
 struct Queues {
     monitor: Monitor,
-    engine: Arc<Engine>,
+    live: LiveEngine,
     name: String,
 }
 
 impl super::JobTypeVisitor for Queues {
     fn visit<J: JobHandler>(&mut self) {
-        let (engine, name) = (self.engine.clone(), self.name.clone());
+        let (live, name) = (self.live.clone(), self.name.clone());
         let concurrency = if J::ONE_AT_A_TIME {
             1
         } else {
-            engine.settings.worker.concurrency
+            live.file().worker.concurrency
         };
         // `Monitor::register` takes the monitor and gives it back.
         self.monitor = std::mem::take(&mut self.monitor).register(move |_| {
             WorkerBuilder::new(worker_name::<J>(&name))
-                .backend(backend::<J>(&engine))
-                .data(engine.clone())
+                .backend(backend::<J>(&live.latest()))
+                .data(live.clone())
                 .concurrency(concurrency)
                 .build(handle::<J>)
         });
@@ -464,15 +493,20 @@ fn worker_name<J: Job>(process: &str) -> String {
     format!("{process}-{}", queue.replace('_', "-"))
 }
 
-/// Runs one job of any type in its span; an error is logged once, here, and handed to
-/// apalis (which counts the attempt).
-async fn handle<J: JobHandler>(job: J, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
+/// Runs one job of any type in its span, with the engine of the settings in effect now (a
+/// change saved since the last job rebuilt it); an error is logged once, here, and handed
+/// to apalis (which counts the attempt).
+async fn handle<J: JobHandler>(job: J, live: Data<LiveEngine>) -> Result<(), BoxDynError> {
     let span = tracing::info_span!(
         "job",
         queue = J::QUEUE,
         request.id = job.request_id().unwrap_or("")
     );
-    job.run(&engine).instrument(span).await.map_err(|error| {
+    let run = async {
+        let engine = live.current().await.context("cannot read the settings")?;
+        job.run(&engine).await
+    };
+    run.instrument(span).await.map_err(|error| {
         tracing::error!(queue = J::QUEUE, error = %format!("{error:#}"), "job failed");
         BoxDynError::from(format!("{error:#}"))
     })

@@ -424,6 +424,36 @@ pub async fn silent_workers(
         .await
 }
 
+/// The idempotency keys of the waits pushed while the integration is 無効 (a create,
+/// update or delete deferred until the Zoom token passes a check) start with this; the
+/// rest of each key is unique (a fresh ULID), so no wait is ever merged into another.
+pub const DISABLED_WAIT_KEY: &str = "disabled-wait:";
+
+/// A fresh idempotency key for one wait while the integration is 無効.
+pub fn disabled_wait_key() -> String {
+    format!("{DISABLED_WAIT_KEY}{}", ulid::Ulid::generate())
+}
+
+/// Makes every job still waiting because the integration was 無効 (pushed with a
+/// [`disabled_wait_key`], not yet taken by a worker) due now; returns how many. Nothing else
+/// changes: each runs once, through the same claim as any other run (R-ONCE).
+pub async fn release_disabled_waits(pool: &SqlitePool) -> anyhow::Result<u64> {
+    // `disabled-wait:` up to `disabled-wait;` (';' follows ':'): a range, no `LIKE`.
+    let query = format!(
+        "UPDATE Jobs SET run_at = strftime('%s', 'now') WHERE {OURS} \
+         AND idempotency_key >= ?1 AND idempotency_key < ?2 \
+         AND status = 'Pending' AND lock_by IS NULL AND run_at > strftime('%s', 'now')"
+    );
+    let end = format!("{};", DISABLED_WAIT_KEY.trim_end_matches(':'));
+    Ok(sqlx::query(sqlx::AssertSqlSafe(query))
+        .bind(DISABLED_WAIT_KEY)
+        .bind(end)
+        .execute(pool)
+        .await
+        .context("cannot release the jobs deferred while the integration was disabled")?
+        .rows_affected())
+}
+
 /// Deletes our jobs that will never run again (`Done`, `Killed`, `Failed` out of attempts)
 /// finished before `cutoff`; returns how many.
 pub async fn prune_finished(
@@ -579,6 +609,58 @@ mod tests {
                 failed: 0
             }
         );
+        store.close().await;
+    }
+
+    /// Issue 10 item 5: a passing check releases exactly the waits pushed while the
+    /// integration was 無効 — not a backoff, not a job a worker holds, not another queue's.
+    #[tokio::test]
+    async fn only_the_waits_of_a_disabled_integration_are_released() {
+        let (_folder, store) = store().await;
+        let pool = store.pool();
+        let later = chrono::Utc::now().timestamp() + 3600;
+        let cases = [
+            ("a", "jmz.create_meeting", Some(disabled_wait_key()), None),
+            ("b", "jmz.update_meeting", Some(disabled_wait_key()), None),
+            ("c", "jmz.create_meeting", None, None),
+            ("d", "jmz.create_meeting", Some("poll:1".to_owned()), None),
+            ("e", "other", Some(disabled_wait_key()), None),
+            (
+                "f",
+                "jmz.delete_meeting",
+                Some(disabled_wait_key()),
+                Some("w"),
+            ),
+        ];
+        for (id, queue, key, lock_by) in &cases {
+            sqlx::query(
+                "INSERT OR IGNORE INTO Workers (id, worker_type, storage_name, last_seen) \
+                 VALUES ('w', 'test', 'test', strftime('%s', 'now'))",
+            )
+            .execute(pool)
+            .await
+            .expect("worker");
+            sqlx::query(
+                "INSERT INTO Jobs (job, id, job_type, status, attempts, max_attempts, run_at, \
+                 idempotency_key, lock_by) VALUES (x'7b7d', ?, ?, 'Pending', 0, 5, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(queue)
+            .bind(later)
+            .bind(key)
+            .bind(lock_by)
+            .execute(pool)
+            .await
+            .expect("job inserted");
+        }
+        assert_eq!(release_disabled_waits(pool).await.expect("released"), 2);
+        let due: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM Jobs WHERE run_at <= strftime('%s', 'now') ORDER BY id",
+        )
+        .fetch_all(pool)
+        .await
+        .expect("due");
+        assert_eq!(due, ["a", "b"]);
         store.close().await;
     }
 

@@ -122,7 +122,7 @@ async fn deliver_webhook(
 }
 
 /// Sends SIGTERM to `run` and waits until it has exited 0.
-async fn stop_run(mut run: tokio::process::Child) {
+pub(crate) async fn stop_run(mut run: tokio::process::Child) {
     let pid = run.id().expect("pid").to_string();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid])

@@ -795,7 +795,7 @@ async fn shutdown_lets_running_jobs_finish_then_releases_the_rest() {
         } else {
             assert!(released >= 1, "the cut-off create was released");
         }
-        app.start_worker();
+        app.start_worker().await;
         app.settle().await;
         // The delayed create (suzuki's first) is adopted exactly when it was cut off; any
         // other create in flight at the cut-off (a loaded machine) may be adopted too.
@@ -860,7 +860,7 @@ async fn worker_process_in_a_create(
 async fn r_once_job_of_a_sigkilled_worker_process_runs_again_within_15_s() {
     let mut app = spawn_app_with(|s| s.worker.http_timeout_seconds = 30).await;
     let (mut process, _folder) = worker_process_in_a_create(&mut app, "").await;
-    app.start_worker();
+    app.start_worker().await;
     process.start_kill().expect("SIGKILL");
     let killed_at = std::time::Instant::now();
     process.wait().await.expect("killed");
@@ -907,7 +907,7 @@ async fn dead_worker_jobs_are_rescued_by_the_heartbeat_without_a_lock_file() {
     {
         std::fs::remove_file(entry.path()).expect("lock file removed");
     }
-    app.start_worker();
+    app.start_worker().await;
     process.start_kill().expect("SIGKILL");
     let killed_at = std::time::Instant::now();
     process.wait().await.expect("killed");
@@ -1053,7 +1053,7 @@ async fn worker_process_stops_on_sigterm_and_releases_its_jobs() {
     assert!(status.success(), "exit 0 on SIGTERM: {status:?}");
     let held = held_by_process(&app, pid).await;
     assert!(held.is_empty(), "the stopped worker holds no job: {held:?}");
-    app.start_worker();
+    app.start_worker().await;
     app.settle().await;
     // The create held in Zoom is adopted; on a loaded machine other creates may have been
     // in flight at SIGTERM too, and are adopted the same way: never created twice.
@@ -1096,7 +1096,7 @@ async fn a_stalled_queue_worker_stops_the_process() {
         .execute(&pool)
         .await
         .expect("trigger dropped");
-    app.start_worker();
+    app.start_worker().await;
     app.sync().await;
     assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;
     app.stop().await;

@@ -10,7 +10,8 @@ use jmotto_zoom::{
     },
     config::Settings,
     http::Application,
-    jobs::{Engine, worker::Worker},
+    jobs::{Engine, LiveEngine, worker::Worker},
+    live::LiveSettings,
     replay::{RecordedRequest, ReplayServer},
     store::{Store, sync_state},
 };
@@ -25,7 +26,10 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub jmotto: ReplayServer,
     pub zoom: ReplayServer,
+    /// The engine as the app started (its store and file settings).
     pub engine: Arc<Engine>,
+    /// The server's (and the first worker's) live engine.
+    pub live: LiveEngine,
     /// The jobs dashboard's port (`server.dashboard_listen`).
     pub dashboard_port: Option<u16>,
     stop: tokio::sync::broadcast::Sender<()>,
@@ -55,8 +59,11 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let store = Store::connect(&settings.database.url)
         .await
         .expect("database opens");
-    let engine = Engine::new(settings, store).expect("engine builds");
-    let application = Application::build(engine.clone()).expect("server binds");
+    let live = LiveEngine::start(LiveSettings::new(settings, store))
+        .await
+        .expect("engine builds");
+    let engine = live.latest();
+    let application = Application::build(live.clone()).expect("server binds");
     let address = format!("http://127.0.0.1:{}", application.port());
     let dashboard_port = application.dashboard_port();
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
@@ -66,7 +73,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         tokio::spawn(application.run_until_stopped(async move {
             let _ = server_stop.recv().await;
         })),
-        spawn_worker(&engine, &worker_stop),
+        spawn_worker(&live, &worker_stop),
     ];
     TestApp {
         api: AdminClient::new(address.clone(), DEMO_ADMIN_TOKEN.to_owned()).expect("client"),
@@ -75,6 +82,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         jmotto,
         zoom,
         engine,
+        live,
         dashboard_port,
         stop,
         worker_stop,
@@ -84,7 +92,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 fn spawn_worker(
-    engine: &Arc<Engine>,
+    engine: &LiveEngine,
     stop: &tokio::sync::broadcast::Sender<()>,
 ) -> tokio::task::JoinHandle<anyhow::Result<()>> {
     let mut stop = stop.subscribe();
@@ -111,7 +119,7 @@ impl TestApp {
     /// the same database, as a process restart would.
     pub async fn restart_worker(&mut self) {
         self.stop_worker().await;
-        self.start_worker();
+        self.start_worker().await;
     }
 
     /// Stops the worker (as SIGTERM does) and waits until it has stopped.
@@ -135,9 +143,9 @@ impl TestApp {
     }
 
     /// Starts a worker with a new engine on the same database.
-    pub fn start_worker(&mut self) {
-        let engine = Engine::new(self.engine.settings.clone(), self.engine.store.clone())
-            .expect("engine builds");
+    pub async fn start_worker(&mut self) {
+        let live = LiveSettings::new(self.live.file().clone(), self.engine.store.clone());
+        let engine = LiveEngine::start(live).await.expect("engine builds");
         self.tasks.push(spawn_worker(&engine, &self.worker_stop));
     }
 
@@ -302,24 +310,7 @@ impl TestApp {
         id: &str,
         change: impl Fn(&mut Value) -> bool,
     ) {
-        for uid in uids {
-            for page in 1..=2 {
-                let Some(events) = self.jmotto.events(uid, month.0, month.1, page) else {
-                    continue;
-                };
-                let next = self.next_page(uid, month, page);
-                let mut events = events.as_array().cloned().unwrap_or_default();
-                events.retain_mut(|e| if e["id"] == id { change(e) } else { true });
-                self.jmotto
-                    .set_events(uid, month.0, month.1, page, Value::Array(events), next);
-            }
-        }
-    }
-
-    fn next_page(&self, uid: &str, month: (&str, &str), page: u32) -> Option<u32> {
-        self.jmotto
-            .events(uid, month.0, month.1, page + 1)
-            .map(|_| page + 1)
+        edit_replay_entry(&self.jmotto, uids, month, id, change);
     }
 
     pub async fn stop(self) {
@@ -331,5 +322,31 @@ impl TestApp {
         self.engine.store.close().await;
         self.jmotto.stop().await;
         self.zoom.stop().await;
+    }
+}
+
+/// [`TestApp::edit_entry`] on any J-MOTTO replay (a test that runs the binaries has its own).
+pub fn edit_replay_entry(
+    jmotto: &ReplayServer,
+    uids: &[&str],
+    month: (&str, &str),
+    id: &str,
+    change: impl Fn(&mut Value) -> bool,
+) {
+    let next_page = |uid: &str, page: u32| {
+        jmotto
+            .events(uid, month.0, month.1, page + 1)
+            .map(|_| page + 1)
+    };
+    for uid in uids {
+        for page in 1..=2 {
+            let Some(events) = jmotto.events(uid, month.0, month.1, page) else {
+                continue;
+            };
+            let next = next_page(uid, page);
+            let mut events = events.as_array().cloned().unwrap_or_default();
+            events.retain_mut(|e| if e["id"] == id { change(e) } else { true });
+            jmotto.set_events(uid, month.0, month.1, page, Value::Array(events), next);
+        }
     }
 }

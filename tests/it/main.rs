@@ -10,6 +10,7 @@ mod helpers;
 mod http_api;
 mod http_edges;
 mod init;
+mod live_settings;
 mod operator;
 mod queue_counts;
 mod storage_faults;

@@ -252,7 +252,7 @@ async fn a_failed_commit_is_a_503_and_the_next_writes_work() {
         16,
         "one job per delivery accepted, and the sync"
     );
-    app.start_worker();
+    app.start_worker().await;
     app.stop().await;
 }
 
@@ -271,7 +271,7 @@ async fn a_removed_database_is_refused_not_written() {
     let (status, body) = deliver(&app, "into-nowhere").await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(trigger_sync(&app).await, 503);
-    app.start_worker();
+    app.start_worker().await;
     app.stop().await;
 }
 
@@ -291,7 +291,7 @@ async fn a_locked_database_is_a_503() {
         .expect("lock released");
     assert_eq!(deliver(&app, "while-locked").await.0, 202);
     assert_eq!(deliver(&app, "while-locked").await.0, 200);
-    app.start_worker();
+    app.start_worker().await;
     app.stop().await;
 }
 
@@ -302,7 +302,7 @@ async fn a_worker_waits_for_a_writable_database_and_goes_on() {
     let (mut app, disk) = spawn_app_on_small_disk().await;
     app.stop_worker().await;
     let fault = inject_fault(&app, disk.as_ref()).await;
-    app.start_worker();
+    app.start_worker().await;
     if let Some(ended) = app.worker_ended_within(Duration::from_millis(1500)).await {
         panic!("the worker ended instead of waiting for its database: {ended:?}");
     }

@@ -18,7 +18,7 @@ use super::{
     session::Console,
 };
 use crate::{
-    checks::{CheckResult, quick_check},
+    checks::CheckResult,
     http::{AppState, status::status_view},
     jobs::Engine,
 };
@@ -202,9 +202,7 @@ async fn check_now(state: &AppState) -> Result<Markup, ConsoleError> {
         Vec::new()
     } else {
         match Engine::new((*settings).clone(), state.store.clone()) {
-            Ok(engine) => {
-                quick_check(&settings, &engine.zoom, &engine.groupware, &state.store).await
-            }
+            Ok(engine) => engine.quick_check().await,
             Err(error) => {
                 return Ok(html! {
                     section id="check" {

@@ -16,11 +16,12 @@ use super::{
     session::Console,
 };
 use crate::{
+    checks,
     http::{
         AppState, RequestId,
         status::{StatusView, status_view},
     },
-    store::{audit::AuditKind, queue::JobState, sync_state},
+    store::{audit::AuditKind, queue::JobState, receiver, sync_state},
 };
 
 /// Seconds between reloads while a sync runs.
@@ -39,6 +40,9 @@ pub async fn page(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ConsoleError> {
     let view = status_view(&state).await?;
+    let settings = state.live.current().await?;
+    let checks = receiver::checks(state.store.pool()).await?;
+    let reasons_ja = checks::disabled_reasons_ja(&settings, &checks);
     let progress = match &query.run {
         Some(run) => Some(run_progress(&state, run).await?),
         None => None,
@@ -51,7 +55,7 @@ pub async fn page(
                 p.verdict.ok id="verdict" { "有効" }
             } @else {
                 p.verdict.ng id="verdict" { "無効" }
-                (what_to_do(&view))
+                (what_to_do(&view, &reasons_ja))
             }
         }
         section {
@@ -72,50 +76,17 @@ pub async fn page(
     Ok(page.render(&console))
 }
 
-/// The failing parts of R-ENABLED, each with where to fix it.
-fn what_to_do(view: &StatusView) -> Markup {
-    let failing: Vec<(&str, &str)> = ["zoom", "groupware", "timezone"]
-        .into_iter()
-        .filter(|service| !view.checks.iter().any(|c| c.service == *service && c.ok))
-        .map(|service| (service, fix_ja(service)))
-        .collect();
-    let no_user = !view.users.iter().any(|u| u.enabled);
+/// The failing parts of R-ENABLED, each with where to fix it
+/// ([`checks::disabled_reasons_ja`]), and the API's own wording folded below.
+fn what_to_do(view: &StatusView, reasons_ja: &[String]) -> Markup {
     html! {
         h3 { "有効にするには" }
         ul id="reasons" {
-            @if no_user {
-                li { "連携するユーザーがいません。「ユーザー」で「連携」にチェックを入れ、Zoomメールアドレスを入力して「ユーザー設定を更新」を押してください。" }
-            }
-            @for (service, fix) in &failing {
-                li {
-                    (fix)
-                    @if let Some(check) = view.checks.iter().find(|c| c.service == *service) {
-                        br;
-                        span.note { "前回の確認（" (check.checked_at) "）: " (check.detail) }
-                    } @else {
-                        br;
-                        span.note { "まだ確認していません（ワーカーの起動時、設定の保存時、または jmotto-zoom doctor で確認します）。" }
-                    }
-                }
-            }
+            @for reason in reasons_ja { li { (reason) } }
         }
         details {
             summary { "詳細（API と同じ理由）" }
             ul { @for reason in &view.reasons { li { (reason) } } }
-        }
-    }
-}
-
-fn fix_ja(service: &str) -> &'static str {
-    match service {
-        "zoom" => {
-            "Zoomの認証情報を確認してください: Zoom App Marketplace › Manage › Server-to-Server OAuth アプリ › App Credentials の Account ID、Client ID、Client Secret を「Zoom連携設定」の「アカウントID」「クライアントID」「クライアントシークレット」に入力します。"
-        }
-        "groupware" => {
-            "J-MOTTOの管理者ログインを確認してください: 「Zoom連携設定」の「グループウェアURL」「グループウェア管理者ユーザーID」「管理者モバイルパスワード」（J-MOTTO TOP › プロフィール）。"
-        }
-        _ => {
-            "タイムゾーンを確認してください: 「管理者設定のタイムゾーン」を J-MOTTO TOP › 言語及びタイムゾーン設定 › タイムゾーン と同じにします。"
         }
     }
 }

@@ -96,7 +96,10 @@ async fn refresh_directory(state: &AppState) -> Result<Vec<Markup>, ConsoleError
         Ok(engine) => engine,
         Err(notice) => return Ok(vec![notice]),
     };
-    let listed = engine.groupware.list_users().await;
+    let listed = match engine.groupware() {
+        Ok(client) => client.list_users().await,
+        Err(unset) => return Ok(vec![not_set(&unset)]),
+    };
     match listed {
         Ok(users) => {
             let users: Vec<DirectoryUser> = users
@@ -145,6 +148,11 @@ async fn engine_with(
             html! { div.alert { p { "クライアントを作れません: " (format!("{error:#}")) } } }
         }),
     )
+}
+
+/// The notice for a service whose credentials are not set.
+fn not_set(unset: &crate::jobs::engine::NotSet) -> Markup {
+    html! { div.alert { p { (unset.service) "の設定が済んでいません（「Zoom連携設定」: " (unset.keys.join(", ")) "）。" } } }
 }
 
 /// Each user's stored (or file-set) e-mail and enable flag, by groupware id.
@@ -284,9 +292,13 @@ async fn check_emails(state: &AppState, users: &[StoredUser]) -> Result<Vec<Mark
         Ok(engine) => engine,
         Err(notice) => return Ok(vec![notice]),
     };
+    let zoom = match engine.zoom() {
+        Ok(client) => client,
+        Err(unset) => return Ok(vec![not_set(&unset)]),
+    };
     let mut problems = Vec::new();
     for user in enabled {
-        match engine.zoom.email_exists(&user.zoom_email).await {
+        match zoom.email_exists(&user.zoom_email).await {
             Ok(found) => {
                 stored::record_email_check(
                     state.store.pool(),
