@@ -19,6 +19,14 @@ lint:
 kill-test:
     cargo test --test kill-test
 
+# The admin console in Debian's Chromium (tests/browser_suite.rs + tests/browser/console.spec.mjs):
+# the seed's whole setup against the replays, with the console's security checks; screenshots of
+# every page in target/browser-screenshots/. Needs node 20 and /usr/bin/chromium (CHROMIUM_PATH
+# to use another); runs `npm ci` in tests/browser when its node_modules is missing.
+# JMZ_BROWSER_DOC_SCREENSHOTS=1 also refreshes docs/screenshots/status.png and users.png.
+browser-test:
+    cargo test --test browser
+
 # Every benchmark figure beside its limit, in one run (release build; BENCHMARKS.md).
 # BENCH_SCALE=0.1 scales the entry counts down for a quick look.
 bench:
