@@ -237,8 +237,8 @@ pub struct ServerSettings {
     pub webhook_secret: Option<SigningKeys>,
     #[serde(default = "default_body_limit")]
     pub body_limit_bytes: usize,
-    /// Where the jobs dashboard listens (its own listener, read-only, Basic auth with the
-    /// admin token); unset = no dashboard.
+    /// No longer used: the jobs dashboard (apalis-board) was replaced by the console's
+    /// ジョブ page. Still accepted, so an older file starts; the server logs a warning.
     #[serde(default)]
     pub dashboard_listen: Option<String>,
     /// How long a webhook delivery id is remembered (a redelivery within it enqueues
@@ -646,13 +646,6 @@ impl Settings {
             "server.webhook_dedup_days",
             "must be between 1 and 3650 (a sender retries a delivery for hours)",
         );
-        if let Some(address) = &self.server.dashboard_listen {
-            check(
-                address.parse::<std::net::SocketAddr>().is_ok(),
-                "server.dashboard_listen",
-                "must be an address and port such as 127.0.0.1:8081",
-            );
-        }
         check(
             self.server.body_limit_bytes >= 1024,
             "server.body_limit_bytes",

@@ -65,7 +65,6 @@ pub async fn run(serve: bool, listen: &str) -> anyhow::Result<ExitCode> {
 
     let (engine, application, worker) = start_stack(settings).await?;
     let port = application.port();
-    let dashboard_port = application.dashboard_port();
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut stop_server = stop_tx.subscribe();
     let mut stop_worker = stop_tx.subscribe();
@@ -81,11 +80,7 @@ pub async fn run(serve: bool, listen: &str) -> anyhow::Result<ExitCode> {
         DEMO_ADMIN_TOKEN.to_owned(),
     )?;
     println!("  server:         http://127.0.0.1:{port}  (admin token: {DEMO_ADMIN_TOKEN})");
-    if let Some(dashboard) = dashboard_port {
-        println!(
-            "  jobs dashboard: http://127.0.0.1:{dashboard}/  (any user name, password: the admin token)"
-        );
-    }
+    println!("  console:        http://127.0.0.1:{port}/admin/  (管理者トークン: the admin token)");
     let job_id = client.trigger_sync(None).await?;
     println!("\nPOST /api/v1/sync -> job {job_id}; waiting for the worker…");
     let started = std::time::Instant::now();
@@ -112,8 +107,8 @@ pub async fn run(serve: bool, listen: &str) -> anyhow::Result<ExitCode> {
             "\nServing until Ctrl-C: API http://127.0.0.1:{port}/api/openapi.json, metrics http://127.0.0.1:{port}/metrics"
         );
         super::shutdown_signal().await;
-    } else if dashboard_port.is_some() {
-        println!("(run `jmotto-zoom demo --serve` to keep the server and the dashboard up)");
+    } else {
+        println!("(run `jmotto-zoom demo --serve` to keep the server and the console up)");
     }
 
     let unmatched: Vec<String> = jmotto

@@ -51,7 +51,7 @@ pub struct Cli {
 enum Command {
     /// Replays a recorded company through the whole service and prints what it created.
     Demo {
-        /// Keep the server, the dashboard and the replay servers up after the report, until
+        /// Keep the server (API and console) and the replay servers up after the report, until
         /// Ctrl-C (prints their addresses and the admin token).
         #[arg(long)]
         serve: bool,

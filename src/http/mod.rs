@@ -28,7 +28,6 @@ pub mod access;
 pub mod admin;
 pub mod auth;
 pub(crate) mod body;
-mod dashboard;
 pub mod errors;
 pub mod group_commit;
 pub mod health;
@@ -58,12 +57,12 @@ const WORKERS: usize = 2;
 
 /// At most this many connections open at once per worker (so twice this in all): well under
 /// the open-file limit this process gets ([`raise_open_file_limit`]), with room left for the
-/// database, the dashboard and the clients. Past it the server stops accepting until one
+/// database and the clients. Past it the server stops accepting until one
 /// closes, instead of running out of file descriptors and answering nobody.
 const MAX_CONNECTIONS_PER_WORKER: usize = 512;
 
 /// File descriptors kept for everything but the server's connections (database files,
-/// the dashboard, logs, outgoing calls).
+/// logs, outgoing calls).
 const RESERVED_FILES: u64 = 256;
 
 /// Connection handshakes each worker runs at once (actix counts TLS handshakes; the server
@@ -95,11 +94,10 @@ fn connections_per_worker(files: u64, workers: usize) -> usize {
         .clamp(1, MAX_CONNECTIONS_PER_WORKER)
 }
 
-/// A bound, not yet running HTTP server (and the dashboard's, when configured).
+/// A bound, not yet running HTTP server.
 pub struct Application {
     port: u16,
     server: Server,
-    dashboard: Option<(u16, Server)>,
     committer: group_commit::Committer,
 }
 
@@ -119,21 +117,11 @@ impl Application {
     ) -> anyhow::Result<Application> {
         let port = listener.local_addr()?.port();
         let max_connections = connections_per_worker(raise_open_file_limit(), WORKERS);
-        let dashboard = match &engine.file().server.dashboard_listen {
-            None => None,
-            Some(address) => {
-                let listener = TcpListener::bind(address).with_context(|| {
-                    format!("cannot listen on {address} (server.dashboard_listen)")
-                })?;
-                let port = listener.local_addr()?.port();
-                let server = dashboard::build(
-                    engine.store().pool().clone(),
-                    engine.file().server.admin_token.clone(),
-                    listener,
-                )?;
-                Some((port, server))
-            }
-        };
+        if engine.file().server.dashboard_listen.is_some() {
+            tracing::warn!(
+                "server.dashboard_listen is ignored: the jobs dashboard was replaced by the console's ジョブ page (/admin/jobs)"
+            );
+        }
         let (deliveries, committer) = group_commit::channel(engine.store().clone());
         let state = web::Data::new(AppState::new(&engine, deliveries));
         let session_key = admin::SessionKey::derive(engine.file())?;
@@ -153,7 +141,6 @@ impl Application {
         Ok(Application {
             port,
             server,
-            dashboard,
             committer,
         })
     }
@@ -163,11 +150,6 @@ impl Application {
         self.port
     }
 
-    /// The dashboard's bound port, when `server.dashboard_listen` is set.
-    pub fn dashboard_port(&self) -> Option<u16> {
-        self.dashboard.as_ref().map(|(port, _)| *port)
-    }
-
     /// Serves until `shutdown` resolves, then stops gracefully: requests in flight are
     /// answered, then the webhook committer commits what is still queued and ends.
     pub async fn run_until_stopped(
@@ -175,8 +157,6 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let handle = self.server.handle();
-        let dashboard = self.dashboard.map(|(_, server)| server);
-        let dashboard_handle = dashboard.as_ref().map(Server::handle);
         let (stop_committer, committer_stop) = tokio::sync::oneshot::channel::<()>();
         let committer = tokio::spawn(self.committer.run(async move {
             // Sent, or dropped: either way the server has stopped.
@@ -184,17 +164,10 @@ impl Application {
         }));
         let stopper = tokio::spawn(async move {
             shutdown.await;
-            if let Some(handle) = dashboard_handle {
-                handle.stop(true).await;
-            }
             handle.stop(true).await;
         });
-        let dashboard_task = dashboard.map(tokio::spawn);
         let result = self.server.await.context("the HTTP server failed");
         stopper.abort();
-        if let Some(task) = dashboard_task {
-            task.abort();
-        }
         let _ = stop_committer.send(());
         let committed = committer.await.context("the webhook committer failed");
         result?;

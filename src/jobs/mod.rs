@@ -128,7 +128,7 @@ pub trait JobTypeVisitor {
 }
 
 /// Every job type this product runs: the one list. A new job type is added here and
-/// nowhere else; the worker, the dashboard and [`queues`] take it from here.
+/// nowhere else; the worker and [`queues`] take it from here.
 pub fn for_each_job_type(visitor: &mut impl JobTypeVisitor) {
     visitor.visit::<SyncWindow>();
     visitor.visit::<FetchSlice>();

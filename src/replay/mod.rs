@@ -80,7 +80,6 @@ url = "{database_url}"
 listen = "{listen}"
 admin_token = "{DEMO_ADMIN_TOKEN}"
 webhook_secret = "{DEMO_WEBHOOK_SECRET}"
-dashboard_listen = "127.0.0.1:0"
 
 [zoom]
 account_id = "{account}"

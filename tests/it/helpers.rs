@@ -30,8 +30,6 @@ pub struct TestApp {
     pub engine: Arc<Engine>,
     /// The server's (and the first worker's) live engine.
     pub live: LiveEngine,
-    /// The jobs dashboard's port (`server.dashboard_listen`).
-    pub dashboard_port: Option<u16>,
     stop: tokio::sync::broadcast::Sender<()>,
     worker_stop: tokio::sync::broadcast::Sender<()>,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -65,7 +63,6 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let engine = live.latest();
     let application = Application::build(live.clone()).expect("server binds");
     let address = format!("http://127.0.0.1:{}", application.port());
-    let dashboard_port = application.dashboard_port();
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
     let (worker_stop, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut server_stop = stop.subscribe();
@@ -83,7 +80,6 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         zoom,
         engine,
         live,
-        dashboard_port,
         stop,
         worker_stop,
         tasks,
