@@ -148,7 +148,7 @@ pub async fn page(
         }
         p { (rows.len()) "件" }
         div.table-wrap {
-            table id="meetings" {
+            table.stack id="meetings" {
                 thead { tr { th { "日時" } th { "件名" } th { "ホスト" } th { "状態" } th { "理由" } th { "参加URL" } } }
                 tbody {
                     @for row in &shown { (meeting_row(row, tz)) }
@@ -171,12 +171,12 @@ fn meeting_row(row: &MeetingRow, tz: Tz) -> Markup {
     };
     html! {
         tr {
-            td { (start) "–" (end_shown) }
-            td { (row.topic) }
-            td { (row.host_email.as_deref().or(row.host_user_id.as_deref()).unwrap_or("—")) }
-            td { (meeting_state_ja(row.state().api_str())) }
-            td { @if let Some(reason) = &row.reason { (reason.sentence_ja()) } @else { "—" } }
-            td {
+            td data-label="日時" { (start) "–" (end_shown) }
+            td data-label="件名" { (row.topic) }
+            td data-label="ホスト" { (row.host_email.as_deref().or(row.host_user_id.as_deref()).unwrap_or("—")) }
+            td data-label="状態" { (meeting_state_ja(row.state().api_str())) }
+            td data-label="理由" { @if let Some(reason) = &row.reason { (reason.sentence_ja()) } @else { "—" } }
+            td data-label="参加URL" {
                 @if let Some(url) = row.join_url.as_deref().filter(|u| u.starts_with("https://") || u.starts_with("http://")) {
                     a href=(url) rel="noopener noreferrer" target="_blank" { (url) }
                 } @else { "—" }

@@ -398,7 +398,7 @@ async fn render(
             input type="hidden" name="q" value=(search);
             input type="hidden" name="page" value=(page_number);
             div.table-wrap {
-                table id="users" {
+                table.stack id="users" {
                     thead { tr { th { "名前" } th { "組織" } th { "ログインID" } th { "連携" } th { "Zoomメールアドレス" } th { "Zoomでの確認" } } }
                     tbody { @for row in &rows { (user_row(row, by_file)) } }
                 }
@@ -419,22 +419,22 @@ fn user_row(row: &Row, by_file: bool) -> Markup {
     let error_id = format!("email_{id}_error");
     html! {
         tr {
-            td { (row.user.name) }
-            td { (row.user.organization) }
-            td { (row.user.login_id) }
-            td {
+            td data-label="名前" { (row.user.name) }
+            td data-label="組織" { (row.user.organization) }
+            td data-label="ログインID" { (row.user.login_id) }
+            td data-label="連携" {
                 input type="hidden" name="user" value=(id);
                 input type="checkbox" id=(enabled_id) name=(format!("enabled.{id}")) value="true"
                     checked[row.enabled] disabled[by_file];
                 label.visually-hidden for=(enabled_id) { "連携" }
             }
-            td {
+            td data-label="Zoomメールアドレス" {
                 label.visually-hidden for=(email_id) { "Zoomメールアドレス" }
                 input type="email" id=(email_id) name=(format!("email.{id}")) value=(row.email)
                     disabled[by_file] aria-describedby=[row.error.as_ref().map(|_| error_id.clone())];
                 @if let Some(error) = &row.error { p.error id=(error_id) role="alert" { (error) } }
             }
-            td {
+            td data-label="Zoomでの確認" {
                 @match (row.enabled, row.found) {
                     (true, Some(true)) => span.stored { "確認済み" },
                     (true, Some(false)) => span.error { "Zoomに存在しません" },
