@@ -35,7 +35,9 @@ fn alert_fields() -> [FieldSpec; 5] {
             key: "alerts.email_to",
             label: "通知先メールアドレス",
             kind: FieldKind::Lines,
-            note: Some("通知を受け取る人のアドレス。複数はカンマか改行で区切ります。空欄ならメールは送りません。"),
+            note: Some(
+                "通知を受け取る人のアドレス。複数はカンマか改行で区切ります。空欄ならメールは送りません。",
+            ),
         },
         FieldSpec {
             key: "alerts.email_from",
@@ -145,11 +147,7 @@ pub async fn send_test(
             .collect::<Vec<_>>()
             .join("、")
     };
-    record_alone(
-        &state.store,
-        &entry(&request, AuditKind::AlertTest, detail),
-    )
-    .await?;
+    record_alone(&state.store, &entry(&request, AuditKind::AlertTest, detail)).await?;
     let form = FormState::current(&state, &ALERT_KEYS).await?;
     Ok(render(
         &console,
