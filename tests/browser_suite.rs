@@ -23,8 +23,8 @@
 //! replays were asked nothing their fixtures do not cover, then stops every child.
 //!
 //! `harness = false` and `test = false`: a browser run of a minute or two, outside `cargo
-//! test --all-targets`. `JMZ_BROWSER_DOC_SCREENSHOTS=1` also copies the 状態 and ユーザー
-//! screenshots to `docs/screenshots/` (the README's).
+//! test --all-targets`. `JMZ_BROWSER_DOC_SCREENSHOTS=1` also copies the 状態, ユーザー and
+//! 通知設定 screenshots to `docs/screenshots/` (the README's and docs/console.md's).
 
 use std::{
     path::{Path, PathBuf},
@@ -335,7 +335,7 @@ async fn run_script(
     Ok(())
 }
 
-/// With `JMZ_BROWSER_DOC_SCREENSHOTS=1`: the README's two screenshots from this run.
+/// With `JMZ_BROWSER_DOC_SCREENSHOTS=1`: the docs' screenshots from this run.
 fn copy_doc_screenshots(screenshots: &Path) -> anyhow::Result<()> {
     if std::env::var("JMZ_BROWSER_DOC_SCREENSHOTS").as_deref() != Ok("1") {
         return Ok(());
@@ -345,6 +345,7 @@ fn copy_doc_screenshots(screenshots: &Path) -> anyhow::Result<()> {
     for (from, to) in [
         ("status-after-sync-1280.png", "status.png"),
         ("users-saved-1280.png", "users.png"),
+        ("alerts-test-sent-1280.png", "alerts.png"),
     ] {
         std::fs::copy(screenshots.join(from), docs.join(to))
             .with_context(|| format!("cannot copy {from} to docs/screenshots/{to}"))?;
