@@ -341,15 +341,15 @@ async fn the_status_page_lists_failing_alert_deliveries() {
     let now = chrono::Utc::now();
     let mut tx = app.engine.store.begin_write().await.expect("write");
     let condition =
-        alert_store::insert_condition(&mut *tx, "user.unreadable", "10002", "{}", now, false)
+        alert_store::insert_condition(&mut tx, "user.unreadable", "10002", "{}", now, false)
             .await
             .expect("recorded")
             .expect("new");
-    let delivery = alert_store::insert_delivery(&mut *tx, condition, "opened", "email", now)
+    let delivery = alert_store::insert_delivery(&mut tx, condition, "opened", "email", now)
         .await
         .expect("delivery");
     alert_store::set_delivery_state(
-        &mut *tx,
+        &mut tx,
         delivery,
         "failed",
         5,
