@@ -5,11 +5,12 @@
 
 use jmotto_zoom::{secrets::SecretKey, store::alerts as alert_store, store::settings as stored};
 use reqwest::StatusCode;
+use std::collections::BTreeMap;
 
 use crate::{
     alerts::{HttpReceiver, SmtpServer},
-    console::{Browser, audit_rows, spawn_console_app},
-    helpers::spawn_app_with,
+    console::{Answer, Browser, audit_rows, spawn_console_app},
+    helpers::{TestApp, spawn_app_with},
 };
 
 /// The Standard Webhooks specification's published test secret.
@@ -31,14 +32,47 @@ fn alert_form<'a>(
     smtp_url: &'a str,
     webhook_url: &'a str,
 ) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("csrf_token", csrf),
-        ("alerts.email_to", "it@example.co.jp\nsoumu@example.co.jp"),
-        ("alerts.email_from", "jmotto-zoom@example.co.jp"),
-        ("alerts.smtp_url", smtp_url),
-        ("alerts.webhook_url", webhook_url),
-        ("alerts.webhook_secret", WEBHOOK_SECRET),
-    ]
+    form_of(
+        csrf,
+        [
+            "it@example.co.jp\nsoumu@example.co.jp",
+            "jmotto-zoom@example.co.jp",
+            smtp_url,
+            webhook_url,
+            WEBHOOK_SECRET,
+        ],
+    )
+}
+
+/// The form with the CSRF token and one value per key of the page, in its order.
+fn form_of<'a>(csrf: &'a str, values: [&'a str; 5]) -> Vec<(&'a str, &'a str)> {
+    let keys = [
+        "alerts.email_to",
+        "alerts.email_from",
+        "alerts.smtp_url",
+        "alerts.webhook_url",
+        "alerts.webhook_secret",
+    ];
+    std::iter::once(("csrf_token", csrf))
+        .chain(keys.into_iter().zip(values))
+        .collect()
+}
+
+/// Presses 「テスト送信」; the page it answers (always 200: the outcome is on the page).
+async fn press_test_send(browser: &mut Browser, csrf: &str) -> Answer {
+    let answer = browser
+        .post("/admin/alerts/test", &[("csrf_token", csrf)])
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    answer
+}
+
+/// The console settings stored in the database.
+async fn stored_values(app: &TestApp) -> BTreeMap<String, String> {
+    stored::load(app.engine.store.pool())
+        .await
+        .expect("stored")
+        .values
 }
 
 /// SPEC §10 / §8: the page has its fields and buttons; saving stores the values (the e-mail
@@ -86,10 +120,7 @@ async fn saving_alert_settings_stores_them_and_never_echoes_the_secrets() {
                 .contains(r#"value="https://hooks.example.co.jp/x""#)
         );
     }
-    let values = stored::load(app.engine.store.pool())
-        .await
-        .expect("stored")
-        .values;
+    let values = stored_values(&app).await;
     assert_eq!(
         values["alerts.email_to"],
         "it@example.co.jp, soumu@example.co.jp"
@@ -106,14 +137,16 @@ async fn saving_alert_settings_stores_them_and_never_echoes_the_secrets() {
     let kept = browser
         .post(
             "/admin/alerts",
-            &[
-                ("csrf_token", csrf.as_str()),
-                ("alerts.email_to", "it@example.co.jp"),
-                ("alerts.email_from", "jmotto-zoom@example.co.jp"),
-                ("alerts.smtp_url", ""),
-                ("alerts.webhook_url", "https://hooks.example.co.jp/x"),
-                ("alerts.webhook_secret", ""),
-            ],
+            &form_of(
+                &csrf,
+                [
+                    "it@example.co.jp",
+                    "jmotto-zoom@example.co.jp",
+                    "",
+                    "https://hooks.example.co.jp/x",
+                    "",
+                ],
+            ),
         )
         .await;
     assert_eq!(kept.status, StatusCode::OK, "{}", kept.body);
@@ -133,10 +166,7 @@ async fn test_send_arrives_at_both_channels_and_the_page_says_so() {
     let app = spawn_console_app().await;
     let mut browser = Browser::new(&app);
     let csrf = browser.sign_in().await;
-    let nothing = browser
-        .post("/admin/alerts/test", &[("csrf_token", csrf.as_str())])
-        .await;
-    assert_eq!(nothing.status, StatusCode::OK, "{}", nothing.body);
+    let nothing = press_test_send(&mut browser, &csrf).await;
     assert!(
         nothing
             .body
@@ -149,10 +179,7 @@ async fn test_send_arrives_at_both_channels_and_the_page_says_so() {
         )
         .await;
     assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
-    let sent = browser
-        .post("/admin/alerts/test", &[("csrf_token", csrf.as_str())])
-        .await;
-    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    let sent = press_test_send(&mut browser, &csrf).await;
     assert!(sent.body.contains("テスト送信の結果"));
     for channel in ["email", "webhook"] {
         let at = sent
@@ -182,10 +209,7 @@ async fn test_send_arrives_at_both_channels_and_the_page_says_so() {
         )
         .await;
     assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
-    let refused = browser
-        .post("/admin/alerts/test", &[("csrf_token", csrf.as_str())])
-        .await;
-    assert_eq!(refused.status, StatusCode::OK, "{}", refused.body);
+    let refused = press_test_send(&mut browser, &csrf).await;
     assert!(
         refused.body.contains("送信できませんでした"),
         "{}",
@@ -208,14 +232,16 @@ async fn a_bad_alert_value_is_refused_beside_its_field_and_nothing_is_stored() {
     let refused = browser
         .post(
             "/admin/alerts",
-            &[
-                ("csrf_token", csrf.as_str()),
-                ("alerts.email_to", "it@example.co.jp, nobody"),
-                ("alerts.email_from", "jmotto-zoom@example.co.jp"),
-                ("alerts.smtp_url", "smtp://127.0.0.1:2525"),
-                ("alerts.webhook_url", "hooks.example.co.jp/x"),
-                ("alerts.webhook_secret", WEBHOOK_SECRET),
-            ],
+            &form_of(
+                &csrf,
+                [
+                    "it@example.co.jp, nobody",
+                    "jmotto-zoom@example.co.jp",
+                    "smtp://127.0.0.1:2525",
+                    "hooks.example.co.jp/x",
+                    WEBHOOK_SECRET,
+                ],
+            ),
         )
         .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -242,10 +268,7 @@ async fn a_bad_alert_value_is_refused_beside_its_field_and_nothing_is_stored() {
     }
     assert!(refused.body.contains("nobody"), "the typed values are kept");
     assert!(!refused.body.contains(WEBHOOK_SECRET));
-    let values = stored::load(app.engine.store.pool())
-        .await
-        .expect("stored")
-        .values;
+    let values = stored_values(&app).await;
     assert!(values.is_empty(), "{values:?}");
 }
 
@@ -286,13 +309,7 @@ async fn alert_posts_without_a_csrf_token_are_refused() {
         let answer = browser.post(path, &form).await;
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "{path} {form:?}");
     }
-    assert!(
-        stored::load(app.engine.store.pool())
-            .await
-            .expect("stored")
-            .values
-            .is_empty()
-    );
+    assert!(stored_values(&app).await.is_empty());
     assert_eq!(audit_rows(&app).await.len(), rows_before);
     assert!(smtp.mails().is_empty());
     assert!(receiver.types().is_empty());
@@ -325,10 +342,7 @@ async fn alert_keys_the_file_sets_are_read_only() {
         )
         .await;
     assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
-    let values = stored::load(app.engine.store.pool())
-        .await
-        .expect("stored")
-        .values;
+    let values = stored_values(&app).await;
     assert!(!values.contains_key("alerts.webhook_url"), "{values:?}");
     assert_eq!(values["alerts.email_from"], "jmotto-zoom@example.co.jp");
 }

@@ -90,38 +90,27 @@ pub async fn save(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ConsoleError> {
     let fields = console.checked_form(form)?;
-    match save_form(&state, &request, FORM_NAME, &alert_fields(), &fields).await? {
-        Err(errors) => {
-            let form = FormState::refused(&state, &ALERT_KEYS, &fields, errors).await?;
-            let settings = state.live.current().await?;
-            let notice = html! {
+    let saved = save_form(&state, &request, FORM_NAME, &alert_fields(), &fields).await?;
+    let (form, notice, status) = match saved {
+        Err(errors) => (
+            FormState::refused(&state, &ALERT_KEYS, &fields, errors).await?,
+            html! {
                 div.alert role="alert" { p { (FORM_NAME) "は保存していません。赤字の項目を直してから、もう一度保存してください。" } }
-            };
-            Ok(render(
-                &console,
-                &form,
-                &settings,
-                Some(notice),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            ))
-        }
-        Ok(changes) => {
-            let form = FormState::current(&state, &ALERT_KEYS).await?;
-            let settings = state.live.current().await?;
-            let notice = html! {
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        Ok(changes) => (
+            FormState::current(&state, &ALERT_KEYS).await?,
+            html! {
                 div.notice role="status" {
                     p { (FORM_NAME) "を保存しました" @if changes.is_empty() { "（変更はありません）" } "。「テスト送信」で届くか確かめられます。" }
                 }
-            };
-            Ok(render(
-                &console,
-                &form,
-                &settings,
-                Some(notice),
-                StatusCode::OK,
-            ))
-        }
-    }
+            },
+            StatusCode::OK,
+        ),
+    };
+    let settings = state.live.current().await?;
+    Ok(render(&console, &form, &settings, Some(notice), status))
 }
 
 /// `POST /admin/alerts/test`: 「テスト送信」 through every configured channel of the saved
