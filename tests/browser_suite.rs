@@ -14,25 +14,34 @@
 //!
 //! The script reaches this harness through a small control endpoint: `POST /move-entry`
 //! moves entry 8801 in the running J-MOTTO replay (no process restarts), `GET
-//! /zoom-requests` lists what the Zoom replay received. After the script ends the harness
+//! /zoom-requests` lists what the Zoom replay received. For 通知設定 (SPEC §10) the harness
+//! also runs a local SMTP responder (enough of RFC 5321 for `lettre`) and takes alert
+//! webhooks at `POST /alert-webhook` on the same endpoint; `GET /alerts-received` lists what
+//! both got (each e-mail's recipients and decoded subject; each webhook's JSON and whether
+//! its Standard Webhooks signature verifies under [`ALERT_WEBHOOK_SECRET`]). After the script ends the harness
 //! checks that the service process is the one it started (never restarted) and that the
 //! replays were asked nothing their fixtures do not cover, then stops every child.
 //!
 //! `harness = false` and `test = false`: a browser run of a minute or two, outside `cargo
-//! test --all-targets`. `JMZ_BROWSER_DOC_SCREENSHOTS=1` also copies the 状態 and ユーザー
-//! screenshots to `docs/screenshots/` (the README's).
+//! test --all-targets`. `JMZ_BROWSER_DOC_SCREENSHOTS=1` also copies the 状態, ユーザー and
+//! 通知設定 screenshots to `docs/screenshots/` (the README's and docs/console.md's).
 
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use anyhow::Context;
-use jmotto_zoom::replay::{ReplayServer, company};
+use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
+use jmotto_zoom::{
+    replay::{ReplayServer, company},
+    signature::{SigningKeys, verify},
+};
 use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 #[path = "support/processes.rs"]
 #[expect(
@@ -50,6 +59,8 @@ const MOVED_ENTRY: (&str, &str) = ("10002", "8801");
 const NOVEMBER: (&str, &str) = ("2026-11-01", "2026-11-30");
 /// Its new time (it was 14:00–15:00 that day).
 const MOVED_TO: (&str, &str) = ("2026-11-26T15:00:00", "2026-11-26T16:30:00");
+/// The 「Webhook署名シークレット」 the script types (the Standard Webhooks test vector's).
+const ALERT_WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -82,13 +93,16 @@ async fn run() -> anyhow::Result<()> {
     let started = Instant::now();
     let outcome = async {
         processes::wait_ready(&listen, started, Duration::from_secs(120), &log).await?;
-        let control = Control::start(jmotto.clone(), zoom.clone())?;
+        let received = Arc::new(Received::default());
+        let smtp_port = start_smtp_responder(received.clone()).await?;
+        let control = Control::start(jmotto.clone(), zoom.clone(), received)?;
         let script = run_script(
             &browser_dir,
             &listen,
             &admin_token,
             &jmotto,
             &control,
+            smtp_port,
             &screenshots,
         )
         .await;
@@ -281,6 +295,7 @@ async fn run_script(
     admin_token: &str,
     jmotto: &ReplayServer,
     control: &Control,
+    smtp_port: u16,
     screenshots: &Path,
 ) -> anyhow::Result<()> {
     let mut node = tokio::process::Command::new("node")
@@ -300,6 +315,12 @@ async fn run_script(
         .env("ZOOM_CLIENT_ID", company::ZOOM_CLIENT_ID)
         .env("ZOOM_CLIENT_SECRET", company::ZOOM_CLIENT_SECRET)
         .env("REPLAY_CONTROL_URL", &control.base_url)
+        .env("ALERT_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}"))
+        .env(
+            "ALERT_WEBHOOK_URL",
+            format!("{}/alert-webhook", control.base_url),
+        )
+        .env("ALERT_WEBHOOK_SECRET", ALERT_WEBHOOK_SECRET)
         .env("SCREENSHOT_DIR", screenshots)
         .kill_on_drop(true)
         .spawn()
@@ -314,7 +335,7 @@ async fn run_script(
     Ok(())
 }
 
-/// With `JMZ_BROWSER_DOC_SCREENSHOTS=1`: the README's two screenshots from this run.
+/// With `JMZ_BROWSER_DOC_SCREENSHOTS=1`: the docs' screenshots from this run.
 fn copy_doc_screenshots(screenshots: &Path) -> anyhow::Result<()> {
     if std::env::var("JMZ_BROWSER_DOC_SCREENSHOTS").as_deref() != Ok("1") {
         return Ok(());
@@ -324,6 +345,7 @@ fn copy_doc_screenshots(screenshots: &Path) -> anyhow::Result<()> {
     for (from, to) in [
         ("status-after-sync-1280.png", "status.png"),
         ("users-saved-1280.png", "users.png"),
+        ("alerts-test-sent-1280.png", "alerts.png"),
     ] {
         std::fs::copy(screenshots.join(from), docs.join(to))
             .with_context(|| format!("cannot copy {from} to docs/screenshots/{to}"))?;
@@ -342,6 +364,117 @@ fn tail(log: &Path, lines: usize) -> String {
 struct Replays {
     jmotto: Arc<ReplayServer>,
     zoom: Arc<ReplayServer>,
+    received: Arc<Received>,
+}
+
+/// What the local alert channels received, as `GET /alerts-received` lists it.
+#[derive(Default)]
+struct Received {
+    mails: Mutex<Vec<Value>>,
+    webhooks: Mutex<Vec<Value>>,
+}
+
+impl Received {
+    fn push(list: &Mutex<Vec<Value>>, item: Value) {
+        if let Ok(mut list) = list.lock() {
+            list.push(item);
+        }
+    }
+
+    fn list(list: &Mutex<Vec<Value>>) -> Vec<Value> {
+        list.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+/// A local SMTP responder on 127.0.0.1 (its port): takes every message and records its
+/// recipients and subject.
+async fn start_smtp_responder(received: Arc<Received>) -> anyhow::Result<u16> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let received = received.clone();
+            tokio::spawn(async move {
+                if let Err(error) = smtp_session(stream, &received).await {
+                    eprintln!("browser suite: the SMTP responder's session failed: {error}");
+                }
+            });
+        }
+    });
+    Ok(port)
+}
+
+/// One SMTP conversation: greeting, then one reply per command; DATA up to the lone `.`.
+async fn smtp_session(stream: tokio::net::TcpStream, received: &Received) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    write.write_all(b"220 harness ESMTP\r\n").await?;
+    let mut recipients: Vec<String> = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
+        let reply: &[u8] = match verb.as_str() {
+            "EHLO" | "HELO" => b"250 harness\r\n",
+            "RCPT" => {
+                let address = line.trim_end().rsplit(':').next().unwrap_or_default();
+                recipients.push(address.trim().trim_matches(['<', '>']).to_owned());
+                b"250 OK\r\n"
+            }
+            "DATA" => {
+                write.write_all(b"354 go ahead\r\n").await?;
+                let mut message = String::new();
+                loop {
+                    let mut data = String::new();
+                    if reader.read_line(&mut data).await? == 0 || data == ".\r\n" {
+                        break;
+                    }
+                    message.push_str(&data);
+                }
+                let mail = json!({
+                    "recipients": std::mem::take(&mut recipients),
+                    "subject": decoded_subject(&message),
+                });
+                Received::push(&received.mails, mail);
+                b"250 queued\r\n"
+            }
+            "QUIT" => {
+                write.write_all(b"221 bye\r\n").await?;
+                return Ok(());
+            }
+            _ => b"250 OK\r\n",
+        };
+        write.write_all(reply).await?;
+    }
+}
+
+/// The `Subject:` header of `message`, its RFC 2047 `=?utf-8?b?…?=` words decoded.
+fn decoded_subject(message: &str) -> String {
+    let head = message.split("\r\n\r\n").next().unwrap_or_default();
+    let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
+    let Some(subject) = unfolded.lines().find_map(|l| l.strip_prefix("Subject: ")) else {
+        return String::new();
+    };
+    let mut bytes = Vec::new();
+    for (index, word) in subject.split(' ').enumerate() {
+        let encoded = word
+            .get(..10)
+            .filter(|prefix| prefix.eq_ignore_ascii_case("=?utf-8?b?"))
+            .and_then(|_| word.get(10..)?.strip_suffix("?="));
+        match encoded.and_then(|text| BASE64.decode(text).ok()) {
+            Some(decoded) => bytes.extend(decoded),
+            None => {
+                if index > 0 {
+                    bytes.push(b' ');
+                }
+                bytes.extend(word.as_bytes());
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The harness's control endpoint for the script (module doc).
@@ -352,15 +485,25 @@ struct Control {
 }
 
 impl Control {
-    fn start(jmotto: Arc<ReplayServer>, zoom: Arc<ReplayServer>) -> anyhow::Result<Control> {
+    fn start(
+        jmotto: Arc<ReplayServer>,
+        zoom: Arc<ReplayServer>,
+        received: Arc<Received>,
+    ) -> anyhow::Result<Control> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
-        let replays = web::Data::new(Replays { jmotto, zoom });
+        let replays = web::Data::new(Replays {
+            jmotto,
+            zoom,
+            received,
+        });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(replays.clone())
                 .route("/move-entry", web::post().to(move_entry))
                 .route("/zoom-requests", web::get().to(zoom_requests))
+                .route("/alert-webhook", web::post().to(alert_webhook))
+                .route("/alerts-received", web::get().to(alerts_received))
         })
         .workers(1)
         .disable_signals()
@@ -423,4 +566,35 @@ async fn zoom_requests(replays: web::Data<Replays>) -> HttpResponse {
         .map(|r| json!({"method": r.method, "path": r.path, "status": r.status}))
         .collect();
     HttpResponse::Ok().json(requests)
+}
+
+/// An alert webhook from the service: its JSON and whether its signature verifies.
+async fn alert_webhook(
+    replays: web::Data<Replays>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let verified = SigningKeys::parse(ALERT_WEBHOOK_SECRET).is_some_and(|keys| {
+        verify(
+            keys.keys(),
+            |name| request.headers().get(name).and_then(|v| v.to_str().ok()),
+            &body,
+            chrono::Utc::now(),
+        )
+        .is_ok()
+    });
+    let document = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+    Received::push(
+        &replays.received.webhooks,
+        json!({"document": document, "verified": verified}),
+    );
+    HttpResponse::Ok().finish()
+}
+
+/// What the SMTP responder and the webhook receiver got, in order.
+async fn alerts_received(replays: web::Data<Replays>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "mails": Received::list(&replays.received.mails),
+        "webhooks": Received::list(&replays.received.webhooks),
+    }))
 }

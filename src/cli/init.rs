@@ -65,6 +65,9 @@ admin_token = "{admin_token}"
 webhook_secret = "{webhook_secret}"
 # Encrypts the secrets stored in the database; keep a copy, without it they cannot be read.
 secret_key = "{secret_key}"
+# How people reach this server (e.g. "https://zoom-sync.example.co.jp"): alert e-mails then
+# link to its console. Empty = no link.
+# public_url = ""
 
 # Everything below may be left out: the console (http://{listen}/admin/) asks for it and
 # keeps it in the database (secrets encrypted with secret_key). A key set here wins and is
@@ -96,6 +99,15 @@ secret_key = "{secret_key}"
 # [[users]]
 # groupware_id = ""               # the user's J-MOTTO user id
 # zoom_email = ""                 # the user's Zoom account e-mail (the meetings' host)
+
+# Where alerts go when the integration breaks (the console's 通知設定 page; SPEC §10).
+# Either channel, both or none; smtp_url and webhook_secret are secrets.
+# [alerts]
+# email_to = []                   # who gets alert e-mails, e.g. ["it@example.co.jp"]; empty = no e-mail
+# email_from = ""                 # the e-mails' sender, e.g. "jmotto-zoom@example.co.jp"
+# smtp_url = ""                   # "smtp://user:password@host:587?tls=required" (STARTTLS), "smtps://user:password@host:465" (TLS), "smtp://host:25" (a local relay only)
+# webhook_url = ""                # one signed JSON POST per alert (a Slack-compatible endpoint shows its text); empty = none
+# webhook_secret = ""             # "whsec_<base64>": signs those POSTs (Standard Webhooks headers)
 "#
     )
 }
@@ -203,11 +215,35 @@ mod tests {
                 "base_url = \"https://example.invalid/cgi-bin/\"",
             )
             .replace("zoom_email = \"\"", "zoom_email = \"tanaka@example.co.jp\"")
+            .replace(
+                "public_url = \"\"",
+                "public_url = \"https://zoom-sync.example.co.jp\"",
+            )
+            .replace("email_to = []", "email_to = [\"it@example.co.jp\"]")
+            .replace(
+                "email_from = \"\"",
+                "email_from = \"jmotto-zoom@example.co.jp\"",
+            )
+            .replace("smtp_url = \"\"", "smtp_url = \"smtp://127.0.0.1:25\"")
+            .replace(
+                "webhook_url = \"\"",
+                "webhook_url = \"https://hooks.example.co.jp/x\"",
+            )
+            .replace(
+                "webhook_secret = \"\"",
+                "webhook_secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"",
+            )
             .replace(" = \"\"", " = \"filled-in\"");
         let settings = Settings::from_toml_str(&uncommented).expect("loads");
         assert_eq!(settings.users.len(), 1);
         assert!(settings.server.secret_key.is_some());
         assert!(settings.server.webhook_secret.is_some());
+        // SPEC §10: the [alerts] keys and server.public_url are among them.
+        assert!(settings.alerts.email_configured() && settings.alerts.webhook_configured());
+        assert_eq!(
+            settings.server.public_url(),
+            Some("https://zoom-sync.example.co.jp")
+        );
     }
 
     #[test]

@@ -27,10 +27,12 @@ pub enum AuditKind {
     Settings,
     /// A saved ユーザー form.
     Users,
+    /// 通知設定's 「テスト送信」 (what each channel answered).
+    AlertTest,
 }
 
 impl AuditKind {
-    const ALL: [AuditKind; 7] = [
+    const ALL: [AuditKind; 8] = [
         AuditKind::LoginSucceeded,
         AuditKind::LoginFailed,
         AuditKind::LoginRefused,
@@ -38,6 +40,7 @@ impl AuditKind {
         AuditKind::ManualSync,
         AuditKind::Settings,
         AuditKind::Users,
+        AuditKind::AlertTest,
     ];
 
     /// The stored name.
@@ -50,6 +53,7 @@ impl AuditKind {
             AuditKind::ManualSync => "sync",
             AuditKind::Settings => "settings",
             AuditKind::Users => "users",
+            AuditKind::AlertTest => "alert_test",
         }
     }
 
@@ -63,6 +67,7 @@ impl AuditKind {
             AuditKind::ManualSync => "今すぐ同期",
             AuditKind::Settings => "設定の変更",
             AuditKind::Users => "ユーザー設定の変更",
+            AuditKind::AlertTest => "テスト送信",
         }
     }
 

@@ -40,6 +40,15 @@ const GROUPWARE = {
   password: env('GROUPWARE_PASSWORD'),
   timezone: env('GROUPWARE_TIMEZONE'),
 };
+// The harness's local alert channels (SPEC §10): an SMTP responder and a webhook receiver.
+const ALERTS = {
+  smtp: env('ALERT_SMTP_URL'),
+  webhook: env('ALERT_WEBHOOK_URL'),
+  secret: env('ALERT_WEBHOOK_SECRET'),
+  to: ['it@example.co.jp', 'soumu@example.co.jp'],
+  from: 'jmotto-zoom@example.co.jp',
+};
+const TEST_SUBJECT = '[Zoom連携] テスト送信';
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
 // The company's J-MOTTO users, as the J-MOTTO replay lists them.
@@ -60,6 +69,7 @@ const PAGES = [
   ['settings', 'settings'],
   ['users', 'users'],
   ['sync', 'sync'],
+  ['alerts', 'alerts'],
   ['meetings', 'meetings'],
   ['audit', 'audit'],
 ];
@@ -491,6 +501,42 @@ try {
     await shot(page, 'sync-saved');
   });
 
+  // SPEC §10 / issue 12: 通知設定 saved in the console, 「テスト送信」 reaches both channels.
+  await setupCheck('通知設定: saved in the console; 「テスト送信」 arrives at the SMTP server and the webhook receiver, and the page says so', async () => {
+    await open(page, 'alerts');
+    await set(await field(page, '通知先メールアドレス'), ALERTS.to.join('\n'));
+    await set(await field(page, '送信元メールアドレス'), ALERTS.from);
+    await set(await field(page, 'SMTPサーバー'), ALERTS.smtp);
+    await set(await field(page, 'Webhook URL'), ALERTS.webhook);
+    await set(await field(page, 'Webhook署名シークレット'), ALERTS.secret);
+    const saved = await submit(page, '通知設定を更新');
+    check(saved.status() < 400, `「通知設定を更新」 answered ${saved.status()}:\n${(await bodyText(page)).slice(0, 600)}`);
+    await open(page, 'alerts');
+    const content = await page.content();
+    check(!content.includes(ALERTS.secret), '通知設定 shows the webhook secret');
+    check(await (await field(page, 'SMTPサーバー')).inputValue() === '', 'SMTPサーバー is not write-only: the field shows a value');
+    check(await (await field(page, 'Webhook署名シークレット')).inputValue() === '', 'Webhook署名シークレット is not write-only');
+    check(((await bodyText(page)).match(/設定済み/g) || []).length >= 2, 'no 「設定済み」 beside the stored SMTPサーバー and Webhook署名シークレット');
+    const shownTo = await (await field(page, '通知先メールアドレス')).inputValue();
+    check(ALERTS.to.every((a) => shownTo.includes(a)), `通知先メールアドレス shows ${JSON.stringify(shownTo)} after saving`);
+    const before = await control('/alerts-received');
+    const sent = await submit(page, 'テスト送信');
+    check(sent.status() < 400, `「テスト送信」 answered ${sent.status()}`);
+    const text = await bodyText(page);
+    await shot(page, 'alerts-test-sent');
+    for (const channel of ['メール', 'Webhook']) {
+      check(new RegExp(`${channel}\\s*:\\s*送信しました`).test(text), `after 「テスト送信」 the page does not say 「${channel}: 送信しました」:\n${text.slice(0, 1200)}`);
+    }
+    const after = await control('/alerts-received');
+    const mails = after.mails.slice(before.mails.length).filter((m) => m.subject === TEST_SUBJECT);
+    check(mails.length === 1, `the SMTP server got ${mails.length} test e-mails (subject 「${TEST_SUBJECT}」); all it got: ${JSON.stringify(after.mails)}`);
+    check(ALERTS.to.every((a) => mails[0].recipients.includes(a)), `the test e-mail went to ${mails[0].recipients.join(', ')}, not ${ALERTS.to.join(', ')}`);
+    const hooks = after.webhooks.slice(before.webhooks.length).filter((w) => w.document && w.document.type === 'test');
+    check(hooks.length === 1, `the webhook receiver got ${hooks.length} test alerts; all it got: ${JSON.stringify(after.webhooks)}`);
+    check(hooks[0].document.text === TEST_SUBJECT, `the test webhook's text is ${JSON.stringify(hooks[0].document.text)}`);
+    check(hooks[0].verified, 'the test webhook\'s Standard Webhooks signature does not verify under the saved secret');
+  });
+
   await setup('an entry moved in J-MOTTO: the next sync PATCHes its meeting instead of creating one (no restart)', async () => {
     const moved = await control('/move-entry', 'POST');
     await open(page, '');
@@ -523,6 +569,8 @@ try {
       ['the users change', ['users', 'ユーザー', 'tanaka@example.co.jp']],
       ['the sync settings change (old → new)', ['update']],
       ['the manual sync', ['今すぐ同期', '同期']],
+      ['the 通知設定 change', ['alerts.email_to']],
+      ['the 「テスト送信」 with its outcome', ['送信しました']],
     ];
     const missing = expectations.filter(([, any]) => !any.some((t) => text.includes(t))).map(([what, any]) => `${what} (looked for ${any.join(' / ')})`);
     check(missing.length === 0, `監査ログ lacks: ${missing.join('; ')}\nit shows:\n${text.slice(0, 1500)}`);

@@ -12,18 +12,19 @@ use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
 /// Every console page (the sign-in and the style sheet are open to all).
-const PAGES: [&str; 7] = [
+const PAGES: [&str; 8] = [
     "/admin/",
     "/admin/settings",
     "/admin/users",
     "/admin/sync",
+    "/admin/alerts",
     "/admin/meetings",
     "/admin/jobs",
     "/admin/audit",
 ];
 
 /// A browser: one cookie (the session), no redirects followed.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     address: String,
     cookie: Option<String>,
@@ -31,10 +32,10 @@ struct Browser {
     last_set_cookie: Option<String>,
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Answer {
@@ -46,7 +47,7 @@ impl Answer {
     }
 
     /// The page's CSRF token (the hidden field of its forms).
-    fn csrf_token(&self) -> String {
+    pub(crate) fn csrf_token(&self) -> String {
         let marker = r#"name="csrf_token" value=""#;
         let start = self.body.find(marker).expect("a CSRF field") + marker.len();
         let end = self.body[start..].find('"').expect("end of the token") + start;
@@ -55,7 +56,7 @@ impl Answer {
 }
 
 impl Browser {
-    fn new(app: &TestApp) -> Browser {
+    pub(crate) fn new(app: &TestApp) -> Browser {
         Browser {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -92,12 +93,12 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Answer {
+    pub(crate) async fn get(&mut self, path: &str) -> Answer {
         let request = self.http.get(format!("{}{path}", self.address));
         self.send(request).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
         let request = self.http.post(format!("{}{path}", self.address)).form(form);
         self.send(request).await
     }
@@ -115,7 +116,7 @@ impl Browser {
     }
 
     /// Signs in with the right token; the CSRF token of the session.
-    async fn sign_in(&mut self) -> String {
+    pub(crate) async fn sign_in(&mut self) -> String {
         let answer = self.sign_in_with(DEMO_ADMIN_TOKEN).await;
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
         assert_eq!(answer.location(), "/admin/");
@@ -125,7 +126,7 @@ impl Browser {
     }
 }
 
-async fn audit_rows(app: &TestApp) -> Vec<(String, Option<String>, String)> {
+pub(crate) async fn audit_rows(app: &TestApp) -> Vec<(String, Option<String>, String)> {
     sqlx::query_as("SELECT kind, address, detail FROM audit_log ORDER BY id")
         .fetch_all(app.engine.store.pool())
         .await
@@ -134,7 +135,7 @@ async fn audit_rows(app: &TestApp) -> Vec<(String, Option<String>, String)> {
 
 /// The demo app with every console key left to the console (as if the file set only
 /// `[database]` and `[server]`, with `server.secret_key`).
-async fn spawn_console_app() -> TestApp {
+pub(crate) async fn spawn_console_app() -> TestApp {
     spawn_app_with(|settings| {
         settings.file_keys.clear();
         settings.server.secret_key = Some(SecretKey::generate());

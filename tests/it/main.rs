@@ -5,6 +5,7 @@ mod backup;
 mod binaries;
 mod cli_verdicts;
 mod console;
+mod console_alerts;
 mod exit_codes;
 mod faults;
 mod helpers;

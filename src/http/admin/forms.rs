@@ -18,6 +18,8 @@ use crate::{
 /// How a field is typed in.
 pub enum FieldKind {
     Text,
+    /// Several values, one a line (a `<textarea>`).
+    Lines,
     Secret,
     Number,
     Checkbox,
@@ -142,6 +144,14 @@ impl<'a> FormState<'a> {
                     }
                 }
             }
+            FieldKind::Lines => html! {
+                div.field {
+                    (label) (error_line)
+                    textarea id=(id) name=(spec.key) rows="3"
+                        readonly[by_file] disabled[by_file] aria-describedby=[described.as_deref()] { (value) }
+                    (from_file) (note)
+                }
+            },
             FieldKind::Text | FieldKind::Number => {
                 let kind = if matches!(spec.kind, FieldKind::Number) {
                     "number"
@@ -201,6 +211,9 @@ pub fn effective_value(settings: &Settings, key: &str) -> String {
         .to_owned(),
         "sync.invite_members" => sync.invite_members.to_string(),
         "sync.poll_interval_seconds" => sync.poll_interval_seconds.to_string(),
+        "alerts.email_to" => settings.alerts.email_to.join("\n"),
+        "alerts.email_from" => settings.alerts.email_from.clone(),
+        "alerts.webhook_url" => settings.alerts.webhook_url.clone(),
         _ => String::new(),
     }
 }

@@ -17,17 +17,19 @@ pub enum Nav {
     Settings,
     Users,
     Sync,
+    Alerts,
     Meetings,
     Jobs,
     Audit,
 }
 
 impl Nav {
-    const ALL: [Nav; 7] = [
+    const ALL: [Nav; 8] = [
         Nav::Status,
         Nav::Settings,
         Nav::Users,
         Nav::Sync,
+        Nav::Alerts,
         Nav::Meetings,
         Nav::Jobs,
         Nav::Audit,
@@ -39,6 +41,7 @@ impl Nav {
             Nav::Settings => "/admin/settings",
             Nav::Users => "/admin/users",
             Nav::Sync => "/admin/sync",
+            Nav::Alerts => "/admin/alerts",
             Nav::Meetings => "/admin/meetings",
             Nav::Jobs => "/admin/jobs",
             Nav::Audit => "/admin/audit",
@@ -51,6 +54,7 @@ impl Nav {
             Nav::Settings => "Zoom連携設定",
             Nav::Users => "ユーザー",
             Nav::Sync => "同期設定",
+            Nav::Alerts => "通知設定",
             Nav::Meetings => "ミーティング",
             Nav::Jobs => "ジョブ",
             Nav::Audit => "監査ログ",

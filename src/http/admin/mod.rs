@@ -19,6 +19,7 @@
 //! checks the saved e-mails against Zoom. They build their clients from the live settings
 //! for that request; nothing in [`super::AppState`] holds a client.
 
+mod alerts;
 mod audit;
 mod csrf;
 mod forms;
@@ -97,6 +98,9 @@ pub fn scope(key: &SessionKey) -> impl HttpServiceFactory + 'static {
         .route("/users", web::post().to(users::save))
         .route("/sync", web::get().to(sync_settings::page))
         .route("/sync", web::post().to(sync_settings::save_sync))
+        .route("/alerts", web::get().to(alerts::page))
+        .route("/alerts", web::post().to(alerts::save))
+        .route("/alerts/test", web::post().to(alerts::send_test))
         .route("/static/admin.css", web::get().to(style_sheet))
         .default_service(web::to(not_found))
 }

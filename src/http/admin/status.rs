@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::{
     entry,
     jobs::job_state_ja,
-    layout::{ConsoleError, Nav, Page, see_other},
+    layout::{ConsoleError, Nav, Page, local_time, see_other},
     meetings::meeting_state_ja,
     session::Console,
 };
@@ -21,11 +21,14 @@ use crate::{
         AppState, RequestId,
         status::{StatusView, status_view},
     },
-    store::{audit::AuditKind, queue::JobState, receiver, sync_state},
+    store::{alerts as alert_store, audit::AuditKind, queue::JobState, receiver, sync_state},
 };
 
 /// Seconds between reloads while a sync runs.
 const REFRESH_SECONDS: u32 = 3;
+
+/// How many failing alert deliveries 状態 lists.
+const TROUBLED_DELIVERIES_SHOWN: i64 = 20;
 
 #[derive(Debug, Deserialize)]
 pub struct StatusQuery {
@@ -48,6 +51,7 @@ pub async fn page(
         None => None,
     };
     let active = progress.as_ref().is_some_and(|p| p.active);
+    let alerts = alerts_section(&state, settings.groupware.timezone).await?;
     let body = html! {
         section aria-labelledby="verdict-heading" {
             h2 id="verdict-heading" { "Zoom連携" }
@@ -67,6 +71,7 @@ pub async fn page(
             }
             @if let Some(progress) = &progress { (progress.markup.clone()) }
         }
+        (alerts)
         (overview(&view))
     };
     let mut page = Page::new(Nav::Status, "状態", body);
@@ -137,6 +142,68 @@ fn overview(view: &StatusView) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// SPEC §10 on 状態: the open alert conditions and the alert deliveries that keep failing
+/// (each with its last error, never a secret), or nothing when there are neither.
+async fn alerts_section(state: &AppState, tz: chrono_tz::Tz) -> anyhow::Result<Markup> {
+    let pool = state.store.pool();
+    let open = alert_store::open_conditions(pool).await?;
+    let troubled = alert_store::troubled_deliveries(pool, TROUBLED_DELIVERIES_SHOWN).await?;
+    if open.is_empty() && troubled.is_empty() {
+        return Ok(html! {});
+    }
+    Ok(html! {
+        section id="alerts" {
+            h2 { "通知" }
+            @if !open.is_empty() {
+                h3 { "続いている問題" }
+                ul id="open-conditions" {
+                    @for condition in &open {
+                        li {
+                            (condition_ja(&condition.kind))
+                            @if !condition.subject.is_empty() { "（" (condition.subject) "）" }
+                            " — " (local_time(&condition.opened_at, tz)) " から"
+                        }
+                    }
+                }
+            }
+            @if !troubled.is_empty() {
+                h3 { "送信できていない通知" }
+                p.note { "再試行中のものは自動で送り直します。失敗したままのものは " a href="/admin/alerts" { "通知設定" } " を確認してください。" }
+                div.table-wrap {
+                    table id="alert-deliveries" {
+                        thead { tr { th { "通知" } th { "送信先" } th { "状態" } th { "試行" } th { "最後のエラー" } th { "更新" } } }
+                        tbody {
+                            @for delivery in &troubled {
+                                tr {
+                                    td { (condition_ja(&delivery.condition.kind)) @if delivery.event == "cleared" { "（解消）" } }
+                                    td { (if delivery.channel == "email" { "メール" } else { "Webhook" }) }
+                                    td { (if delivery.state == "failed" { "送信失敗" } else { "再試行中" }) }
+                                    td { (delivery.attempts) }
+                                    td { (delivery.last_error.as_deref().unwrap_or("—")) }
+                                    td { (local_time(&delivery.updated_at, tz)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// An alert condition's type (SPEC §10) in Japanese.
+fn condition_ja(kind: &str) -> &str {
+    match kind {
+        "integration.disabled" => "Zoom連携が無効",
+        "user.unreadable" => "スケジュールを参照できないユーザー",
+        "user.zoom_unknown" => "Zoomに存在しないユーザー",
+        "meetings.failed" => "作成できなかった会議",
+        "host.daily_limit" => "ホストの1日の上限",
+        "test" => "テスト送信",
+        other => other,
     }
 }
 
