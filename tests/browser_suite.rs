@@ -125,6 +125,7 @@ async fn run() -> anyhow::Result<()> {
     }
     .await;
     stop_service(&mut service).await;
+    let outcome = outcome.and_then(|()| no_secret_in_clear(folder.path()));
     let kept = screenshots.join("service.log");
     if std::fs::copy(&log, &kept).is_ok() {
         println!("browser suite: the service's log: {}", kept.display());
@@ -289,6 +290,47 @@ async fn stop_service(service: &mut tokio::process::Child) {
 
 /// `node tests/browser/console.spec.mjs` with what it needs in its environment; fails when
 /// the script fails or outlives [`NODE_DEADLINE`].
+/// Issue 10: after the secrets were typed into the console, no file the service wrote (the
+/// database, its `-wal` and `-shm`, the log) holds one in clear: the console seals them with
+/// `server.secret_key`, and no log line shows one.
+fn no_secret_in_clear(folder: &Path) -> anyhow::Result<()> {
+    let secrets = [
+        company::ZOOM_CLIENT_SECRET,
+        company::ADMIN_PASSWORD,
+        ALERT_WEBHOOK_SECRET,
+    ];
+    let mut read = 0;
+    for entry in std::fs::read_dir(folder)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if !path.is_file() || name == "jmotto-zoom.toml" {
+            continue;
+        }
+        let bytes = std::fs::read(&path)?;
+        for secret in secrets {
+            anyhow::ensure!(
+                !bytes
+                    .windows(secret.len())
+                    .any(|window| window == secret.as_bytes()),
+                "{name} holds a secret typed into the console in clear"
+            );
+        }
+        read += 1;
+    }
+    anyhow::ensure!(
+        read >= 2,
+        "the database and the log were not found in {}",
+        folder.display()
+    );
+    println!(
+        "ok   - no secret typed into the console is in clear in the database files or the log ({read} files)"
+    );
+    Ok(())
+}
+
 async fn run_script(
     browser_dir: &Path,
     listen: &str,
