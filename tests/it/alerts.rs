@@ -30,19 +30,19 @@ use jmotto_zoom::{
 };
 
 /// The Standard Webhooks specification's published test vector.
-const VECTOR_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub(crate) const VECTOR_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const PUBLIC_URL: &str = "https://zoom-sync.example.co.jp";
 
 /// One e-mail as the SMTP server received it.
 #[derive(Debug, Clone)]
-struct Mail {
-    recipients: Vec<String>,
-    subject: String,
-    body: String,
+pub(crate) struct Mail {
+    pub(crate) recipients: Vec<String>,
+    pub(crate) subject: String,
+    pub(crate) body: String,
 }
 
 /// A minimal SMTP server on 127.0.0.1.
-struct SmtpServer {
+pub(crate) struct SmtpServer {
     port: u16,
     mails: Arc<Mutex<Vec<Mail>>>,
     connections: Arc<AtomicUsize>,
@@ -50,7 +50,7 @@ struct SmtpServer {
 
 impl SmtpServer {
     /// Starts it; the first `refuse_first` connections get `421` and are closed.
-    async fn start(refuse_first: usize) -> SmtpServer {
+    pub(crate) async fn start(refuse_first: usize) -> SmtpServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
         let port = listener.local_addr().expect("address").port();
         let mails = Arc::new(Mutex::new(Vec::new()));
@@ -72,15 +72,15 @@ impl SmtpServer {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
-    fn mails(&self) -> Vec<Mail> {
+    pub(crate) fn mails(&self) -> Vec<Mail> {
         self.mails.lock().expect("lock").clone()
     }
 
-    fn subjects(&self) -> Vec<String> {
+    pub(crate) fn subjects(&self) -> Vec<String> {
         self.mails().into_iter().map(|m| m.subject).collect()
     }
 }
@@ -190,25 +190,25 @@ fn parse_mail(data: &str, recipients: Vec<String>) -> Mail {
 
 /// One POST as the HTTP receiver got it.
 #[derive(Debug, Clone)]
-struct Post {
+pub(crate) struct Post {
     headers: BTreeMap<String, String>,
     body: Vec<u8>,
 }
 
 impl Post {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("JSON body")
     }
 }
 
 /// A minimal HTTP/1.1 receiver on 127.0.0.1 that answers every request 200.
-struct HttpReceiver {
+pub(crate) struct HttpReceiver {
     port: u16,
     posts: Arc<Mutex<Vec<Post>>>,
 }
 
 impl HttpReceiver {
-    async fn start() -> HttpReceiver {
+    pub(crate) async fn start() -> HttpReceiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
         let port = listener.local_addr().expect("address").port();
         let posts = Arc::new(Mutex::new(Vec::new()));
@@ -224,15 +224,15 @@ impl HttpReceiver {
         HttpReceiver { port, posts }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}/alerts", self.port)
     }
 
-    fn posts(&self) -> Vec<Post> {
+    pub(crate) fn posts(&self) -> Vec<Post> {
         self.posts.lock().expect("lock").clone()
     }
 
-    fn types(&self) -> Vec<String> {
+    pub(crate) fn types(&self) -> Vec<String> {
         self.posts()
             .iter()
             .map(|p| p.json()["type"].as_str().unwrap_or("").to_owned())

@@ -1,0 +1,244 @@
+//! SPEC §10 alerts raised by the engine itself (issue 12): the quick check at start and a
+//! manual sync's check first (`integration.disabled` / `integration.enabled`), a J-MOTTO
+//! 2001 (`user.unreadable`), Zoom's 1001 on a create (`user.zoom_unknown`), a host's daily
+//! quota (`host.daily_limit`) and the failed meetings of a run (`meetings.failed`) — each
+//! delivered to the local SMTP server and HTTP receiver of `alerts`.
+
+use std::time::Duration;
+
+use jmotto_zoom::{
+    replay::{Fault, company, faults},
+    secrets::SecretKey,
+};
+use secrecy::SecretString;
+
+use crate::{
+    alerts::{HttpReceiver, SmtpServer, VECTOR_SECRET},
+    helpers::{TestApp, spawn_app_with},
+};
+
+/// The app with both alert channels pointed at `smtp` and `receiver`, then `adjust`.
+async fn alerting(
+    smtp: &SmtpServer,
+    receiver: &HttpReceiver,
+    adjust: impl FnOnce(&mut jmotto_zoom::config::Settings),
+) -> TestApp {
+    let (smtp_url, webhook_url) = (smtp.url(), receiver.url());
+    spawn_app_with(move |settings| {
+        settings.alerts.email_to = vec!["it@example.co.jp".into()];
+        settings.alerts.email_from = "jmotto-zoom@example.co.jp".into();
+        settings.alerts.smtp_url = Some(SecretString::from(smtp_url));
+        settings.alerts.webhook_url = webhook_url;
+        settings.alerts.webhook_secret = Some(SecretString::from(VECTOR_SECRET));
+        adjust(settings);
+    })
+    .await
+}
+
+/// Polls `done` every 50 ms until it holds; panics with `what` after `limit`.
+async fn until(limit: Duration, what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How many webhook posts of `kind` the receiver got.
+fn posts_of(receiver: &HttpReceiver, kind: &str) -> usize {
+    receiver.types().iter().filter(|t| *t == kind).count()
+}
+
+/// How many e-mails whose subject contains `text` the SMTP server got.
+fn mails_about(smtp: &SmtpServer, text: &str) -> usize {
+    smtp.subjects().iter().filter(|s| s.contains(text)).count()
+}
+
+/// SPEC §10, R-ENABLED: with a wrong Zoom secret at start the worker's quick check sends
+/// `integration.disabled` by e-mail within a minute; once the right secret is saved (as the
+/// console saves it), a manual sync checks first: the integration is 有効 at once and
+/// `integration.enabled` is sent — each once. The housekeeping's heartbeat is long here, so
+/// only the manual sync's check can have seen the fix.
+#[tokio::test]
+async fn r_enabled_wrong_secret_alerts_at_start_and_a_manual_sync_after_the_fix_alerts_enabled() {
+    let (smtp, receiver) = (SmtpServer::start(0).await, HttpReceiver::start().await);
+    let app = alerting(&smtp, &receiver, |settings| {
+        settings.zoom.client_secret = SecretString::from("wrong");
+        settings.file_keys.remove("zoom.client_secret");
+        settings.server.secret_key = Some(SecretKey::generate());
+        settings.worker.heartbeat_seconds = 600;
+    })
+    .await;
+    until(
+        Duration::from_secs(60),
+        "no integration.disabled e-mail within a minute",
+        || mails_about(&smtp, "Zoom連携が無効になりました") == 1,
+    )
+    .await;
+    let mail = smtp.mails().remove(0);
+    assert!(mail.subject.starts_with("[Zoom連携]"), "{}", mail.subject);
+    assert!(mail.body.contains("App Credentials"), "{}", mail.body);
+    let status = app.api.get("/api/v1/status").await.expect("status");
+    assert_eq!(status["enabled"], false, "{status:#}");
+
+    let form = [("zoom.client_secret", company::ZOOM_CLIENT_SECRET.to_owned())];
+    let mut tx = app.engine.store.begin_write().await.expect("write turn");
+    app.live.live().save(&mut tx, &form).await.expect("saved");
+    tx.commit().await.expect("committed");
+    app.sync().await;
+    let status = app.api.get("/api/v1/status").await.expect("status");
+    assert_eq!(status["enabled"], true, "{status:#}");
+    until(
+        Duration::from_secs(30),
+        "no integration.enabled alert",
+        || posts_of(&receiver, "integration.enabled") == 1,
+    )
+    .await;
+    until(
+        Duration::from_secs(30),
+        "no integration.enabled e-mail",
+        || mails_about(&smtp, "Zoom連携が有効に戻りました") == 1,
+    )
+    .await;
+    assert_eq!(posts_of(&receiver, "integration.disabled"), 1);
+    assert!(!app.creates().is_empty(), "the sync created meetings");
+    app.stop().await;
+}
+
+/// SPEC §10 and R-ACCESS: the demo company's user 10005 answers 2001, so the first sync opens
+/// `user.unreadable` once (e-mail and webhook); a second sync and a new worker on the same
+/// database send nothing new.
+#[tokio::test]
+async fn r_access_a_refused_schedule_opens_user_unreadable_once_across_syncs_and_restarts() {
+    let (smtp, receiver) = (SmtpServer::start(0).await, HttpReceiver::start().await);
+    let mut app = alerting(&smtp, &receiver, |_| {}).await;
+    app.sync().await;
+    until(Duration::from_secs(30), "no user.unreadable alert", || {
+        posts_of(&receiver, "user.unreadable") == 1
+    })
+    .await;
+    let post = receiver
+        .posts()
+        .into_iter()
+        .find(|p| p.json()["type"] == "user.unreadable")
+        .expect("the alert");
+    assert!(
+        post.json()["details"].to_string().contains("10005"),
+        "{}",
+        post.json()
+    );
+    until(Duration::from_secs(30), "no user.unreadable e-mail", || {
+        mails_about(&smtp, "スケジュールを参照できないユーザーがいます") == 1
+    })
+    .await;
+
+    app.sync().await;
+    app.restart_worker().await;
+    app.sync().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    app.drain().await;
+    assert_eq!(
+        posts_of(&receiver, "user.unreadable"),
+        1,
+        "{:?}",
+        receiver.types()
+    );
+    assert_eq!(
+        mails_about(&smtp, "スケジュールを参照できないユーザーがいます"),
+        1
+    );
+    assert_eq!(posts_of(&receiver, "user.unreadable.cleared"), 0);
+    app.stop().await;
+}
+
+/// SPEC §10: a create Zoom refuses with code 1001 (the host is not in the account) opens
+/// `user.zoom_unknown` for that user at once, and the run's refused meeting gives one
+/// `meetings.failed` alert when the run's jobs have ended.
+#[tokio::test]
+async fn a_create_refused_with_1001_opens_user_zoom_unknown_and_one_meetings_failed() {
+    let (smtp, receiver) = (SmtpServer::start(0).await, HttpReceiver::start().await);
+    let app = alerting(&smtp, &receiver, |_| {}).await;
+    app.zoom.inject(
+        Fault::ZoomUserNotFound,
+        1,
+        faults::zoom_create_for("tanaka@example.co.jp"),
+    );
+    app.sync().await;
+    until(
+        Duration::from_secs(30),
+        "no user.zoom_unknown alert",
+        || posts_of(&receiver, "user.zoom_unknown") == 1,
+    )
+    .await;
+    let unknown = receiver
+        .posts()
+        .into_iter()
+        .map(|p| p.json())
+        .find(|j| j["type"] == "user.zoom_unknown")
+        .expect("the alert");
+    let details = unknown["details"].to_string();
+    assert!(details.contains("tanaka@example.co.jp"), "{unknown}");
+    until(Duration::from_secs(30), "no meetings.failed alert", || {
+        posts_of(&receiver, "meetings.failed") == 1
+    })
+    .await;
+    app.sync().await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    app.drain().await;
+    assert_eq!(
+        posts_of(&receiver, "user.zoom_unknown"),
+        1,
+        "{:?}",
+        receiver.types()
+    );
+    assert_eq!(
+        posts_of(&receiver, "meetings.failed"),
+        1,
+        "{:?}",
+        receiver.types()
+    );
+    app.stop().await;
+}
+
+/// SPEC §10: a host whose daily quota Zoom says is used up gives one `host.daily_limit`
+/// alert for that host and UTC day, however many of its creates are deferred, across a
+/// second sync and a restart.
+#[tokio::test]
+async fn the_host_daily_limit_is_alerted_at_most_once_per_host_and_day() {
+    let (smtp, receiver) = (SmtpServer::start(0).await, HttpReceiver::start().await);
+    let mut app = alerting(&smtp, &receiver, |_| {}).await;
+    app.zoom.inject(
+        Fault::ZoomHostDaily { http_300: false },
+        1,
+        faults::zoom_create_for("tanaka@example.co.jp"),
+    );
+    app.sync().await;
+    until(Duration::from_secs(30), "no host.daily_limit alert", || {
+        posts_of(&receiver, "host.daily_limit") == 1
+    })
+    .await;
+    let alert = receiver
+        .posts()
+        .into_iter()
+        .map(|p| p.json())
+        .find(|j| j["type"] == "host.daily_limit")
+        .expect("the alert");
+    assert!(
+        alert["details"]
+            .to_string()
+            .contains("tanaka@example.co.jp"),
+        "{alert}"
+    );
+    app.sync().await;
+    app.restart_worker().await;
+    app.sync().await;
+    app.drain().await;
+    assert_eq!(
+        posts_of(&receiver, "host.daily_limit"),
+        1,
+        "{:?}",
+        receiver.types()
+    );
+    assert_eq!(mails_about(&smtp, "[Zoom連携]"), smtp.mails().len());
+    app.stop().await;
+}
