@@ -242,3 +242,94 @@ async fn the_host_daily_limit_is_alerted_at_most_once_per_host_and_day() {
     assert_eq!(mails_about(&smtp, "[Zoom連携]"), smtp.mails().len());
     app.stop().await;
 }
+
+/// SPEC §10: each enabled user's Zoom e-mail is checked when the worker starts; one that is
+/// not in the Zoom account opens `user.zoom_unknown` (and is recorded for the ユーザー page),
+/// once across a restart.
+#[tokio::test]
+async fn an_enabled_users_unknown_zoom_email_is_alerted_at_worker_start_once() {
+    let (smtp, receiver) = (SmtpServer::start(0).await, HttpReceiver::start().await);
+    let mut app = alerting(&smtp, &receiver, |settings| {
+        for user in &mut settings.users {
+            if user.groupware_id.as_str() == "10003" {
+                user.zoom_email =
+                    jmotto_zoom::domain::ids::ZoomEmail::parse("nobody@example.co.jp")
+                        .expect("an e-mail");
+            }
+        }
+    })
+    .await;
+    until(
+        Duration::from_secs(30),
+        "no user.zoom_unknown alert",
+        || posts_of(&receiver, "user.zoom_unknown") == 1,
+    )
+    .await;
+    let alert = receiver
+        .posts()
+        .into_iter()
+        .map(|p| p.json())
+        .find(|j| j["type"] == "user.zoom_unknown")
+        .expect("the alert");
+    assert!(
+        alert["details"]
+            .to_string()
+            .contains("nobody@example.co.jp"),
+        "{alert}"
+    );
+    let checks = jmotto_zoom::store::settings::email_checks(app.engine.store.pool())
+        .await
+        .expect("checks");
+    assert!(
+        checks.iter().any(|c| c.groupware_id == "10003" && !c.found),
+        "{checks:?}"
+    );
+    app.restart_worker().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    app.drain().await;
+    assert_eq!(
+        posts_of(&receiver, "user.zoom_unknown"),
+        1,
+        "{:?}",
+        receiver.types()
+    );
+    app.stop().await;
+}
+
+/// Issue 12 item 7: `/metrics` counts the jobs ready for more than 10 minutes that no worker
+/// took (`jmz_jobs_overdue`), which the Prometheus rules in `deploy/` alert on.
+#[tokio::test]
+async fn jobs_overdue_by_ten_minutes_show_in_the_metrics() {
+    let mut app = spawn_app_with(|_| {}).await;
+    app.stop_worker().await;
+    assert!(metrics_text(&app).await.contains("\njmz_jobs_overdue 0\n"));
+    app.api.trigger_sync(None).await.expect("sync accepted");
+    assert!(
+        metrics_text(&app).await.contains("\njmz_jobs_overdue 0\n"),
+        "just queued"
+    );
+    sqlx::query(
+        "UPDATE Jobs SET run_at = strftime('%s', 'now') - 660 WHERE job_type = 'jmz.sync_window'",
+    )
+    .execute(app.engine.store.pool())
+    .await
+    .expect("aged");
+    let text = metrics_text(&app).await;
+    assert!(text.contains("\njmz_jobs_overdue 1\n"), "{text}");
+    app.start_worker().await;
+    app.drain().await;
+    assert!(metrics_text(&app).await.contains("\njmz_jobs_overdue 0\n"));
+    app.stop().await;
+}
+
+/// `GET /metrics` as text.
+async fn metrics_text(app: &TestApp) -> String {
+    app.http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("text")
+}
