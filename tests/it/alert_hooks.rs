@@ -13,18 +13,19 @@ use jmotto_zoom::{
 use secrecy::SecretString;
 
 use crate::{
-    alerts::{HttpReceiver, SmtpServer, VECTOR_SECRET},
+    alerts::{HttpReceiver, SmtpServer, VECTOR_SECRET, start_checks_done},
     helpers::{TestApp, spawn_app_with},
 };
 
-/// The app with both alert channels pointed at `smtp` and `receiver`, then `adjust`.
+/// The app with both alert channels pointed at `smtp` and `receiver`, then `adjust`, once
+/// the worker's start-up checks are recorded.
 async fn alerting(
     smtp: &SmtpServer,
     receiver: &HttpReceiver,
     adjust: impl FnOnce(&mut jmotto_zoom::config::Settings),
 ) -> TestApp {
     let (smtp_url, webhook_url) = (smtp.url(), receiver.url());
-    spawn_app_with(move |settings| {
+    let app = spawn_app_with(move |settings| {
         settings.alerts.email_to = vec!["it@example.co.jp".into()];
         settings.alerts.email_from = "jmotto-zoom@example.co.jp".into();
         settings.alerts.smtp_url = Some(SecretString::from(smtp_url));
@@ -32,7 +33,9 @@ async fn alerting(
         settings.alerts.webhook_secret = Some(SecretString::from(VECTOR_SECRET));
         adjust(settings);
     })
-    .await
+    .await;
+    start_checks_done(&app).await;
+    app
 }
 
 /// Polls `done` every 50 ms until it holds; panics with `what` after `limit`.
