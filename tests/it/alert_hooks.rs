@@ -1,8 +1,9 @@
 //! SPEC §10 alerts raised by the engine itself (issue 12): the quick check at start and a
 //! manual sync's check first (`integration.disabled` / `integration.enabled`), a J-MOTTO
-//! 2001 (`user.unreadable`), Zoom's 1001 on a create (`user.zoom_unknown`), a host's daily
-//! quota (`host.daily_limit`) and the failed meetings of a run (`meetings.failed`) — each
-//! delivered to the local SMTP server and HTTP receiver of `alerts`.
+//! 2001 (`user.unreadable`), the e-mail check and Zoom's 1001 on a create
+//! (`user.zoom_unknown`), a host's daily quota (`host.daily_limit`) and the failed meetings
+//! of a run (`meetings.failed`) — each delivered to the local SMTP server and HTTP receiver
+//! of `alerts`.
 
 use std::time::Duration;
 
@@ -11,32 +12,12 @@ use jmotto_zoom::{
     secrets::SecretKey,
 };
 use secrecy::SecretString;
+use serde_json::Value;
 
 use crate::{
-    alerts::{HttpReceiver, SmtpServer, VECTOR_SECRET, start_checks_done},
-    helpers::{TestApp, spawn_app_with},
+    alerts::{HttpReceiver, SmtpServer, app_alerting_with as alerting, metrics_text},
+    helpers::spawn_app_with,
 };
-
-/// The app with both alert channels pointed at `smtp` and `receiver`, then `adjust`, once
-/// the worker's start-up checks are recorded.
-async fn alerting(
-    smtp: &SmtpServer,
-    receiver: &HttpReceiver,
-    adjust: impl FnOnce(&mut jmotto_zoom::config::Settings),
-) -> TestApp {
-    let (smtp_url, webhook_url) = (smtp.url(), receiver.url());
-    let app = spawn_app_with(move |settings| {
-        settings.alerts.email_to = vec!["it@example.co.jp".into()];
-        settings.alerts.email_from = "jmotto-zoom@example.co.jp".into();
-        settings.alerts.smtp_url = Some(SecretString::from(smtp_url));
-        settings.alerts.webhook_url = webhook_url;
-        settings.alerts.webhook_secret = Some(SecretString::from(VECTOR_SECRET));
-        adjust(settings);
-    })
-    .await;
-    start_checks_done(&app).await;
-    app
-}
 
 /// Polls `done` every 50 ms until it holds; panics with `what` after `limit`.
 async fn until(limit: Duration, what: &str, done: impl Fn() -> bool) {
@@ -50,6 +31,35 @@ async fn until(limit: Duration, what: &str, done: impl Fn() -> bool) {
 /// How many webhook posts of `kind` the receiver got.
 fn posts_of(receiver: &HttpReceiver, kind: &str) -> usize {
     receiver.types().iter().filter(|t| *t == kind).count()
+}
+
+/// Waits (30 s at most) until the receiver got one post of `kind`; its JSON.
+async fn posted(receiver: &HttpReceiver, kind: &str) -> Value {
+    until(Duration::from_secs(30), &format!("no {kind} alert"), || {
+        posts_of(receiver, kind) == 1
+    })
+    .await;
+    receiver
+        .posts()
+        .into_iter()
+        .map(|p| p.json())
+        .find(|j| j["type"] == kind)
+        .unwrap_or_default()
+}
+
+/// Asserts that the receiver got exactly one post of `kind`.
+fn posted_once(receiver: &HttpReceiver, kind: &str) {
+    assert_eq!(
+        posts_of(receiver, kind),
+        1,
+        "{kind}: {:?}",
+        receiver.types()
+    );
+}
+
+/// Asserts that the alert's details mention `text`.
+fn mentions(alert: &Value, text: &str) {
+    assert!(alert["details"].to_string().contains(text), "{alert}");
 }
 
 /// How many e-mails whose subject contains `text` the SMTP server got.
@@ -91,19 +101,14 @@ async fn r_enabled_wrong_secret_alerts_at_start_and_a_manual_sync_after_the_fix_
     app.sync().await;
     let status = app.api.get("/api/v1/status").await.expect("status");
     assert_eq!(status["enabled"], true, "{status:#}");
-    until(
-        Duration::from_secs(30),
-        "no integration.enabled alert",
-        || posts_of(&receiver, "integration.enabled") == 1,
-    )
-    .await;
+    posted(&receiver, "integration.enabled").await;
     until(
         Duration::from_secs(30),
         "no integration.enabled e-mail",
         || mails_about(&smtp, "Zoom連携が有効に戻りました") == 1,
     )
     .await;
-    assert_eq!(posts_of(&receiver, "integration.disabled"), 1);
+    posted_once(&receiver, "integration.disabled");
     assert!(!app.creates().is_empty(), "the sync created meetings");
     app.stop().await;
 }
@@ -116,20 +121,8 @@ async fn r_access_a_refused_schedule_opens_user_unreadable_once_across_syncs_and
     let (smtp, receiver) = (SmtpServer::start(0).await, HttpReceiver::start().await);
     let mut app = alerting(&smtp, &receiver, |_| {}).await;
     app.sync().await;
-    until(Duration::from_secs(30), "no user.unreadable alert", || {
-        posts_of(&receiver, "user.unreadable") == 1
-    })
-    .await;
-    let post = receiver
-        .posts()
-        .into_iter()
-        .find(|p| p.json()["type"] == "user.unreadable")
-        .expect("the alert");
-    assert!(
-        post.json()["details"].to_string().contains("10005"),
-        "{}",
-        post.json()
-    );
+    let post = posted(&receiver, "user.unreadable").await;
+    mentions(&post, "10005");
     until(Duration::from_secs(30), "no user.unreadable e-mail", || {
         mails_about(&smtp, "スケジュールを参照できないユーザーがいます") == 1
     })
@@ -140,12 +133,7 @@ async fn r_access_a_refused_schedule_opens_user_unreadable_once_across_syncs_and
     app.sync().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     app.drain().await;
-    assert_eq!(
-        posts_of(&receiver, "user.unreadable"),
-        1,
-        "{:?}",
-        receiver.types()
-    );
+    posted_once(&receiver, "user.unreadable");
     assert_eq!(
         mails_about(&smtp, "スケジュールを参照できないユーザーがいます"),
         1
@@ -167,39 +155,14 @@ async fn a_create_refused_with_1001_opens_user_zoom_unknown_and_one_meetings_fai
         faults::zoom_create_for("tanaka@example.co.jp"),
     );
     app.sync().await;
-    until(
-        Duration::from_secs(30),
-        "no user.zoom_unknown alert",
-        || posts_of(&receiver, "user.zoom_unknown") == 1,
-    )
-    .await;
-    let unknown = receiver
-        .posts()
-        .into_iter()
-        .map(|p| p.json())
-        .find(|j| j["type"] == "user.zoom_unknown")
-        .expect("the alert");
-    let details = unknown["details"].to_string();
-    assert!(details.contains("tanaka@example.co.jp"), "{unknown}");
-    until(Duration::from_secs(30), "no meetings.failed alert", || {
-        posts_of(&receiver, "meetings.failed") == 1
-    })
-    .await;
+    let unknown = posted(&receiver, "user.zoom_unknown").await;
+    mentions(&unknown, "tanaka@example.co.jp");
+    posted(&receiver, "meetings.failed").await;
     app.sync().await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     app.drain().await;
-    assert_eq!(
-        posts_of(&receiver, "user.zoom_unknown"),
-        1,
-        "{:?}",
-        receiver.types()
-    );
-    assert_eq!(
-        posts_of(&receiver, "meetings.failed"),
-        1,
-        "{:?}",
-        receiver.types()
-    );
+    posted_once(&receiver, "user.zoom_unknown");
+    posted_once(&receiver, "meetings.failed");
     app.stop().await;
 }
 
@@ -216,33 +179,19 @@ async fn the_host_daily_limit_is_alerted_at_most_once_per_host_and_day() {
         faults::zoom_create_for("tanaka@example.co.jp"),
     );
     app.sync().await;
-    until(Duration::from_secs(30), "no host.daily_limit alert", || {
-        posts_of(&receiver, "host.daily_limit") == 1
-    })
-    .await;
-    let alert = receiver
-        .posts()
-        .into_iter()
-        .map(|p| p.json())
-        .find(|j| j["type"] == "host.daily_limit")
-        .expect("the alert");
-    assert!(
-        alert["details"]
-            .to_string()
-            .contains("tanaka@example.co.jp"),
-        "{alert}"
-    );
+    let alert = posted(&receiver, "host.daily_limit").await;
+    mentions(&alert, "tanaka@example.co.jp");
     app.sync().await;
     app.restart_worker().await;
     app.sync().await;
     app.drain().await;
+    posted_once(&receiver, "host.daily_limit");
     assert_eq!(
-        posts_of(&receiver, "host.daily_limit"),
+        mails_about(&smtp, "1日あたりの会議作成・更新の上限"),
         1,
         "{:?}",
-        receiver.types()
+        smtp.subjects()
     );
-    assert_eq!(mails_about(&smtp, "[Zoom連携]"), smtp.mails().len());
     app.stop().await;
 }
 
@@ -262,24 +211,8 @@ async fn an_enabled_users_unknown_zoom_email_is_alerted_at_worker_start_once() {
         }
     })
     .await;
-    until(
-        Duration::from_secs(30),
-        "no user.zoom_unknown alert",
-        || posts_of(&receiver, "user.zoom_unknown") == 1,
-    )
-    .await;
-    let alert = receiver
-        .posts()
-        .into_iter()
-        .map(|p| p.json())
-        .find(|j| j["type"] == "user.zoom_unknown")
-        .expect("the alert");
-    assert!(
-        alert["details"]
-            .to_string()
-            .contains("nobody@example.co.jp"),
-        "{alert}"
-    );
+    let alert = posted(&receiver, "user.zoom_unknown").await;
+    mentions(&alert, "nobody@example.co.jp");
     let checks = jmotto_zoom::store::settings::email_checks(app.engine.store.pool())
         .await
         .expect("checks");
@@ -290,12 +223,7 @@ async fn an_enabled_users_unknown_zoom_email_is_alerted_at_worker_start_once() {
     app.restart_worker().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     app.drain().await;
-    assert_eq!(
-        posts_of(&receiver, "user.zoom_unknown"),
-        1,
-        "{:?}",
-        receiver.types()
-    );
+    posted_once(&receiver, "user.zoom_unknown");
     app.stop().await;
 }
 
@@ -323,16 +251,4 @@ async fn jobs_overdue_by_ten_minutes_show_in_the_metrics() {
     app.drain().await;
     assert!(metrics_text(&app).await.contains("\njmz_jobs_overdue 0\n"));
     app.stop().await;
-}
-
-/// `GET /metrics` as text.
-async fn metrics_text(app: &TestApp) -> String {
-    app.http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("answer")
-        .text()
-        .await
-        .expect("text")
 }

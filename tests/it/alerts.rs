@@ -295,7 +295,7 @@ async fn app_alerting_with_retry_base(
 
 /// The app alerting to `smtp` and `receiver`, with `adjust`ed settings, once the worker's
 /// start-up checks are recorded.
-async fn app_alerting_with(
+pub(crate) async fn app_alerting_with(
     smtp: &SmtpServer,
     receiver: &HttpReceiver,
     adjust: impl FnOnce(&mut jmotto_zoom::config::Settings),
@@ -657,15 +657,7 @@ async fn the_webhook_is_signed_and_verifies() {
     );
     assert_eq!(document["details"]["email"], "suzuki@example.co.jp");
     // `/metrics` shows R-ENABLED as `jmz_enabled` 1 or 0.
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("answer")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&app).await;
     assert!(
         metrics.contains("jmz_enabled 1\n") || metrics.contains("jmz_enabled 0\n"),
         "{metrics}"
@@ -801,4 +793,16 @@ fn token_requests(zoom: &jmotto_zoom::replay::ReplayServer) -> usize {
         .iter()
         .filter(|r| r.path == "/oauth/token")
         .count()
+}
+
+/// `GET /metrics` as text.
+pub(crate) async fn metrics_text(app: &TestApp) -> String {
+    app.http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("text")
 }
