@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use jmotto_zoom::{
+    jobs::{CreateMeeting, Job},
     replay::{Fault, company, faults},
     secrets::SecretKey,
 };
@@ -250,5 +251,39 @@ async fn jobs_overdue_by_ten_minutes_show_in_the_metrics() {
     app.start_worker().await;
     app.drain().await;
     assert!(metrics_text(&app).await.contains("\njmz_jobs_overdue 0\n"));
+    app.stop().await;
+}
+
+/// SPEC §10 `meetings.failed` waits for the run's jobs to end: while a create of the run
+/// still waits for its retry, a meeting Zoom refused is not alerted yet; once the retry is
+/// done, one alert lists it.
+#[tokio::test]
+async fn meetings_failed_waits_until_the_runs_creates_have_ended() {
+    let (smtp, receiver) = (SmtpServer::start(0).await, HttpReceiver::start().await);
+    let app = alerting(&smtp, &receiver, |settings| {
+        settings.worker.retry_base_seconds = 60;
+    })
+    .await;
+    app.zoom.inject(
+        Fault::ZoomUserNotFound,
+        1,
+        faults::zoom_create_for("tanaka@example.co.jp"),
+    );
+    app.zoom
+        .inject(Fault::ServerError(500), 1, faults::zoom_create);
+    app.sync().await;
+    posted(&receiver, "user.zoom_unknown").await;
+    assert!(
+        !app.scheduled_run_times(CreateMeeting::QUEUE)
+            .await
+            .is_empty(),
+        "a create of the run waits for its retry"
+    );
+    // Two heartbeats of the housekeeping: still nothing for the run.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert_eq!(posts_of(&receiver, "meetings.failed"), 0);
+    app.settle().await;
+    let alert = posted(&receiver, "meetings.failed").await;
+    mentions(&alert, "tanaka@example.co.jp");
     app.stop().await;
 }
