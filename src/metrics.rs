@@ -38,6 +38,9 @@ pub const TRIGGER_TO_MEETING: &str = "jmz_trigger_to_meeting_seconds";
 /// Alert delivery attempts by alert type, channel and outcome (`sent`, `retrying`,
 /// `failed`: SPEC §10).
 pub const ALERTS: &str = "jmz_alerts_total";
+/// A job whose run time passed this long ago without a worker taking it is overdue
+/// (`jmz_jobs_overdue`): the queue is stuck or the workers are too few.
+pub const OVERDUE_AFTER_SECONDS: i64 = 10 * 60;
 
 /// The counter families, with their help lines (`prometheus-client` adds the period).
 const COUNTERS: [(&str, &str); 4] = [
@@ -164,6 +167,8 @@ impl Metrics {
             *totals.entry(key).or_insert(0.0) += value;
         }
         let jobs = queue::count_jobs(pool).await?;
+        let overdue_since = chrono::Utc::now().timestamp() - OVERDUE_AFTER_SECONDS;
+        let overdue = queue::overdue_jobs(pool, overdue_since).await?;
         let meetings = crate::store::meetings::count_by_state(pool).await?;
 
         let mut registry = Registry::default();
@@ -182,6 +187,11 @@ impl Metrics {
                 }),
                 MetricType::Gauge,
             ),
+        );
+        registry.register(
+            "jmz_jobs_overdue",
+            "Jobs ready to run for more than 10 minutes that no worker has taken",
+            ConstGauge::new(overdue),
         );
         registry.register(
             "jmz_meetings",
@@ -524,6 +534,9 @@ mod exposition_tests {
 jmz_enabled 0
 # HELP jmz_jobs Jobs in the queue by queue and state (pending = ready now, scheduled = later).
 # TYPE jmz_jobs gauge
+# HELP jmz_jobs_overdue Jobs ready to run for more than 10 minutes that no worker has taken.
+# TYPE jmz_jobs_overdue gauge
+jmz_jobs_overdue 0
 # HELP jmz_meetings Meeting rows by state, as GET /api/v1/meetings shows them.
 # TYPE jmz_meetings gauge
 {meetings}# HELP jmz_external_calls_total Calls to Zoom and J-MOTTO by service, endpoint and outcome.

@@ -140,6 +140,26 @@ pub async fn integration_changed(
     }
 }
 
+/// R-ENABLED now, from `engine`'s settings and the recorded checks, reported through
+/// [`integration_changed`] in a write transaction of its own. Called after every recording of
+/// the quick check's outcome ([`Engine::quick_check`]: the worker's at start and every 15
+/// minutes, a console save, a manual sync's check first) and after a call met Zoom's refusal
+/// of the credentials (`jobs::meetings`). True when an alert was recorded.
+pub async fn report_integration(engine: &Engine) -> anyhow::Result<bool> {
+    let checks = crate::store::receiver::checks(engine.store.pool()).await?;
+    let enabled = crate::checks::disabled_reasons(&engine.settings, &checks).is_empty();
+    let reasons = crate::checks::disabled_reasons_ja(&engine.settings, &checks);
+    let mut tx = engine.store.begin_write().await?;
+    let new = integration_changed(&mut tx, enabled, &reasons).await?;
+    tx.commit()
+        .await
+        .context("cannot record the integration's alert")?;
+    if new {
+        tracing::info!(enabled, "the integration changed: alert recorded");
+    }
+    Ok(new)
+}
+
 /// J-MOTTO refused an enabled user's schedule (2001) or does not know the user (2002):
 /// opens `user.unreadable` (call it where a slice records that error, `jobs::sync`).
 pub async fn user_unreadable(

@@ -173,15 +173,22 @@ impl Engine {
     }
 
     /// The quick check R-ENABLED reads (token, login, timezone; recorded), with this
-    /// engine's clients: an unset service fails without a call.
+    /// engine's clients: an unset service fails without a call. Then R-ENABLED as it now
+    /// stands goes to the alerts (`integration.disabled` when it turned false,
+    /// `integration.enabled` when true again: [`super::alerts::report_integration`]); every
+    /// quick check of a process passes here (the worker's, a console save's, a manual sync's).
     pub async fn quick_check(&self) -> Vec<crate::checks::CheckResult> {
-        crate::checks::quick_check(
+        let results = crate::checks::quick_check(
             &self.settings,
             self.zoom.as_ref(),
             self.groupware.as_ref(),
             &self.store,
         )
-        .await
+        .await;
+        if let Err(error) = super::alerts::report_integration(self).await {
+            tracing::warn!(error = %format!("{error:#}"), "cannot record the integration's alert");
+        }
+        results
     }
 
     /// Exponential backoff for the given attempt (1-based).

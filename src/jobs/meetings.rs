@@ -153,6 +153,7 @@ async fn claim(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<Option<Cl
         utc_day: utc_day(now),
     };
     if !rows::reserve_host_slot(&mut tx, &slot, engine.settings.zoom.daily_host_limit).await? {
+        super::alerts::host_daily_limit(&mut tx, &slot.host_email, &slot.utc_day).await?;
         return defer_to_midnight(tx, job, &row, look_first, now)
             .await
             .map(|()| None);
@@ -337,8 +338,59 @@ async fn attempt_create(engine: &Engine, job: &CreateMeeting, claim: Claim) -> a
             }
             let reason = Reason::with_detail(ReasonCode::ZoomRejected, &error);
             rows::set_state(&mut tx, row.id, MeetingState::Failed, Some(reason)).await?;
-            tx.commit().await.context("cannot record a refused create")
+            note_run_failure(&mut tx, job, &row).await?;
+            let unknown = matches!(
+                error,
+                ZoomError::Permanent {
+                    code: USER_NOT_FOUND,
+                    ..
+                }
+            );
+            let user = row.host_user_id.as_deref().unwrap_or(&host_email);
+            if unknown {
+                // SPEC §10: the host's e-mail is not in the account; alerted at once.
+                super::alerts::user_zoom_unknown(&mut tx, user, &host_email).await?;
+            }
+            tx.commit()
+                .await
+                .context("cannot record a refused create")?;
+            if unknown {
+                record_email_check(engine, user, &host_email, false).await;
+            }
+            Ok(())
         }
+    }
+}
+
+/// Zoom's code for "the user does not exist" (the host's e-mail is not in the account).
+const USER_NOT_FOUND: i64 = 1001;
+
+/// A create of `sync_id`'s run ended `failed` or refused: noted for the run's one
+/// `meetings.failed` alert (`jobs::housekeeping` sends it when the run's jobs have ended).
+async fn note_run_failure(
+    tx: &mut sqlx::SqliteConnection,
+    job: &CreateMeeting,
+    row: &MeetingRow,
+) -> anyhow::Result<()> {
+    match &job.sync_id {
+        Some(sync_id) => sync_state::record_run_failure(tx, sync_id, row.id).await,
+        None => Ok(()),
+    }
+}
+
+/// Records the outcome of a user's Zoom e-mail check, as the console's ユーザー page shows it
+/// (a failure is logged: the alert does not depend on it).
+pub(super) async fn record_email_check(engine: &Engine, user_id: &str, email: &str, found: bool) {
+    if let Err(error) = crate::store::settings::record_email_check(
+        engine.store.pool(),
+        user_id,
+        email,
+        found,
+        Utc::now(),
+    )
+    .await
+    {
+        tracing::warn!(error = %format!("{error:#}"), "cannot record an e-mail check");
     }
 }
 
@@ -365,8 +417,18 @@ async fn adopt(
     record_created(engine, job, row, adopted).await
 }
 
+/// Zoom refused the credentials: recorded as the last token check (the integration is 無効)
+/// and reported to the alerts (`integration.disabled`).
+async fn credentials_refused(engine: &Engine, error: &ZoomError) {
+    crate::checks::record_token_refusal(&engine.store, error).await;
+    if let Err(error) = super::alerts::report_integration(engine).await {
+        tracing::warn!(error = %format!("{error:#}"), "cannot record the integration's alert");
+    }
+}
+
 /// Gives back the slot of a call Zoom refused; when Zoom says the host's day is used up,
-/// marks it so (Zoom also counts calls other apps made for that host).
+/// marks it so (Zoom also counts calls other apps made for that host) and alerts it
+/// (`host.daily_limit`, once per host and UTC day).
 async fn give_back_slot(
     engine: &Engine,
     tx: &mut sqlx::SqliteConnection,
@@ -380,6 +442,7 @@ async fn give_back_slot(
     } = error
     {
         rows::exhaust_host_day(tx, slot, engine.settings.zoom.daily_host_limit).await?;
+        super::alerts::host_daily_limit(tx, &slot.host_email, &slot.utc_day).await?;
     }
     Ok(())
 }
@@ -536,7 +599,7 @@ async fn schedule_retry(
 ) -> anyhow::Result<()> {
     if let ZoomError::Auth(_) = error {
         // Zoom refused the credentials: the integration is 無効 until a check passes.
-        crate::checks::record_token_refusal(&engine.store, error).await;
+        credentials_refused(engine, error).await;
         let mut tx = engine.store.begin_write().await?;
         if let Some(slot) = unused_slot {
             give_back_slot(engine, &mut tx, slot, error).await?;
@@ -562,6 +625,7 @@ async fn schedule_retry(
         };
         let reason = Reason::with_detail(code, error);
         rows::set_state(&mut tx, row.id, MeetingState::Failed, Some(reason)).await?;
+        note_run_failure(&mut tx, job, row).await?;
         if look_first {
             // Whatever happens to the row next (skipped, re-armed), its next create looks
             // for the meeting this attempt may have made.
@@ -635,7 +699,7 @@ pub async fn run_update(engine: &Engine, job: &UpdateMeeting) -> anyhow::Result<
         .await;
     if let Err(error @ ZoomError::Auth(_)) = &result {
         // Before the write turn: recording takes its own.
-        crate::checks::record_token_refusal(&engine.store, error).await;
+        credentials_refused(engine, error).await;
     }
     let mut tx = engine.store.begin_write().await?;
     if let Err(error) = &result
@@ -700,6 +764,7 @@ async fn start_update(
         utc_day: utc_day(now),
     };
     if !rows::reserve_host_slot(&mut tx, &slot, engine.settings.zoom.daily_host_limit).await? {
+        super::alerts::host_daily_limit(&mut tx, &slot.host_email, &slot.utc_day).await?;
         let run_at = next_utc_midnight(now);
         let deferred = Reason::with_detail(ReasonCode::UpdateDeferred, ReasonCode::HostDailyLimit);
         rows::set_state(&mut tx, row.id, MeetingState::Created, Some(deferred)).await?;
@@ -800,7 +865,7 @@ pub async fn run_delete(engine: &Engine, job: &DeleteMeeting) -> anyhow::Result<
     let attempts = rows::count_attempt(&mut *pool.acquire().await?, row.id).await?;
     let result = engine.zoom()?.delete_meeting(zoom_id).await;
     if let Err(error @ ZoomError::Auth(_)) = &result {
-        crate::checks::record_token_refusal(&engine.store, error).await;
+        credentials_refused(engine, error).await;
         let mut tx = engine.store.begin_write().await?;
         let waiting = (row.state(), row.look_first);
         wait_while_disabled(&mut tx, job, &row, waiting, refused_reason(error), true).await?;

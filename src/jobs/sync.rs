@@ -35,7 +35,21 @@ use crate::{
 
 /// Computes the window (R-WINDOW, at the time the job runs) and pushes one `FetchSlice` per
 /// (user, month), idempotently: a re-run pushes nothing twice.
+///
+/// A manual run (the API, the console, the CLI: trigger `manual`) first runs the quick check
+/// (SPEC §10), here rather than in the HTTP handler, which never calls the services: a fixed
+/// credential turns the integration 有効 at once (and sends `integration.enabled`), and the
+/// creates deferred while it was 無効 are released.
 pub async fn run_sync_window(engine: &Engine, job: &SyncWindow) -> anyhow::Result<()> {
+    if sync_state::sync_trigger(engine.store.pool(), &job.sync_id)
+        .await?
+        .as_deref()
+        == Some("manual")
+    {
+        for failed in engine.quick_check().await.iter().filter(|r| !r.ok) {
+            tracing::warn!(sync.id = %job.sync_id, check = %failed.item, detail = %failed.detail, "service check before a manual sync failed");
+        }
+    }
     let settings = &engine.settings;
     let started = Instant::now();
     let window = Window::containing(
@@ -157,6 +171,8 @@ pub async fn run_fetch_slice(engine: &Engine, job: &FetchSlice) -> anyhow::Resul
     let mut tx = engine.store.begin_write().await?;
     let began = Instant::now();
     let mut counts = decide_slice(&mut tx, job, &entries, &rules).await?;
+    // SPEC §10: a listing that succeeds clears the user's `user.unreadable`.
+    super::alerts::user_readable(&mut tx, &job.user_id).await?;
     let complete =
         sync_state::finish_slice(&mut tx, &job.sync_id, &job.user_id, &job.month, None).await?;
     if complete {
@@ -447,6 +463,14 @@ async fn record_listing_failure(
             tracing::warn!(user.id = %job.user_id, month = %job.month, attempt = attempts, retry_at = %run_at, error = %message, "J-MOTTO listing failed; retry scheduled");
             return Ok(());
         }
+    }
+    if matches!(
+        error,
+        GroupwareError::Forbidden { .. } | GroupwareError::NoSuchUser { .. }
+    ) {
+        // R-ACCESS (2001) or an unknown user (2002): SPEC §10's `user.unreadable`, opened
+        // once however many slices and syncs meet it.
+        super::alerts::user_unreadable(&mut tx, &job.user_id, &message).await?;
     }
     record_failed_slice(tx, job, &message).await
 }

@@ -39,6 +39,8 @@ pub enum Fault {
     ZoomHostDaily { http_300: bool },
     /// Zoom's 401 code 124: the access token is invalid or expired.
     ZoomExpiredToken,
+    /// Zoom's 404 code 1001: the user (a create's host e-mail) is not in the account.
+    ZoomUserNotFound,
     /// J-MOTTO's HTTP 429 with a plain body: more than ten requests queued.
     JmottoBusy,
     /// J-MOTTO's errorno 1002: the access key is invalid or expired.
@@ -126,6 +128,11 @@ impl Fault {
                 401,
                 HttpResponse::Unauthorized()
                     .json(json!({"code": 124, "message": "Invalid access token."})),
+            ),
+            Fault::ZoomUserNotFound => (
+                404,
+                HttpResponse::NotFound()
+                    .json(json!({"code": 1001, "message": "User does not exist."})),
             ),
             Fault::JmottoBusy => (
                 429,

@@ -472,6 +472,42 @@ pub async fn prune_finished(
         .rows_affected())
 }
 
+/// Whether `queue` holds an unfinished job whose payload names sync run `sync_id`
+/// (`$.sync_id`) due before `before` (unix seconds): a job waiting for a later day does not
+/// count.
+pub async fn run_has_unfinished(
+    pool: &SqlitePool,
+    queue: &str,
+    sync_id: &str,
+    before: i64,
+) -> anyhow::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM Jobs WHERE job_type = ? \
+         AND status IN ('Pending', 'Queued', 'Running') AND run_at < ? \
+         AND json_extract(CAST(job AS TEXT), '$.sync_id') = ?)",
+    )
+    .bind(queue)
+    .bind(before)
+    .bind(sync_id)
+    .fetch_one(pool)
+    .await
+    .context("cannot read a sync run's jobs")
+}
+
+/// Our jobs ready to run (`Pending`, held by no worker) whose run time is before `before`
+/// (unix seconds): `jmz_jobs_overdue`.
+pub async fn overdue_jobs(pool: &SqlitePool, before: i64) -> anyhow::Result<i64> {
+    let query = format!(
+        "SELECT count(*) FROM Jobs WHERE {OURS} AND status = 'Pending' AND lock_by IS NULL \
+         AND run_at < ?"
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(query))
+        .bind(before)
+        .fetch_one(pool)
+        .await
+        .context("cannot count overdue jobs")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

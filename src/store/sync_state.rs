@@ -219,3 +219,57 @@ pub async fn slice_progress(
             .context("cannot read a sync run's slices")?;
     Ok(rows.into_iter().collect())
 }
+
+/// How a sync run was triggered (`manual`, `webhook`, `poll`), if the run exists.
+pub async fn sync_trigger(
+    pool: &sqlx::SqlitePool,
+    sync_id: &str,
+) -> anyhow::Result<Option<String>> {
+    sqlx::query_scalar("SELECT trigger FROM sync_runs WHERE id = ?")
+        .bind(sync_id)
+        .fetch_optional(pool)
+        .await
+        .context("cannot read a sync run's trigger")
+}
+
+/// Notes that a create decided by `sync_id` ended `failed` or refused by Zoom (for the run's
+/// `meetings.failed` alert); idempotent.
+pub async fn record_run_failure(
+    conn: &mut SqliteConnection,
+    sync_id: &str,
+    meeting_id: i64,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO run_failures (sync_id, meeting_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(sync_id)
+    .bind(meeting_id)
+    .execute(&mut *conn)
+    .await
+    .context("cannot note a failed meeting of a sync run")?;
+    Ok(())
+}
+
+/// The sync runs with failures not alerted yet whose slices have all finished, oldest first.
+pub async fn runs_with_failures(pool: &sqlx::SqlitePool) -> anyhow::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT f.sync_id FROM run_failures f WHERE NOT EXISTS \
+         (SELECT 1 FROM slice_runs s WHERE s.sync_id = f.sync_id AND s.state = 'pending') \
+         ORDER BY f.sync_id",
+    )
+    .fetch_all(pool)
+    .await
+    .context("cannot read the sync runs with failed meetings")
+}
+
+/// Takes (reads and deletes) the failed meetings noted for `sync_id`: the ids of their rows.
+pub async fn take_run_failures(
+    conn: &mut SqliteConnection,
+    sync_id: &str,
+) -> anyhow::Result<Vec<i64>> {
+    sqlx::query_scalar("DELETE FROM run_failures WHERE sync_id = ? RETURNING meeting_id")
+        .bind(sync_id)
+        .fetch_all(&mut *conn)
+        .await
+        .context("cannot read a sync run's failed meetings")
+}

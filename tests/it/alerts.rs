@@ -30,7 +30,7 @@ use jmotto_zoom::{
 };
 
 /// The Standard Webhooks specification's published test vector.
-const VECTOR_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub(crate) const VECTOR_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const PUBLIC_URL: &str = "https://zoom-sync.example.co.jp";
 
 /// One e-mail as the SMTP server received it.
@@ -80,7 +80,7 @@ impl SmtpServer {
         self.mails.lock().expect("lock").clone()
     }
 
-    fn subjects(&self) -> Vec<String> {
+    pub(crate) fn subjects(&self) -> Vec<String> {
         self.mails().into_iter().map(|m| m.subject).collect()
     }
 }
@@ -190,13 +190,13 @@ fn parse_mail(data: &str, recipients: Vec<String>) -> Mail {
 
 /// One POST as the HTTP receiver got it.
 #[derive(Debug, Clone)]
-struct Post {
+pub(crate) struct Post {
     headers: BTreeMap<String, String>,
     body: Vec<u8>,
 }
 
 impl Post {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("JSON body")
     }
 }
@@ -228,7 +228,7 @@ impl HttpReceiver {
         format!("http://127.0.0.1:{}/alerts", self.port)
     }
 
-    fn posts(&self) -> Vec<Post> {
+    pub(crate) fn posts(&self) -> Vec<Post> {
         self.posts.lock().expect("lock").clone()
     }
 
@@ -287,9 +287,22 @@ async fn app_alerting_with_retry_base(
     receiver: &HttpReceiver,
     retry_base_seconds: u64,
 ) -> TestApp {
-    let (smtp_url, webhook_url) = (smtp.url(), receiver.url());
-    spawn_app_with(move |settings| {
+    app_alerting_with(smtp, receiver, |settings| {
         settings.worker.retry_base_seconds = retry_base_seconds;
+    })
+    .await
+}
+
+/// The app alerting to `smtp` and `receiver`, with `adjust`ed settings, once the worker's
+/// start-up checks are recorded.
+pub(crate) async fn app_alerting_with(
+    smtp: &SmtpServer,
+    receiver: &HttpReceiver,
+    adjust: impl FnOnce(&mut jmotto_zoom::config::Settings),
+) -> TestApp {
+    let (smtp_url, webhook_url) = (smtp.url(), receiver.url());
+    let app = spawn_app_with(move |settings| {
+        adjust(settings);
         settings.alerts.email_to = vec!["it@example.co.jp".into(), "soumu@example.co.jp".into()];
         settings.alerts.email_from = "jmotto-zoom@example.co.jp".into();
         settings.alerts.smtp_url = Some(SecretString::from(smtp_url));
@@ -297,7 +310,42 @@ async fn app_alerting_with_retry_base(
         settings.alerts.webhook_secret = Some(SecretString::from(VECTOR_SECRET));
         settings.server.public_url = PUBLIC_URL.into();
     })
-    .await
+    .await;
+    start_checks_done(&app).await;
+    app
+}
+
+/// Waits until the worker's start-up checks are recorded — the quick check (and, when it
+/// failed, the `integration.disabled` it opens), then each enabled user's Zoom e-mail — so
+/// that they do not clear or open anything behind a test's back.
+pub(crate) async fn start_checks_done(app: &TestApp) {
+    let enabled = app.live.file().users.iter().filter(|u| u.enabled).count();
+    let pool = app.engine.store.pool();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let checks = jmotto_zoom::store::receiver::checks(pool)
+            .await
+            .expect("checks");
+        let open = jmotto_zoom::store::alerts::open_conditions(pool)
+            .await
+            .expect("conditions");
+        let emails = jmotto_zoom::store::settings::email_checks(pool)
+            .await
+            .expect("e-mail checks");
+        let done = if checks.iter().any(|c| !c.ok) {
+            open.iter().any(|c| c.kind == "integration.disabled")
+        } else {
+            checks.len() == 3 && emails.len() == enabled
+        };
+        if done {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{checks:?} {emails:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// Runs `report` in one write transaction of `store` (as the engine's callers will), and
@@ -367,14 +415,19 @@ fn failed_meetings(count: usize) -> Vec<FailedMeeting> {
 /// webhook; a second report (a second sync), a restarted worker and another process's
 /// store send nothing new for an open condition; the three that clear are alerted once
 /// when they clear (`integration.enabled`, `….cleared`), and clearing again sends nothing.
+/// The Zoom secret is wrong here, so the worker's own check at start (and at its restart)
+/// agrees that the integration is 無効: it opened `integration.disabled` before the test.
 #[tokio::test]
 async fn each_condition_is_alerted_once_when_it_starts_and_once_when_it_clears() {
     let smtp = SmtpServer::start(0).await;
     let receiver = HttpReceiver::start().await;
-    let mut app = app_alerting_to(&smtp, &receiver).await;
+    let mut app = app_alerting_with(&smtp, &receiver, |settings| {
+        settings.zoom.client_secret = SecretString::from("wrong");
+    })
+    .await;
     let store = app.engine.store.clone();
 
-    assert_eq!(open_all(&store).await, [true; 5]);
+    assert_eq!(open_all(&store).await, [false, true, true, true, true]);
     app.drain().await;
     let opened = [
         "integration.disabled",
@@ -409,8 +462,19 @@ async fn each_condition_is_alerted_once_when_it_starts_and_once_when_it_clears()
 
     // A second sync reports the same conditions: nothing new.
     assert_eq!(open_all(&store).await, [false; 5]);
-    // A restarted worker, and another process with its own connection to the file.
+    // A restarted worker, and another process with its own connection to the file. The new
+    // worker's check at start fetches a token, reports R-ENABLED (still 無効: nothing new),
+    // then fetches one for the first e-mail check: wait for that second request.
+    let before = token_requests(&app.zoom);
     app.restart_worker().await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while token_requests(&app.zoom) < before + 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no check at restart"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let other = Store::connect(&app.engine.settings.database.url)
         .await
         .expect("a second store opens");
@@ -593,15 +657,7 @@ async fn the_webhook_is_signed_and_verifies() {
     );
     assert_eq!(document["details"]["email"], "suzuki@example.co.jp");
     // `/metrics` shows R-ENABLED as `jmz_enabled` 1 or 0.
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("answer")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&app).await;
     assert!(
         metrics.contains("jmz_enabled 1\n") || metrics.contains("jmz_enabled 0\n"),
         "{metrics}"
@@ -729,4 +785,24 @@ async fn send_test_reports_each_channel() {
     without.alerts.email_to.clear();
     assert!(alerts::send_test(&without).await.is_empty());
     app.stop().await;
+}
+
+/// How many token requests the Zoom replay received.
+fn token_requests(zoom: &jmotto_zoom::replay::ReplayServer) -> usize {
+    zoom.requests()
+        .iter()
+        .filter(|r| r.path == "/oauth/token")
+        .count()
+}
+
+/// `GET /metrics` as text.
+pub(crate) async fn metrics_text(app: &TestApp) -> String {
+    app.http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("text")
 }

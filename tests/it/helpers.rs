@@ -210,6 +210,16 @@ impl TestApp {
         self.drain().await;
     }
 
+    /// A sync as the periodic tick or a webhook starts it, without the quick check a manual
+    /// one runs first (SPEC §10), then [`TestApp::drain`]: for tests that count or fault the
+    /// services' calls of the sync itself.
+    pub async fn sync_unchecked(&self) {
+        jmotto_zoom::jobs::worker::enqueue_sync(&self.engine, "poll", None, None, None)
+            .await
+            .expect("sync queued");
+        self.drain().await;
+    }
+
     /// Waits until no job is ready or running (never a fixed sleep), then checks that no
     /// job failed and that every request the service sent was covered by a fixture.
     pub async fn drain(&self) {

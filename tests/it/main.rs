@@ -1,5 +1,6 @@
 //! The one integration-test binary: the whole service against the replay servers.
 
+mod alert_hooks;
 mod alerts;
 mod backup;
 mod binaries;
