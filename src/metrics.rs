@@ -132,8 +132,8 @@ impl Metrics {
         }
         let mut tx = store.begin_write().await.context("cannot flush metrics")?;
         for ((name, labels), value) in &totals {
-            sqlx::query(
-                "INSERT INTO metric_counters (process, name, labels, value) VALUES (?, ?, ?, ?) \
+            crate::store::db::query(
+                "INSERT INTO metric_counters (process, name, labels, value) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (process, name, labels) DO UPDATE SET value = excluded.value",
             )
             .bind(&self.process)

@@ -195,8 +195,7 @@ async fn write_batch(
     let mut tx = store.begin_write().await?;
     let mut outcomes = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
-        sqlx::query("SAVEPOINT webhook_delivery")
-            .execute(&mut *tx)
+        tx.raw("SAVEPOINT webhook_delivery")
             .await
             .context("cannot open a savepoint for a webhook delivery")?;
         let outcome = write_delivery(&mut tx, delivery, received_at)
@@ -204,13 +203,11 @@ async fn write_batch(
             .with_context(|| format!("cannot record webhook delivery {}", delivery.webhook_id));
         if outcome.is_err() {
             // Fails when SQLite has rolled the whole transaction back: then the batch fails.
-            sqlx::query("ROLLBACK TO SAVEPOINT webhook_delivery")
-                .execute(&mut *tx)
+            tx.raw("ROLLBACK TO SAVEPOINT webhook_delivery")
                 .await
                 .context("cannot roll back a failed webhook delivery")?;
         }
-        sqlx::query("RELEASE SAVEPOINT webhook_delivery")
-            .execute(&mut *tx)
+        tx.raw("RELEASE SAVEPOINT webhook_delivery")
             .await
             .context("cannot release the savepoint of a webhook delivery")?;
         outcomes.push(outcome);

@@ -137,6 +137,28 @@ impl Conn {
     }
 }
 
+/// TRANSITIONAL (issue 11, until every module speaks [`db`](self)): a connection is a
+/// SQLite connection.
+impl std::ops::Deref for Conn {
+    type Target = sqlx::SqliteConnection;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Conn::Sqlite(c) => c,
+            Conn::Postgres(_) => unreachable!("PostgreSQL is refused at start-up"),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            Conn::Sqlite(c) => c,
+            Conn::Postgres(_) => unreachable!("PostgreSQL is refused at start-up"),
+        }
+    }
+}
+
 /// Where a [`Query`] runs: a pool (any free connection) or one connection (a transaction's).
 pub enum On<'c> {
     Pool(&'c Pool),
@@ -222,11 +244,17 @@ impl From<&Option<String>> for Value {
     }
 }
 
-impl From<&i64> for Value {
-    fn from(value: &i64) -> Value {
-        Value::Int(*value)
-    }
+macro_rules! value_from_ref {
+    ($($ty:ty),*) => {$(
+        impl From<&$ty> for Value {
+            fn from(value: &$ty) -> Value {
+                Value::from(*value)
+            }
+        }
+    )*};
 }
+
+value_from_ref!(i64, i32, u32, f64, bool);
 
 impl From<&Option<i64>> for Value {
     fn from(value: &Option<i64>) -> Value {

@@ -22,7 +22,7 @@ use std::{str::FromStr, time::Duration};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::{
-    Sqlite, SqlitePool,
+    SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
@@ -45,7 +45,7 @@ pub use meetings::{MeetingRow, MeetingState};
 /// whatever SQLite still holds), so no pooled connection is ever left inside a transaction
 /// and the next write opens a fresh one the moment the fault ends.
 pub struct WriteTx {
-    connection: sqlx::pool::PoolConnection<Sqlite>,
+    connection: db::Conn,
     /// Set once `COMMIT` or `ROLLBACK` succeeded: the connection may be pooled again.
     finished: bool,
     /// The connection's key in [`wake`]: the queues pushed to in this transaction.
@@ -71,9 +71,7 @@ impl WriteTx {
 
     /// Runs `COMMIT` or `ROLLBACK`; the connection may be pooled again only if it succeeded.
     async fn end(&mut self, statement: &'static str) -> Result<(), sqlx::Error> {
-        sqlx::raw_sql(statement)
-            .execute(&mut *self.connection)
-            .await?;
+        self.connection.raw(statement).await?;
         self.finished = true;
         Ok(())
     }
@@ -89,7 +87,7 @@ impl Drop for WriteTx {
 }
 
 impl std::ops::Deref for WriteTx {
-    type Target = sqlx::SqliteConnection;
+    type Target = db::Conn;
 
     fn deref(&self) -> &Self::Target {
         &self.connection
@@ -177,7 +175,7 @@ impl OpenedFile {
 /// Handle on the database: cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: db::Pool,
     /// This process's write turn (see [`WriteTx`]).
     write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// The file opened (`None` in memory): every write transaction first checks that its
@@ -226,7 +224,7 @@ impl Store {
             None => None,
         };
         let migrating = Store {
-            pool: open().await?,
+            pool: db::Pool::Sqlite(open().await?),
             write_turn: std::sync::Arc::default(),
             opened: opened.clone(),
         };
@@ -235,7 +233,7 @@ impl Store {
         // migrated may predate the queue's hints (migrations/…_queue_planner_hints.sql).
         migrating.close().await;
         let store = Store {
-            pool: open().await?,
+            pool: db::Pool::Sqlite(open().await?),
             write_turn: std::sync::Arc::default(),
             opened,
         };
@@ -246,12 +244,12 @@ impl Store {
     /// Runs apalis-sqlite's migrations, then ours.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         apalis_sqlite::SqliteStorage::migrations()
-            .run(&self.pool)
+            .run(self.pool())
             .await
             .context("cannot migrate the job queue tables")?;
         let mut ours = sqlx::migrate!("./migrations");
         ours.dangerous_set_table_name("_app_migrations");
-        ours.run(&self.pool)
+        ours.run(self.pool())
             .await
             .context("cannot migrate the app tables")?;
         Ok(())
@@ -261,8 +259,8 @@ impl Store {
     /// names the file opened, and a write commits (the one row of `write_probe` is
     /// rewritten): a read-only, full, immutable or removed database is not ready.
     pub async fn is_ready(&self) -> anyhow::Result<()> {
-        let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _app_migrations")
-            .fetch_one(&self.pool)
+        let applied: i64 = db::query("SELECT count(*) FROM _app_migrations")
+            .scalar(&self.pool)
             .await
             .context("the database does not answer")?;
         anyhow::ensure!(applied > 0, "the app tables are not migrated");
@@ -275,7 +273,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         // A new value every time (to the nanosecond): SQLite may skip writing a row that
         // does not change, and then nothing would be proved.
-        sqlx::query("UPDATE write_probe SET touched_at = ? WHERE id = 1")
+        db::query("UPDATE write_probe SET touched_at = $1 WHERE id = 1")
             .bind(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
             .execute(&mut *tx)
             .await
@@ -287,8 +285,16 @@ impl Store {
     }
 
     /// The pool (shared with the apalis backends).
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn db(&self) -> &db::Pool {
         &self.pool
+    }
+
+    /// TRANSITIONAL (issue 11, until every module speaks [`db`]): the SQLite pool.
+    pub fn pool(&self) -> &SqlitePool {
+        match &self.pool {
+            db::Pool::Sqlite(pool) => pool,
+            db::Pool::Postgres(_) => unreachable!("PostgreSQL is refused at start-up"),
+        }
     }
 
     /// Begins a write transaction holding the write lock from the start; a [`StorageFault`]
@@ -303,7 +309,7 @@ impl Store {
             .acquire()
             .await
             .context("cannot take a database connection")?;
-        if sqlx::Connection::is_in_transaction(&*connection) {
+        if connection.is_in_transaction() {
             // Never expected (`after_release` closes such connections); a fresh one is sure.
             connection.close_on_drop();
             drop(connection);
@@ -364,7 +370,7 @@ impl Store {
             .with_context(|| format!("the backup path {} is not UTF-8", target.display()))?;
         let copied = sqlx::query("VACUUM INTO ?")
             .bind(name)
-            .execute(&self.pool)
+            .execute(self.pool())
             .await;
         if let Err(error) = copied {
             let _ = std::fs::remove_file(target);

@@ -14,7 +14,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 use governor::DefaultDirectRateLimiter;
 
-use super::Store;
+use super::{Store, db};
 use crate::limits::{Gcra, Reservation, SlotBlock, evenly_paced};
 
 /// The database could not give a slot: the call must not go out unpaced. The caller fails
@@ -56,15 +56,14 @@ impl SharedLimiter {
         let mut tx = self.store.begin_write().await?;
         // Read under the write lock: every reservation of every process is ordered by it.
         let now_us = now_us()?;
-        let tat_us: Option<i64> =
-            sqlx::query_scalar("SELECT tat_us FROM rate_limiters WHERE name = ?")
+        let tat_us: Option<i64> = db::query("SELECT tat_us FROM rate_limiters WHERE name = $1")
                 .bind(&self.name)
-                .fetch_optional(&mut *tx)
+                .scalar_optional(&mut *tx)
                 .await
                 .with_context(|| format!("cannot read the rate limiter {}", self.name))?;
         let granted = self.gcra.reserve_many(tat_us, now_us, count);
-        sqlx::query(
-            "INSERT INTO rate_limiters (name, tat_us) VALUES (?1, ?2) \
+        db::query(
+            "INSERT INTO rate_limiters (name, tat_us) VALUES ($1, $2) \
              ON CONFLICT (name) DO UPDATE SET tat_us = excluded.tat_us",
         )
         .bind(&self.name)
