@@ -627,9 +627,10 @@ impl Settings {
             }
         };
         check(
-            self.database.url.starts_with("sqlite:"),
+            self.database.url.starts_with("sqlite:")
+                || crate::store::is_postgres_url(&self.database.url),
             "database.url",
-            "must be a sqlite: URL (postgres is not built into this binary)",
+            "must be a sqlite: URL (the default) or a postgres://user:password@host:port/db URL",
         );
         check(
             self.server.listen.parse::<std::net::SocketAddr>().is_ok(),

@@ -17,6 +17,8 @@ use apalis::prelude::{
     WorkerBuilderExt,
 };
 use apalis_sqlite::{Config, SqliteStorage};
+
+use crate::store::db::Pool;
 use tracing::Instrument;
 
 use super::{
@@ -134,9 +136,17 @@ impl Worker {
             )),
             live: self.live.clone(),
             name: name.to_owned(),
+            names: Vec::new(),
         };
         super::for_each_job_type(&mut queues);
         let monitor = queues.monitor;
+        let listener = match engine.store.db() {
+            Pool::Postgres(pool) => Some(tokio::spawn(wake_on_other_pushes(
+                pool.clone(),
+                queues.names,
+            ))),
+            Pool::Sqlite(_) => None,
+        };
         tracing::info!(worker = %name, "worker started");
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (stall_tx, stall_rx) = tokio::sync::oneshot::channel::<String>();
@@ -155,6 +165,9 @@ impl Worker {
         };
         let result = monitor.run_with_signal(signal).await;
         ticker.abort();
+        if let Some(listener) = listener {
+            listener.abort();
+        }
         retention.abort();
         housekeeping.abort();
         super::housekeeping::flush_metrics(&engine).await;
@@ -262,18 +275,82 @@ async fn rescue_dead_workers(engine: Arc<Engine>, liveness: Arc<Liveness>) {
     }
 }
 
-fn backend<J: Job>(engine: &Engine) -> PollWith<SqliteStorage<J>, Ticker> {
+fn sqlite_backend<J: Job>(
+    engine: &Engine,
+    pool: &sqlx::SqlitePool,
+) -> PollWith<SqliteStorage<J>, Ticker> {
     let worker = &engine.settings.worker;
     let config = Config::default()
         .queue(J::QUEUE)
         .heartbeat_interval(Duration::from_secs(worker.heartbeat_seconds.max(1)))
         .missed_heartbeats(2)
         .batch_size(worker.concurrency.max(1));
-    let every = Duration::from_millis(worker.queue_poll_interval_ms.max(10));
     PollWith::new(
-        SqliteStorage::<J>::new(engine.store.pool()).with_config(config),
-        Ticker::new(every).woken_by(crate::store::wake::signal(J::QUEUE)),
+        SqliteStorage::<J>::new(pool).with_config(config),
+        ticker::<J>(engine),
     )
+}
+
+/// The PostgreSQL queue: apalis-postgres's storage, polled by the same [`Ticker`] (this
+/// process's pushes wake it at once; other processes' pushes wake it through
+/// [`wake_on_other_pushes`]'s LISTEN, or at its next tick). Not apalis-postgres's own
+/// `PostgresStorageFactory` or `with_pubsub`: the factory `unwrap`s its LISTEN connection
+/// (a PostgreSQL restart would take the process down), and pubsub ends its stream for good
+/// when that connection drops.
+fn postgres_backend<J: Job>(
+    engine: &Engine,
+    pool: &sqlx::PgPool,
+) -> PollWith<apalis_postgres::PostgresStorage<J>, Ticker> {
+    let worker = &engine.settings.worker;
+    let config = apalis_postgres::Config::default()
+        .queue(J::QUEUE)
+        .heartbeat_interval(Duration::from_secs(worker.heartbeat_seconds.max(1)))
+        .missed_heartbeats(2)
+        .batch_size(worker.concurrency.max(1));
+    PollWith::new(
+        apalis_postgres::PostgresStorage::<J>::new(pool).with_config(config),
+        ticker::<J>(engine),
+    )
+}
+
+/// On PostgreSQL: wakes this process's workers of a queue the moment another process
+/// commits a job due now to it. apalis-postgres's insert trigger sends
+/// `NOTIFY "apalis::job::insert"` with the job's queue; a lost connection (PostgreSQL
+/// restarted) is opened again after a pause, and meanwhile the queues' ticks find the jobs.
+async fn wake_on_other_pushes(pool: sqlx::PgPool, queues: Vec<&'static str>) {
+    #[derive(serde::Deserialize)]
+    struct Inserted {
+        job_type: String,
+    }
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let listening = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            listener.listen("apalis::job::insert").await?;
+            loop {
+                let notification = listener.recv().await?;
+                let Ok(inserted) = serde_json::from_str::<Inserted>(notification.payload()) else {
+                    continue;
+                };
+                if let Some(queue) = queues.iter().find(|q| **q == inserted.job_type) {
+                    crate::store::wake::signal(queue).notify_waiters();
+                }
+            }
+        };
+        let ended: Result<(), sqlx::Error> = listening.await;
+        if let Err(error) = ended {
+            tracing::warn!(error = %error, retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX), "lost the PostgreSQL notifications of new jobs; the queues poll meanwhile");
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(8));
+    }
+}
+
+/// A queue's poll strategy: every `worker.queue_poll_interval_ms`, and at once when a job
+/// is pushed to the queue.
+fn ticker<J: Job>(engine: &Engine) -> Ticker {
+    let every = Duration::from_millis(engine.settings.worker.queue_poll_interval_ms.max(10));
+    Ticker::new(every).woken_by(crate::store::wake::signal(J::QUEUE))
 }
 
 /// Wakes a queue's worker every `queue_poll_interval_ms` to look for jobs — what apalis's
@@ -443,24 +520,44 @@ struct Queues {
     monitor: Monitor,
     live: LiveEngine,
     name: String,
+    /// The queues registered.
+    names: Vec<&'static str>,
 }
 
 impl super::JobTypeVisitor for Queues {
     fn visit<J: JobHandler>(&mut self) {
+        self.names.push(J::QUEUE);
         let (live, name) = (self.live.clone(), self.name.clone());
         let concurrency = if J::ONE_AT_A_TIME {
             1
         } else {
             live.file().worker.concurrency
         };
-        // `Monitor::register` takes the monitor and gives it back.
-        self.monitor = std::mem::take(&mut self.monitor).register(move |_| {
-            WorkerBuilder::new(worker_name::<J>(&name))
-                .backend(backend::<J>(&live.latest()))
-                .data(live.clone())
-                .concurrency(concurrency)
-                .build(handle::<J>)
-        });
+        // `Monitor::register` takes the monitor and gives it back. The backend is chosen by
+        // the database the process opened (`database.url`).
+        let monitor = std::mem::take(&mut self.monitor);
+        self.monitor = match live.latest().store.db() {
+            Pool::Sqlite(pool) => {
+                let pool = pool.clone();
+                monitor.register(move |_| {
+                    WorkerBuilder::new(worker_name::<J>(&name))
+                        .backend(sqlite_backend::<J>(&live.latest(), &pool))
+                        .data(live.clone())
+                        .concurrency(concurrency)
+                        .build(handle::<J>)
+                })
+            }
+            Pool::Postgres(pool) => {
+                let pool = pool.clone();
+                monitor.register(move |_| {
+                    WorkerBuilder::new(worker_name::<J>(&name))
+                        .backend(postgres_backend::<J>(&live.latest(), &pool))
+                        .data(live.clone())
+                        .concurrency(concurrency)
+                        .build(handle::<J>)
+                })
+            }
+        };
     }
 }
 

@@ -115,6 +115,13 @@ pub fn is_storage_fault(error: &anyhow::Error) -> bool {
             return true;
         }
         match cause.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(database))
+                if database
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some() =>
+            {
+                database.code().is_some_and(|code| is_postgres_fault(&code))
+            }
             Some(sqlx::Error::Database(database)) => database
                 .code()
                 .and_then(|code| code.parse::<i64>().ok())
@@ -128,6 +135,15 @@ pub fn is_storage_fault(error: &anyhow::Error) -> bool {
             _ => false,
         }
     })
+}
+
+/// PostgreSQL's SQLSTATEs of a storage fault: a connection exception (class 08), a server
+/// shutting down or starting (57P01–57P03), insufficient resources (class 53: disk full,
+/// out of memory, too many connections), a read-only transaction (25006).
+fn is_postgres_fault(sqlstate: &str) -> bool {
+    sqlstate.starts_with("08")
+        || sqlstate.starts_with("53")
+        || matches!(sqlstate, "57P01" | "57P02" | "57P03" | "25006")
 }
 
 /// SQLite's primary result codes of a storage fault: PERM, BUSY, LOCKED, READONLY, IOERR,
@@ -190,6 +206,9 @@ impl Store {
     /// addresses, topics and join URLs. SQLite gives its `-wal` and `-shm` files the
     /// database file's mode.
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
+        if is_postgres_url(url) {
+            return Store::connect_postgres(url).await;
+        }
         let options = connect_options(url)?;
         let file = database_file(options.get_filename());
         if let Some(file) = &file {
@@ -241,17 +260,64 @@ impl Store {
         Ok(store)
     }
 
-    /// Runs apalis-sqlite's migrations, then ours.
+    /// Opens and migrates the PostgreSQL database at `url` (SPEC §9). Errors name the
+    /// database without its password. Processes started together migrate one at a time:
+    /// sqlx's migrator holds a session advisory lock while it runs.
+    async fn connect_postgres(url: &str) -> anyhow::Result<Store> {
+        let shown = redact_url(url);
+        let options = sqlx::postgres::PgConnectOptions::from_str(url)
+            .with_context(|| format!("database.url {shown} is not a PostgreSQL URL"))?;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(POSTGRES_CONNECTIONS)
+            // A PostgreSQL that is down answers "not ready" within seconds (SPEC §9: 503
+            // while it lasts), never after sqlx's 30 s default.
+            .acquire_timeout(Duration::from_secs(5))
+            .after_release(|connection, _| {
+                Box::pin(async move {
+                    use sqlx::Connection;
+                    Ok(!connection.is_in_transaction())
+                })
+            })
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open the database {shown}"))?;
+        let store = Store {
+            pool: db::Pool::Postgres(pool),
+            write_turn: std::sync::Arc::default(),
+            opened: None,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Runs the job queue's migrations (apalis-sqlite's or apalis-postgres's, in their own
+    /// `_sqlx_migrations`), then ours (`_app_migrations`; `migrations/` on SQLite,
+    /// `migrations/postgres/` on PostgreSQL: the same versions, each in its dialect).
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        apalis_sqlite::SqliteStorage::migrations()
-            .run(self.pool())
-            .await
-            .context("cannot migrate the job queue tables")?;
-        let mut ours = sqlx::migrate!("./migrations");
-        ours.dangerous_set_table_name("_app_migrations");
-        ours.run(self.pool())
-            .await
-            .context("cannot migrate the app tables")?;
+        match &self.pool {
+            db::Pool::Sqlite(pool) => {
+                apalis_sqlite::SqliteStorage::migrations()
+                    .run(pool)
+                    .await
+                    .context("cannot migrate the job queue tables")?;
+                let mut ours = sqlx::migrate!("./migrations");
+                ours.dangerous_set_table_name("_app_migrations");
+                ours.run(pool)
+                    .await
+                    .context("cannot migrate the app tables")?;
+            }
+            db::Pool::Postgres(pool) => {
+                apalis_postgres::PostgresStorage::migrations()
+                    .run(pool)
+                    .await
+                    .context("cannot migrate the job queue tables")?;
+                let mut ours = sqlx::migrate!("./migrations/postgres");
+                ours.dangerous_set_table_name("_app_migrations");
+                ours.run(pool)
+                    .await
+                    .context("cannot migrate the app tables")?;
+            }
+        }
         Ok(())
     }
 
@@ -384,6 +450,40 @@ impl Store {
     }
 }
 
+/// Connections each process keeps to PostgreSQL (its queue workers, its requests, its
+/// limiters). `max_connections` of the server bounds the sum over every process.
+const POSTGRES_CONNECTIONS: u32 = 16;
+
+/// True when `url` names a PostgreSQL database (`postgres://` or `postgresql://`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// `url` with its password (if any) replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials
+                .split_once(':')
+                .map_or(credentials, |(user, _)| user);
+            let hidden = if credentials.contains(':') {
+                ":***"
+            } else {
+                ""
+            };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// `synchronous` as set on every connection, for a benchmark to report the mode it measured.
 pub const SYNCHRONOUS: &str = "FULL";
 
@@ -494,6 +594,26 @@ mod tests {
         assert_eq!(database_file(options.get_filename()), None);
         let options = connect_options("sqlite://data/x.db").expect("valid");
         assert!(database_file(options.get_filename()).is_some());
+    }
+
+    /// Secrets never reach a message: a PostgreSQL URL's password is hidden, the rest kept.
+    #[test]
+    fn a_database_urls_password_is_hidden() {
+        let cases = [
+            (
+                "postgres://jmz:s3cr@t@db.example:5432/jmz?sslmode=require",
+                "postgres://jmz:***@db.example:5432/jmz?sslmode=require",
+            ),
+            ("postgresql://jmz@db/jmz", "postgresql://jmz@db/jmz"),
+            ("postgres://db/jmz", "postgres://db/jmz"),
+            (
+                "sqlite://data/jmotto-zoom.db",
+                "sqlite://data/jmotto-zoom.db",
+            ),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
     }
 
     /// A server and a worker opening a new database at the same moment both start.
