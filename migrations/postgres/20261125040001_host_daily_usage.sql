@@ -3,8 +3,8 @@
 -- slot in the same write transaction that claims its meeting row, so concurrent workers
 -- (threads or processes) can never reserve more than `zoom.daily_host_limit` together.
 CREATE TABLE host_daily_usage (
-    host_email TEXT NOT NULL,
-    utc_day    TEXT NOT NULL,                 -- "2026-11-25"
+    host_email TEXT COLLATE "C" NOT NULL,
+    utc_day    TEXT COLLATE "C" NOT NULL,  -- "2026-11-25"
     used       BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (host_email, utc_day)
 );
@@ -18,4 +18,4 @@ ALTER TABLE meetings ADD COLUMN look_first BOOLEAN NOT NULL DEFAULT FALSE;
 -- Which process (`Engine::instance`) holds a row's claim: at a graceful shutdown the
 -- process shortens the claims it cut off, so the next start looks for their meetings
 -- after a short grace instead of waiting out the whole claim.
-ALTER TABLE meetings ADD COLUMN claimed_by TEXT;
+ALTER TABLE meetings ADD COLUMN claimed_by TEXT COLLATE "C";

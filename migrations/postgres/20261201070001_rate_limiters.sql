@@ -3,6 +3,6 @@
 -- time in microseconds since the Unix epoch. Every process sharing the database advances it
 -- in one short write transaction, so the configured rates bound the sum over all of them.
 CREATE TABLE rate_limiters (
-    name TEXT PRIMARY KEY NOT NULL,
+    name TEXT COLLATE "C" PRIMARY KEY NOT NULL,
     tat_us BIGINT NOT NULL
 );
