@@ -1,0 +1,8 @@
+-- Empty on PostgreSQL; the version is kept so both backends' `_app_migrations` read alike.
+--
+-- The SQLite file seeds `sqlite_stat1` (issue 5): without statistics SQLite planned
+-- apalis-sqlite's lock query on its status index, and our `failed_deletes` (host AND
+-- state = 'created') on `meetings_state` instead of `meetings_host`. PostgreSQL needs no
+-- such hints: its planner reads statistics that autovacuum's ANALYZE measures as the
+-- tables fill, `meetings_host` and `entries_host_start` exist here as on SQLite, and the
+-- job tables are apalis-postgres's (schema `apalis`, with its own indexes).
