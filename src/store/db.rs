@@ -450,6 +450,16 @@ impl Query {
         Ok(done)
     }
 
+    /// Runs the statement on a PostgreSQL connection outside any pool (a `sqlx`
+    /// transaction's); the number of rows it changed.
+    pub async fn execute_postgres(self, conn: &mut sqlx::PgConnection) -> Result<u64, sqlx::Error> {
+        let sql = self.sql(Backend::Postgres);
+        Ok(sqlx::query_with(sql, self.postgres_args()?)
+            .execute(conn)
+            .await?
+            .rows_affected())
+    }
+
     /// Every row, decoded as `T`.
     pub async fn fetch_all<'c, T: DbRow>(
         self,

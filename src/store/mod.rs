@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod copy;
 pub mod db;
 pub mod directory;
 pub mod meetings;
