@@ -253,16 +253,15 @@ pub fn shared() -> Option<&'static Cluster> {
         }
         match start_local() {
             Ok(Some(cluster)) => Ok(Some(cluster)),
-            Ok(None) => {
-                skip_or_fail_in_ci();
-                Ok(None)
-            }
+            Ok(None) => no_postgres_here()
+                .map(|()| None)
+                .map_err(|error| format!("{error:#}")),
             Err(error) => Err(format!("{error:#}")),
         }
     });
     match shared {
         Ok(cluster) => cluster.as_ref(),
-        Err(error) => panic!("the shared test PostgreSQL did not start: {error}"),
+        Err(error) => panic!("no shared test PostgreSQL: {error}"),
     }
 }
 
@@ -277,11 +276,12 @@ pub async fn fresh_database() -> Option<String> {
 }
 
 /// A server of the caller's own (to stop and start), stopped and removed on drop; `None`
-/// when there is no PostgreSQL here (after [`SKIP_LINE`]; an error under `CI=true`).
+/// when there is no PostgreSQL here (after [`SKIP_LINE`]; an error under `CI=true`). It
+/// starts one even when `JMZ_TEST_DATABASE_URL` is set: that server is not the tests' to stop.
 pub fn private() -> anyhow::Result<Option<Cluster>> {
     let cluster = start_local()?;
     if cluster.is_none() {
-        skip_or_fail_in_ci();
+        no_postgres_here()?;
     }
     Ok(cluster)
 }
@@ -305,15 +305,21 @@ fn start_local() -> anyhow::Result<Option<Cluster>> {
 }
 
 /// Prints [`SKIP_LINE`] once per process, straight to stderr (past the test harness's output
-/// capture, so that a passing run shows it); panics instead under `CI=true`.
-fn skip_or_fail_in_ci() {
+/// capture, so that a passing run shows it); fails instead under `CI=true`, where a skipped
+/// PostgreSQL half would pass silently.
+fn no_postgres_here() -> anyhow::Result<()> {
     static PRINTED: OnceLock<()> = OnceLock::new();
     if std::env::var("CI").is_ok_and(|ci| ci == "true") {
-        panic!("CI=true and no PostgreSQL: {SKIP_LINE}");
+        bail!(
+            "CI=true, where the PostgreSQL tests may not be skipped, and no initdb under \
+             {INSTALL_ROOT}/*/bin; install it with `apt-get install postgresql` or set \
+             {DATABASE_URL_VARIABLE}"
+        );
     }
     PRINTED.get_or_init(|| {
         let _ = writeln!(std::io::stderr(), "{SKIP_LINE}");
     });
+    Ok(())
 }
 
 /// `/usr/lib/postgresql/<version>/bin` of the highest version that has `initdb` and `pg_ctl`.
