@@ -52,7 +52,9 @@ async fn postgres_harness_gives_each_test_its_own_database() {
         .execute(&mut connection)
         .await
         .expect("CREATE TABLE");
-    let mut other = sqlx::PgConnection::connect(&second).await.expect("connects");
+    let mut other = sqlx::PgConnection::connect(&second)
+        .await
+        .expect("connects");
     let tables: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'only_in_first'",
     )
@@ -99,7 +101,11 @@ async fn postgres_harness_drop_stops_the_server_and_removes_its_directory() {
 #[test]
 fn postgres_harness_puts_the_database_name_into_the_url() {
     let check = |url: &str, expected: &str| {
-        assert_eq!(postgres::with_database(url, "jmz_test_1"), expected, "{url}");
+        assert_eq!(
+            postgres::with_database(url, "jmz_test_1"),
+            expected,
+            "{url}"
+        );
     };
     check(
         "postgres://postgres@127.0.0.1:5432/postgres",

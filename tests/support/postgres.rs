@@ -222,7 +222,12 @@ impl LocalServer {
             .arg("-D")
             .arg(self.data_directory())
             .args(["-m", mode, "-w", "-t", PG_CTL_WAIT_SECONDS, "-s"]))
-        .with_context(|| format!("cannot stop PostgreSQL; its log {}", self.log_file().display()))
+        .with_context(|| {
+            format!(
+                "cannot stop PostgreSQL; its log {}",
+                self.log_file().display()
+            )
+        })
     }
 }
 
