@@ -7,7 +7,7 @@
 //!   (whose user may `CREATE DATABASE`; it is never stopped). Every test takes a database
 //!   of its own from it with [`Cluster::create_database`].
 //! * [`private`] is a server of the test's own, for a test that stops and starts it.
-//! * A started server lives in a temporary directory (data, log, socket), listens on a free
+//! * A started server lives in a temporary directory (data and log), listens on a free
 //!   port on 127.0.0.1 and runs as the `postgres` user when the tests run as root (PostgreSQL
 //!   refuses root). A watchdog shell holds the read end of a pipe whose write end only the
 //!   test process holds: when that process ends, however it ends, the watchdog stops the
@@ -59,7 +59,7 @@ struct LocalServer {
     run_as: Option<&'static str>,
     /// Stops the server and removes `directory` when the test process ends (see the module doc).
     watchdog: Child,
-    /// Holds `data/`, `server.log` and the Unix socket; removed on drop.
+    /// Holds `data/` and `server.log`; removed on drop.
     directory: tempfile::TempDir,
 }
 
@@ -121,10 +121,20 @@ impl LocalServer {
     /// free port (another one if that port was taken meanwhile).
     fn start(binaries: PathBuf) -> anyhow::Result<Self> {
         let run_as = running_as_root().then_some("postgres");
+        // under root in /tmp: the `postgres` user may not be able to reach `$TMPDIR`
+        let parent = match run_as {
+            Some(_) => PathBuf::from("/tmp"),
+            None => std::env::temp_dir(),
+        };
         let directory = tempfile::Builder::new()
             .prefix("jmz-postgres-")
-            .tempdir()
-            .context("cannot create a temporary directory for PostgreSQL")?;
+            .tempdir_in(&parent)
+            .with_context(|| {
+                format!(
+                    "cannot create a temporary directory for PostgreSQL in {}",
+                    parent.display()
+                )
+            })?;
         if let Some(user) = run_as {
             run(Command::new("chown")
                 .arg("-R")
@@ -146,15 +156,14 @@ impl LocalServer {
             .arg(&data)
             .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
             .arg("--locale=C"))?;
-        let socket_directory = server.directory.path().display().to_string();
-        let settings = format!(
+        // no Unix socket (a long `$TMPDIR` would overflow its path): TCP on 127.0.0.1 only
+        append(
+            &data.join("postgresql.conf"),
             "\n# jmotto-zoom tests: a throw-away server, fast and reachable on 127.0.0.1 only\n\
              fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n\
              max_connections = 300\nlisten_addresses = '127.0.0.1'\n\
-             unix_socket_directories = '{}'\n",
-            socket_directory.replace('\'', "''")
-        );
-        append(&data.join("postgresql.conf"), &settings)?;
+             unix_socket_directories = ''\n",
+        )?;
         let mut attempt = 1;
         loop {
             server.port = free_port()?;
