@@ -16,7 +16,11 @@ mod init;
 mod live_settings;
 mod operator;
 mod pacing;
+mod pg_harness;
 mod queue_counts;
 mod storage_faults;
 mod sync_rules;
 mod webhooks;
+
+#[path = "../support/postgres.rs"]
+mod postgres;
