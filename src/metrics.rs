@@ -169,7 +169,9 @@ impl Metrics {
         let jobs = queue::count_jobs(pool).await?;
         let overdue_since = chrono::Utc::now().timestamp() - OVERDUE_AFTER_SECONDS;
         let overdue = queue::overdue_jobs(pool, overdue_since).await?;
-        let meetings = crate::store::meetings::count_by_state(pool).await?;
+        let meetings =
+            crate::store::meetings::count_by_state(&crate::store::db::Pool::Sqlite(pool.clone()))
+                .await?;
 
         let mut registry = Registry::default();
         registry.register(

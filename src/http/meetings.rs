@@ -201,7 +201,7 @@ pub async fn meetings(
             .transpose()?
             .map(utc_text),
     };
-    let rows = list_meetings(state.store.pool(), &filter).await?;
+    let rows = list_meetings(state.store.db(), &filter).await?;
     let meetings: Vec<MeetingView> = rows
         .into_iter()
         .map(|r| MeetingView::from_row(r, tz))

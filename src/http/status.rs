@@ -150,7 +150,7 @@ pub async fn status_view(state: &AppState) -> anyhow::Result<StatusView> {
             to: window.to.to_rfc3339(),
         },
         queue: sync_state::queue_counts(pool).await?.into(),
-        meetings: count_by_state(pool).await?,
+        meetings: count_by_state(state.store.db()).await?,
         users,
     };
     Ok(view)

@@ -19,7 +19,7 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use super::{CreateMeeting, DeleteMeeting, Engine, Job, PushOptions, UpdateMeeting, push};
 use crate::{
     store::{
-        MeetingRow, MeetingState,
+        MeetingRow, MeetingState, db,
         meetings::{self as rows, HostSlot, Reason, ReasonCode},
         parse_utc, queue, sync_state,
     },
@@ -223,7 +223,7 @@ async fn integration_waits(engine: &Engine) -> anyhow::Result<Option<Reason>> {
 /// `reason` in `state` (and keeps `look_first`). `uncount_attempt`: this run had counted an
 /// attempt, which the wait gives back (a wait is not a failed attempt).
 async fn wait_while_disabled<J: Job>(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut db::Conn,
     job: &J,
     row: &MeetingRow,
     (state, look_first): (MeetingState, bool),
@@ -368,7 +368,7 @@ const USER_NOT_FOUND: i64 = 1001;
 /// A create of `sync_id`'s run ended `failed` or refused: noted for the run's one
 /// `meetings.failed` alert (`jobs::housekeeping` sends it when the run's jobs have ended).
 async fn note_run_failure(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut db::Conn,
     job: &CreateMeeting,
     row: &MeetingRow,
 ) -> anyhow::Result<()> {
@@ -431,7 +431,7 @@ async fn credentials_refused(engine: &Engine, error: &ZoomError) {
 /// (`host.daily_limit`, once per host and UTC day).
 async fn give_back_slot(
     engine: &Engine,
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut db::Conn,
     slot: &HostSlot,
     error: &ZoomError,
 ) -> anyhow::Result<()> {
@@ -787,7 +787,7 @@ async fn start_update(
 /// up (Zoom refused it), or waits for the next sync (attempts ran out).
 async fn record_update_failure(
     engine: &Engine,
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut db::Conn,
     job: &UpdateMeeting,
     row: &MeetingRow,
     attempts: i64,
@@ -825,8 +825,8 @@ async fn record_update_failure(
 /// No database connection is held across the Zoom call.
 pub async fn run_delete(engine: &Engine, job: &DeleteMeeting) -> anyhow::Result<()> {
     let reason = ReasonCode::parse(&job.reason).context("a DeleteMeeting job with a bad reason")?;
-    let pool = engine.store.pool();
-    let Some(row) = rows::meeting_by_id(&mut *pool.acquire().await?, job.meeting_id).await? else {
+    let pool = engine.store.db();
+    let Some(row) = rows::meeting_by_id(&mut pool.acquire().await?, job.meeting_id).await? else {
         return Ok(());
     };
     match row.state() {
@@ -862,7 +862,7 @@ pub async fn run_delete(engine: &Engine, job: &DeleteMeeting) -> anyhow::Result<
         .await?;
         return tx.commit().await.context("cannot record a wait");
     }
-    let attempts = rows::count_attempt(&mut *pool.acquire().await?, row.id).await?;
+    let attempts = rows::count_attempt(&mut pool.acquire().await?, row.id).await?;
     let result = engine.zoom()?.delete_meeting(zoom_id).await;
     if let Err(error @ ZoomError::Auth(_)) = &result {
         credentials_refused(engine, error).await;
@@ -904,7 +904,7 @@ pub async fn run_delete(engine: &Engine, job: &DeleteMeeting) -> anyhow::Result<
 
 /// Is `row` its entry's current meeting again, with the entry no longer gone?
 async fn entry_is_back(engine: &Engine, row: &MeetingRow) -> anyhow::Result<bool> {
-    let mut conn = engine.store.pool().acquire().await?;
+    let mut conn = engine.store.db().acquire().await?;
     let entry = rows::entry(&mut conn, &row.entry_key()).await?;
     Ok(entry.is_some_and(|e| e.gone_at.is_none() && e.current_meeting_id == Some(row.id)))
 }

@@ -217,7 +217,7 @@ fn slice_rules(engine: &Engine, window: (DateTime<Utc>, DateTime<Utc>)) -> Slice
 
 /// Records the listing's sightings, then plans and applies each listed entry.
 async fn decide_slice(
-    tx: &mut SqliteConnection,
+    tx: &mut crate::store::db::Conn,
     job: &FetchSlice,
     entries: &[ScheduleEntry],
     rules: &SliceRules<'_>,
@@ -274,7 +274,7 @@ fn log_note(entry: &ScheduleEntry, plan: &EntryPlan) {
 /// same transaction. An entry listed with nothing changed joins `unchanged` (touched in
 /// one statement for the slice).
 async fn apply_plan(
-    tx: &mut SqliteConnection,
+    tx: &mut crate::store::db::Conn,
     job: &FetchSlice,
     key: &EntryKey,
     plan: &EntryPlan,
@@ -330,7 +330,7 @@ async fn push_planned(
 /// (R-DELETE), deletes that ran out of attempts are pushed again, the user's sync recorded.
 async fn finish_user_window(
     engine: &Engine,
-    tx: &mut SqliteConnection,
+    tx: &mut crate::store::db::Conn,
     job: &FetchSlice,
     window: (DateTime<Utc>, DateTime<Utc>),
     counts: &mut SliceCounts,
@@ -360,7 +360,7 @@ async fn finish_user_window(
 /// still ask for them.
 async fn retry_failed_deletes(
     engine: &Engine,
-    tx: &mut SqliteConnection,
+    tx: &mut crate::store::db::Conn,
     job: &FetchSlice,
 ) -> anyhow::Result<()> {
     let sync = &engine.settings.sync;
@@ -408,7 +408,10 @@ struct SliceSnapshot {
 }
 
 impl SliceSnapshot {
-    async fn load(tx: &mut SqliteConnection, keys: &[EntryKey]) -> anyhow::Result<SliceSnapshot> {
+    async fn load(
+        tx: &mut crate::store::db::Conn,
+        keys: &[EntryKey],
+    ) -> anyhow::Result<SliceSnapshot> {
         Ok(SliceSnapshot {
             entries: rows::entries_by_key(tx, keys).await?,
             meetings: rows::meetings_of_entries(tx, keys).await?,
@@ -419,7 +422,7 @@ impl SliceSnapshot {
     /// The entry's stored row and every meeting row of its key.
     async fn take(
         &mut self,
-        tx: &mut SqliteConnection,
+        tx: &mut crate::store::db::Conn,
         key: &EntryKey,
     ) -> anyhow::Result<(Option<EntryRow>, Vec<MeetingRow>)> {
         if self.decided.insert(key.clone()) {

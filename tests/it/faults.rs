@@ -453,7 +453,7 @@ async fn daily_host_quota_creates_100_and_defers_5_to_midnight() {
     assert_eq!(status["queue"]["scheduled"], 5, "{status}");
     assert_eq!(status["meetings"]["deferred"], 5, "{status}");
     let day = before.format("%Y-%m-%d").to_string();
-    let mut conn = app.engine.store.pool().acquire().await.expect("conn");
+    let mut conn = app.engine.store.db().acquire().await.expect("conn");
     assert_eq!(
         host_slots_used(&mut conn, "bulk@example.co.jp", &day)
             .await
@@ -559,7 +559,7 @@ async fn an_update_without_a_token_uses_no_quota() {
     app.sync().await;
     let day = Utc::now().format("%Y-%m-%d").to_string();
     let used = || async {
-        let mut conn = app.engine.store.pool().acquire().await.expect("conn");
+        let mut conn = app.engine.store.db().acquire().await.expect("conn");
         host_slots_used(&mut conn, "tanaka@example.co.jp", &day)
             .await
             .expect("usage")

@@ -100,7 +100,7 @@ pub async fn page(
         from,
         to,
     };
-    let rows = list_meetings(state.store.pool(), &filter).await?;
+    let rows = list_meetings(state.store.db(), &filter).await?;
     let page_number = query.page.unwrap_or(1).max(1);
     let skip = usize::try_from(page_number - 1)
         .unwrap_or(0)
