@@ -368,7 +368,7 @@ const USER_NOT_FOUND: i64 = 1001;
 /// A create of `sync_id`'s run ended `failed` or refused: noted for the run's one
 /// `meetings.failed` alert (`jobs::housekeeping` sends it when the run's jobs have ended).
 async fn note_run_failure(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut crate::store::db::Conn,
     job: &CreateMeeting,
     row: &MeetingRow,
 ) -> anyhow::Result<()> {
@@ -382,7 +382,7 @@ async fn note_run_failure(
 /// (a failure is logged: the alert does not depend on it).
 pub(super) async fn record_email_check(engine: &Engine, user_id: &str, email: &str, found: bool) {
     if let Err(error) = crate::store::settings::record_email_check(
-        engine.store.pool(),
+        engine.store.db(),
         user_id,
         email,
         found,
@@ -431,7 +431,7 @@ async fn credentials_refused(engine: &Engine, error: &ZoomError) {
 /// (`host.daily_limit`, once per host and UTC day).
 async fn give_back_slot(
     engine: &Engine,
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut crate::store::db::Conn,
     slot: &HostSlot,
     error: &ZoomError,
 ) -> anyhow::Result<()> {
@@ -577,7 +577,7 @@ async fn write_created(
 async fn observe_created(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<()> {
     if let Some(sync_id) = &job.sync_id
         && let Ok(Some(triggered)) =
-            sync_state::sync_run_created_at(engine.store.pool(), sync_id).await
+            sync_state::sync_run_created_at(engine.store.db(), sync_id).await
     {
         let seconds = (Utc::now() - triggered).num_milliseconds() as f64 / 1000.0;
         engine.metrics.observe_trigger_to_meeting(seconds);
