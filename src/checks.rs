@@ -149,7 +149,7 @@ pub async fn record_token_refusal(store: &Store, error: &crate::zoom::ZoomError)
 /// Whether the last recorded check of the Zoom token failed (the integration is 無効 and
 /// Zoom's writes wait). Never checked is not failed: the worker checks at its start.
 pub async fn zoom_token_failed(store: &Store) -> anyhow::Result<bool> {
-    let checks = receiver::checks(store.pool()).await?;
+    let checks = receiver::checks(store.db()).await?;
     Ok(checks
         .iter()
         .any(|c| c.service == ENABLED_PARTS[0].0 && !c.ok))
@@ -166,7 +166,7 @@ pub(crate) async fn record(store: &Store, results: &[CheckResult]) {
             continue;
         };
         if let Err(error) =
-            receiver::record_check(store.pool(), service, result.ok, &result.detail, now).await
+            receiver::record_check(store.db(), service, result.ok, &result.detail, now).await
         {
             tracing::warn!(error = %format!("{error:#}"), "cannot record a service check");
         }
@@ -516,7 +516,7 @@ mod tests {
         assert!(results[0].detail.contains("「Zoom連携設定」ページ"));
         assert!(results[0].detail.contains("クライアントシークレット"));
         assert!(results[1].detail.contains("groupware.admin_password"));
-        let recorded = receiver::checks(store.pool()).await.expect("checks");
+        let recorded = receiver::checks(store.db()).await.expect("checks");
         assert_eq!(recorded.len(), 3);
         assert!(zoom_token_failed(&store).await.expect("read"));
         store.close().await;

@@ -168,7 +168,7 @@ pub async fn run(engine: &Engine) -> Vec<CheckResult> {
 /// R-ENABLED as `doctor`'s last line says it, from the checks recorded (by [`run`], just
 /// before): `Zoom連携: 有効`, or `Zoom連携: 無効 (…reasons…)`.
 pub async fn verdict(engine: &Engine) -> anyhow::Result<String> {
-    let checks = crate::store::receiver::checks(engine.store.pool()).await?;
+    let checks = crate::store::receiver::checks(engine.store.db()).await?;
     Ok(verdict_line(&crate::checks::disabled_reasons(
         &engine.settings,
         &checks,

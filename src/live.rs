@@ -153,14 +153,14 @@ impl LiveSettings {
     /// The settings in effect now: one `SELECT` of the version, and a reload only when a
     /// saved change moved it.
     pub async fn current(&self) -> anyhow::Result<Arc<Settings>> {
-        let version = stored::version(self.inner.store.pool()).await?;
+        let version = stored::version(self.inner.store.db()).await?;
         let mut cache = self.inner.cache.lock().await;
         if let Some((cached, settings)) = cache.as_ref()
             && *cached == version
         {
             return Ok(settings.clone());
         }
-        let rows = stored::load(self.inner.store.pool()).await?;
+        let rows = stored::load(self.inner.store.db()).await?;
         let settings = Arc::new(effective(&self.inner.file, &rows));
         for problem in &settings.problems {
             tracing::warn!(problem = %problem, "a stored console setting cannot be used");
@@ -174,13 +174,13 @@ impl LiveSettings {
         if is_secret(key) {
             return Ok(None);
         }
-        let rows = stored::load(self.inner.store.pool()).await?;
+        let rows = stored::load(self.inner.store.db()).await?;
         Ok(rows.values.get(key).cloned())
     }
 
     /// Whether a value of `key` is stored (for a secret: 「設定済み」).
     pub async fn is_stored(&self, key: &str) -> anyhow::Result<bool> {
-        let rows = stored::load(self.inner.store.pool()).await?;
+        let rows = stored::load(self.inner.store.db()).await?;
         Ok(rows.values.contains_key(key))
     }
 
@@ -624,7 +624,7 @@ secret_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
             after.zoom.client_secret.expose_secret(),
             "very-secret-value"
         );
-        let rows = stored::load(live.store().pool()).await.expect("rows");
+        let rows = stored::load(live.store().db()).await.expect("rows");
         let sealed = rows.values.get("zoom.client_secret").expect("stored");
         assert!(!sealed.contains("very-secret-value"));
         // Empty keeps it; the same value again changes nothing.
@@ -727,7 +727,7 @@ secret_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
         save(&live_with, &[("zoom.client_secret", "s3cret")])
             .await
             .expect("saved");
-        let rows = stored::load(live_with.store().pool()).await.expect("rows");
+        let rows = stored::load(live_with.store().db()).await.expect("rows");
         let settings = effective(live_without.file(), &rows);
         assert!(settings.zoom.client_secret.expose_secret().is_empty());
         assert!(
@@ -790,7 +790,7 @@ secret_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
                 .as_deref(),
             Some("smtp://alerts:s3cret-pass@smtp.example.co.jp:587?tls=required")
         );
-        let rows = stored::load(live.store().pool()).await.expect("rows");
+        let rows = stored::load(live.store().db()).await.expect("rows");
         for key in ["alerts.smtp_url", "alerts.webhook_secret"] {
             let sealed = rows.values.get(key).expect("stored");
             assert!(

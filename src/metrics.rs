@@ -17,15 +17,13 @@
 
 use std::{collections::BTreeMap, sync::Mutex};
 
+use crate::store::{Store, db, queue};
 use anyhow::Context;
 use prometheus_client::{
     encoding::{EncodeMetric, MetricEncoder, NoLabelSet, prometheus_text},
     metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
     registry::Registry,
 };
-use sqlx::SqlitePool;
-
-use crate::store::{Store, queue};
 
 /// Calls to Zoom and J-MOTTO by endpoint and outcome.
 pub const EXTERNAL_CALLS: &str = "jmz_external_calls_total";
@@ -132,7 +130,7 @@ impl Metrics {
         }
         let mut tx = store.begin_write().await.context("cannot flush metrics")?;
         for ((name, labels), value) in &totals {
-            crate::store::db::query(
+            db::query(
                 "INSERT INTO metric_counters (process, name, labels, value) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (process, name, labels) DO UPDATE SET value = excluded.value",
             )
@@ -150,14 +148,14 @@ impl Metrics {
     /// The exposition: every other process's stored totals plus this process's own, and the
     /// gauges. `enabled` is R-ENABLED now (`checks::disabled_reasons` is empty), shown as
     /// `jmz_enabled` 1 or 0 (the caller reads it: the checks sit above this module).
-    pub async fn render(&self, pool: &SqlitePool, enabled: bool) -> anyhow::Result<String> {
+    pub async fn render(&self, store: &Store, enabled: bool) -> anyhow::Result<String> {
         let mut totals: BTreeMap<Series, f64> = BTreeMap::new();
-        let stored: Vec<(String, String, f64)> = sqlx::query_as(
-            "SELECT name, labels, sum(value) FROM metric_counters WHERE process <> ? \
+        let stored: Vec<(String, String, f64)> = db::query(
+            "SELECT name, labels, sum(value) FROM metric_counters WHERE process <> $1 \
              GROUP BY name, labels",
         )
         .bind(&self.process)
-        .fetch_all(pool)
+        .fetch_all(store.db())
         .await
         .context("cannot read the stored counters")?;
         for (name, labels, value) in stored {
@@ -166,6 +164,9 @@ impl Metrics {
         for (key, value) in self.snapshot() {
             *totals.entry(key).or_insert(0.0) += value;
         }
+        // TRANSITIONAL: `store::queue` and `store::meetings` take the SQLite pool until they
+        // are ported.
+        let pool = store.pool();
         let jobs = queue::count_jobs(pool).await?;
         let overdue_since = chrono::Utc::now().timestamp() - OVERDUE_AFTER_SECONDS;
         let overdue = queue::overdue_jobs(pool, overdue_since).await?;
@@ -441,16 +442,16 @@ mod flush_tests {
             EXTERNAL_CALLS,
             &[("service", "zoom"), ("endpoint", "x"), ("outcome", "ok")],
         );
-        async fn seen(m: &Metrics, pool: &SqlitePool, series: &str) -> Option<f64> {
-            sample(&m.render(pool, true).await.expect("render"), series)
+        async fn seen(m: &Metrics, store: &Store, series: &str) -> Option<f64> {
+            sample(&m.render(store, true).await.expect("render"), series)
         }
         assert_eq!(
-            seen(&worker, store.pool(), calls).await,
+            seen(&worker, &store, calls).await,
             Some(3.0),
             "own totals before any flush"
         );
         assert_eq!(
-            seen(&server, store.pool(), calls).await,
+            seen(&server, &store, calls).await,
             Some(1.0),
             "the worker has not flushed yet"
         );
@@ -459,8 +460,8 @@ mod flush_tests {
             .flush(&store)
             .await
             .expect("a second flush changes nothing");
-        assert_eq!(seen(&worker, store.pool(), calls).await, Some(3.0));
-        assert_eq!(seen(&server, store.pool(), calls).await, Some(4.0));
+        assert_eq!(seen(&worker, &store, calls).await, Some(3.0));
+        assert_eq!(seen(&server, &store, calls).await, Some(4.0));
         worker.increment(
             EXTERNAL_CALLS,
             &[("service", "zoom"), ("endpoint", "x"), ("outcome", "ok")],
@@ -468,11 +469,11 @@ mod flush_tests {
         worker.flush(&store).await.expect("flush");
         drop(worker);
         assert_eq!(
-            seen(&server, store.pool(), calls).await,
+            seen(&server, &store, calls).await,
             Some(5.0),
             "an ended process's totals stay"
         );
-        let text = server.render(store.pool(), true).await.expect("render");
+        let text = server.render(&store, true).await.expect("render");
         assert!(
             text.contains("jmz_trigger_to_meeting_seconds_bucket{le=\"0.5\"} 0"),
             "{text}"
@@ -517,7 +518,7 @@ mod exposition_tests {
                 ("outcome", "sent"),
             ],
         );
-        let text = metrics.render(store.pool(), false).await.expect("render");
+        let text = metrics.render(&store, false).await.expect("render");
         let meetings: String = [
             "created",
             "deferred",

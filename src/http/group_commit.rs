@@ -252,6 +252,7 @@ async fn write_delivery(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::db;
 
     fn delivery(webhook_id: &str) -> Delivery {
         Delivery {
@@ -263,10 +264,7 @@ mod tests {
     }
 
     async fn count(store: &Store, sql: &'static str) -> i64 {
-        sqlx::query_scalar(sql)
-            .fetch_one(store.pool())
-            .await
-            .expect("count")
+        db::query(sql).scalar(store.db()).await.expect("count")
     }
 
     /// Issue 5 group commit: one delivery whose writes fail is rolled back to its savepoint
@@ -278,11 +276,12 @@ mod tests {
         let url = format!("sqlite://{}", folder.path().join("batch.db").display());
         let store = Store::connect(&url).await.expect("database opens");
         // The dedup row is written after the job: a failure there must take the job back.
-        sqlx::query(
+        // A SQLite trigger: this test runs on SQLite only.
+        db::query(
             "CREATE TRIGGER poisoned_delivery BEFORE INSERT ON webhook_deliveries \
              WHEN NEW.webhook_id = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
         )
-        .execute(store.pool())
+        .execute(store.db())
         .await
         .expect("trigger");
         let batch = [
@@ -313,12 +312,11 @@ mod tests {
         };
         assert_ne!(first, last);
 
-        let jobs: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM Jobs WHERE job_type = 'jmz.sync_window' ORDER BY id",
-        )
-        .fetch_all(store.pool())
-        .await
-        .expect("jobs");
+        let jobs: Vec<String> =
+            db::query("SELECT id FROM Jobs WHERE job_type = 'jmz.sync_window' ORDER BY id")
+                .scalars(store.db())
+                .await
+                .expect("jobs");
         let mut expected = vec![first.clone(), last.clone()];
         expected.sort();
         assert_eq!(
@@ -327,8 +325,8 @@ mod tests {
         );
         assert_eq!(count(&store, "SELECT count(*) FROM sync_runs").await, 2);
         let deliveries: Vec<(String, String)> =
-            sqlx::query_as("SELECT webhook_id, job_id FROM webhook_deliveries ORDER BY webhook_id")
-                .fetch_all(store.pool())
+            db::query("SELECT webhook_id, job_id FROM webhook_deliveries ORDER BY webhook_id")
+                .fetch_all(store.db())
                 .await
                 .expect("deliveries");
         assert_eq!(

@@ -10,10 +10,9 @@ use super::{errors::ApiError, state::AppState};
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let pool = state.store.pool();
-    let checks = crate::store::receiver::checks(pool).await?;
+    let checks = crate::store::receiver::checks(state.store.db()).await?;
     let enabled = crate::checks::disabled_reasons(&state.settings, &checks).is_empty();
-    let text = state.metrics.render(pool, enabled).await?;
+    let text = state.metrics.render(&state.store, enabled).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text))

@@ -108,7 +108,7 @@ pub async fn status(_admin: Admin, state: web::Data<AppState>) -> Result<HttpRes
 /// What `GET /api/v1/status` answers (also the console's 状態 page).
 pub async fn status_view(state: &AppState) -> anyhow::Result<StatusView> {
     let settings = &*state.live.current().await?;
-    let pool = state.store.pool();
+    let pool = state.store.db();
     let tz = settings.groupware.timezone;
     let window = Window::containing(state.clock.now(), tz, settings.sync.months)
         .map_err(|e| anyhow::anyhow!("cannot compute the window: {e}"))?;
@@ -149,7 +149,8 @@ pub async fn status_view(state: &AppState) -> anyhow::Result<StatusView> {
             from: window.from.to_rfc3339(),
             to: window.to.to_rfc3339(),
         },
-        queue: sync_state::queue_counts(pool).await?.into(),
+        // TRANSITIONAL: `store::queue` takes the SQLite pool until it is ported.
+        queue: sync_state::queue_counts(state.store.pool()).await?.into(),
         meetings: count_by_state(state.store.db()).await?,
         users,
     };

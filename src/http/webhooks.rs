@@ -133,7 +133,7 @@ pub async fn receive(
         Err(refusal) => {
             let mut conn = engine
                 .store
-                .pool()
+                .db()
                 .acquire()
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot look up a webhook delivery: {e}"))?;

@@ -26,7 +26,6 @@ use std::future::Future;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::SqliteConnection;
 
 use super::{Engine, Job, JobHandler, PushOptions, push};
 pub use crate::alerts::{Channel, Condition, FailedMeeting};
@@ -34,7 +33,7 @@ use crate::{
     alerts::{self, Alert, Event, LISTED_FAILED_MEETINGS},
     config::Settings,
     metrics,
-    store::{alerts as rows, parse_utc},
+    store::{alerts as rows, db, parse_utc},
 };
 
 /// Attempts per delivery before it is `failed`: with the worker's backoff (2 s doubled per
@@ -65,13 +64,13 @@ impl JobHandler for DeliverAlert {
 
 /// Records `condition` as started, unless it is open already; then (only then) pushes its
 /// deliveries. True when it was new (an alert will go out). For the conditions that clear.
-pub async fn open(conn: &mut SqliteConnection, condition: &Condition) -> anyhow::Result<bool> {
+pub async fn open(conn: &mut db::Conn, condition: &Condition) -> anyhow::Result<bool> {
     record(conn, condition, false).await
 }
 
 /// Closes the open condition `kind` (e.g. `user.unreadable`) of `subject` (see
 /// [`Condition::subject`]) and pushes its clearing's deliveries. True when one was open.
-pub async fn clear(conn: &mut SqliteConnection, kind: &str, subject: &str) -> anyhow::Result<bool> {
+pub async fn clear(conn: &mut db::Conn, kind: &str, subject: &str) -> anyhow::Result<bool> {
     let now = Utc::now();
     let id = rows::clear_condition(conn, kind, subject, now).await?;
     push_deliveries(conn, id, Event::Cleared, now).await
@@ -79,17 +78,13 @@ pub async fn clear(conn: &mut SqliteConnection, kind: &str, subject: &str) -> an
 
 /// Records a one-off alert (`meetings.failed`, `host.daily_limit`) unless one was recorded
 /// for its subject before, and pushes its deliveries. True when it was new.
-pub async fn once(conn: &mut SqliteConnection, condition: &Condition) -> anyhow::Result<bool> {
+pub async fn once(conn: &mut db::Conn, condition: &Condition) -> anyhow::Result<bool> {
     record(conn, condition, true).await
 }
 
 /// [`open`] (`once` false) or [`once`]; the condition's type must match (a one-off is
 /// recorded over at once, and only its type's index keeps it unique).
-async fn record(
-    conn: &mut SqliteConnection,
-    condition: &Condition,
-    once: bool,
-) -> anyhow::Result<bool> {
+async fn record(conn: &mut db::Conn, condition: &Condition, once: bool) -> anyhow::Result<bool> {
     anyhow::ensure!(
         condition.clears() != once && *condition != Condition::Test,
         "a {} alert is recorded with {}",
@@ -104,7 +99,7 @@ async fn record(
 }
 
 async fn push_deliveries(
-    conn: &mut SqliteConnection,
+    conn: &mut db::Conn,
     condition_id: Option<i64>,
     event: Event,
     now: DateTime<Utc>,
@@ -126,7 +121,7 @@ async fn push_deliveries(
 /// (the worker's at start and every 15 minutes — `jobs::housekeeping` —, a console save, a
 /// manual sync's check first).
 pub async fn integration_changed(
-    conn: &mut SqliteConnection,
+    conn: &mut db::Conn,
     enabled: bool,
     reasons_ja: &[String],
 ) -> anyhow::Result<bool> {
@@ -146,7 +141,7 @@ pub async fn integration_changed(
 /// minutes, a console save, a manual sync's check first) and after a call met Zoom's refusal
 /// of the credentials (`jobs::meetings`). True when an alert was recorded.
 pub async fn report_integration(engine: &Engine) -> anyhow::Result<bool> {
-    let checks = crate::store::receiver::checks(engine.store.pool()).await?;
+    let checks = crate::store::receiver::checks(engine.store.db()).await?;
     let enabled = crate::checks::disabled_reasons(&engine.settings, &checks).is_empty();
     let reasons = crate::checks::disabled_reasons_ja(&engine.settings, &checks);
     let mut tx = engine.store.begin_write().await?;
@@ -163,7 +158,7 @@ pub async fn report_integration(engine: &Engine) -> anyhow::Result<bool> {
 /// J-MOTTO refused an enabled user's schedule (2001) or does not know the user (2002):
 /// opens `user.unreadable` (call it where a slice records that error, `jobs::sync`).
 pub async fn user_unreadable(
-    conn: &mut SqliteConnection,
+    conn: &mut db::Conn,
     user_id: &str,
     detail: &str,
 ) -> anyhow::Result<bool> {
@@ -176,14 +171,14 @@ pub async fn user_unreadable(
 
 /// A listing of `user_id` succeeded: clears `user.unreadable` if it was open (one
 /// statement; call it in the transaction that records the slice's listing).
-pub async fn user_readable(conn: &mut SqliteConnection, user_id: &str) -> anyhow::Result<bool> {
+pub async fn user_readable(conn: &mut db::Conn, user_id: &str) -> anyhow::Result<bool> {
     clear(conn, "user.unreadable", user_id).await
 }
 
 /// An enabled user's Zoom e-mail is not in the Zoom account (the e-mail check at start and
 /// every 15 minutes, or a create refused with Zoom's code 1001): opens `user.zoom_unknown`.
 pub async fn user_zoom_unknown(
-    conn: &mut SqliteConnection,
+    conn: &mut db::Conn,
     user_id: &str,
     email: &str,
 ) -> anyhow::Result<bool> {
@@ -195,7 +190,7 @@ pub async fn user_zoom_unknown(
 }
 
 /// The user's Zoom e-mail was found: clears `user.zoom_unknown` if it was open.
-pub async fn user_zoom_found(conn: &mut SqliteConnection, user_id: &str) -> anyhow::Result<bool> {
+pub async fn user_zoom_found(conn: &mut db::Conn, user_id: &str) -> anyhow::Result<bool> {
     clear(conn, "user.zoom_unknown", user_id).await
 }
 
@@ -205,7 +200,7 @@ pub async fn user_zoom_found(conn: &mut SqliteConnection, user_id: &str) -> anyh
 /// jobs have ended (a second call for the same run sends nothing). Nothing when `entries`
 /// is empty.
 pub async fn meetings_failed(
-    conn: &mut SqliteConnection,
+    conn: &mut db::Conn,
     sync_id: &str,
     entries: &[FailedMeeting],
 ) -> anyhow::Result<bool> {
@@ -228,7 +223,7 @@ pub async fn meetings_failed(
 /// `host.daily_limit` alert per host and UTC day (call it where a create or update is
 /// deferred to 00:00 UTC, `jobs::meetings`).
 pub async fn host_daily_limit(
-    conn: &mut SqliteConnection,
+    conn: &mut db::Conn,
     host_email: &str,
     utc_day: &str,
 ) -> anyhow::Result<bool> {
@@ -248,7 +243,7 @@ pub async fn send_test(settings: &Settings) -> Vec<(Channel, Result<(), String>)
 
 /// Runs one delivery: sends it, or records why not and schedules the next attempt.
 pub async fn run_delivery(engine: &Engine, job: &DeliverAlert) -> anyhow::Result<()> {
-    let Some(row) = rows::delivery(engine.store.pool(), job.delivery_id).await? else {
+    let Some(row) = rows::delivery(engine.store.db(), job.delivery_id).await? else {
         return Ok(());
     };
     if row.state != "pending" {

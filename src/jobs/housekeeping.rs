@@ -112,10 +112,11 @@ async fn report_email(engine: &Engine, id: &str, email: &str, found: bool) -> an
 /// The `meetings.failed` alert of each sync run whose jobs have ended (see the module's
 /// doc for the decision).
 async fn alert_ended_runs(engine: &Engine) -> anyhow::Result<()> {
-    let pool = engine.store.pool();
     let horizon = i64::try_from(RUN_OVER_HORIZON.as_secs()).unwrap_or(i64::MAX);
     let before = chrono::Utc::now().timestamp().saturating_add(horizon);
-    for sync_id in sync_state::runs_with_failures(pool).await? {
+    for sync_id in sync_state::runs_with_failures(engine.store.db()).await? {
+        // TRANSITIONAL: `store::queue` takes the SQLite pool until it is ported.
+        let pool = engine.store.pool();
         if queue::run_has_unfinished(pool, CreateMeeting::QUEUE, &sync_id, before).await? {
             continue;
         }
@@ -152,7 +153,7 @@ async fn prune_deliveries(engine: &Engine) {
     else {
         return;
     };
-    match receiver::prune_deliveries(engine.store.pool(), before).await {
+    match receiver::prune_deliveries(engine.store.db(), before).await {
         Ok(0) => {}
         Ok(pruned) => tracing::info!(pruned, "pruned old webhook delivery ids"),
         Err(error) => {

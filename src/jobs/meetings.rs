@@ -382,7 +382,7 @@ async fn note_run_failure(
 /// (a failure is logged: the alert does not depend on it).
 pub(super) async fn record_email_check(engine: &Engine, user_id: &str, email: &str, found: bool) {
     if let Err(error) = crate::store::settings::record_email_check(
-        engine.store.pool(),
+        engine.store.db(),
         user_id,
         email,
         found,
@@ -577,7 +577,7 @@ async fn write_created(
 async fn observe_created(engine: &Engine, job: &CreateMeeting) -> anyhow::Result<()> {
     if let Some(sync_id) = &job.sync_id
         && let Ok(Some(triggered)) =
-            sync_state::sync_run_created_at(engine.store.pool(), sync_id).await
+            sync_state::sync_run_created_at(engine.store.db(), sync_id).await
     {
         let seconds = (Utc::now() - triggered).num_milliseconds() as f64 / 1000.0;
         engine.metrics.observe_trigger_to_meeting(seconds);

@@ -11,7 +11,6 @@ use std::{
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
 
 use super::{
     CreateMeeting, DeleteMeeting, Engine, FetchSlice, PushOptions, SyncWindow, UpdateMeeting, push,
@@ -27,7 +26,7 @@ use crate::{
     },
     groupware::{GroupwareError, ScheduleEntry},
     store::{
-        MeetingRow,
+        MeetingRow, db,
         meetings::{self as rows, EntryRow},
         parse_utc, sync_state, utc_text,
     },
@@ -41,7 +40,7 @@ use crate::{
 /// credential turns the integration 有効 at once (and sends `integration.enabled`), and the
 /// creates deferred while it was 無効 are released.
 pub async fn run_sync_window(engine: &Engine, job: &SyncWindow) -> anyhow::Result<()> {
-    if sync_state::sync_trigger(engine.store.pool(), &job.sync_id)
+    if sync_state::sync_trigger(engine.store.db(), &job.sync_id)
         .await?
         .as_deref()
         == Some("manual")
@@ -109,7 +108,7 @@ fn users_to_sync(engine: &Engine, job: &SyncWindow) -> Vec<String> {
 
 /// One slice row and one `FetchSlice` per (user, month) of the window.
 async fn push_slices(
-    tx: &mut SqliteConnection,
+    tx: &mut db::Conn,
     job: &SyncWindow,
     users: &[String],
     window: &Window,
@@ -142,7 +141,7 @@ pub async fn run_fetch_slice(engine: &Engine, job: &FetchSlice) -> anyhow::Resul
     let month = MonthSlice::parse_label(&job.month)
         .with_context(|| format!("bad month {:?} in a FetchSlice job", job.month))?;
     let window = {
-        let mut conn = engine.store.pool().acquire().await?;
+        let mut conn = engine.store.db().acquire().await?;
         let (from, to) = sync_state::sync_window(&mut conn, &job.sync_id)
             .await?
             .with_context(|| format!("sync run {} has no window", job.sync_id))?;
@@ -217,7 +216,7 @@ fn slice_rules(engine: &Engine, window: (DateTime<Utc>, DateTime<Utc>)) -> Slice
 
 /// Records the listing's sightings, then plans and applies each listed entry.
 async fn decide_slice(
-    tx: &mut crate::store::db::Conn,
+    tx: &mut db::Conn,
     job: &FetchSlice,
     entries: &[ScheduleEntry],
     rules: &SliceRules<'_>,
@@ -274,7 +273,7 @@ fn log_note(entry: &ScheduleEntry, plan: &EntryPlan) {
 /// same transaction. An entry listed with nothing changed joins `unchanged` (touched in
 /// one statement for the slice).
 async fn apply_plan(
-    tx: &mut crate::store::db::Conn,
+    tx: &mut db::Conn,
     job: &FetchSlice,
     key: &EntryKey,
     plan: &EntryPlan,
@@ -292,7 +291,7 @@ async fn apply_plan(
 }
 
 async fn push_planned(
-    tx: &mut SqliteConnection,
+    tx: &mut db::Conn,
     job: &FetchSlice,
     wanted: &JobToPush,
     inserted: Option<i64>,
@@ -330,7 +329,7 @@ async fn push_planned(
 /// (R-DELETE), deletes that ran out of attempts are pushed again, the user's sync recorded.
 async fn finish_user_window(
     engine: &Engine,
-    tx: &mut crate::store::db::Conn,
+    tx: &mut db::Conn,
     job: &FetchSlice,
     window: (DateTime<Utc>, DateTime<Utc>),
     counts: &mut SliceCounts,
@@ -360,7 +359,7 @@ async fn finish_user_window(
 /// still ask for them.
 async fn retry_failed_deletes(
     engine: &Engine,
-    tx: &mut crate::store::db::Conn,
+    tx: &mut db::Conn,
     job: &FetchSlice,
 ) -> anyhow::Result<()> {
     let sync = &engine.settings.sync;
@@ -408,10 +407,7 @@ struct SliceSnapshot {
 }
 
 impl SliceSnapshot {
-    async fn load(
-        tx: &mut crate::store::db::Conn,
-        keys: &[EntryKey],
-    ) -> anyhow::Result<SliceSnapshot> {
+    async fn load(tx: &mut db::Conn, keys: &[EntryKey]) -> anyhow::Result<SliceSnapshot> {
         Ok(SliceSnapshot {
             entries: rows::entries_by_key(tx, keys).await?,
             meetings: rows::meetings_of_entries(tx, keys).await?,
@@ -422,7 +418,7 @@ impl SliceSnapshot {
     /// The entry's stored row and every meeting row of its key.
     async fn take(
         &mut self,
-        tx: &mut crate::store::db::Conn,
+        tx: &mut db::Conn,
         key: &EntryKey,
     ) -> anyhow::Result<(Option<EntryRow>, Vec<MeetingRow>)> {
         if self.decided.insert(key.clone()) {

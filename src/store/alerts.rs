@@ -6,18 +6,16 @@
 //! already open (another process, a restart) inserts nothing, and its caller pushes no
 //! delivery.
 
+use super::{db, utc_text};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{SqliteConnection, SqlitePool};
-
-use super::utc_text;
 
 /// Records that `(kind, subject)` started at `at`: open (until [`clear_condition`]) unless
 /// it is open already, or with `once` a one-off (over at once) unless one was recorded for
 /// that subject before. The new row's id, or `None` when nothing was recorded.
 pub async fn insert_condition(
-    conn: &mut SqliteConnection,
+    conn: &mut db::Conn,
     kind: &str,
     subject: &str,
     details: &str,
@@ -25,35 +23,35 @@ pub async fn insert_condition(
     once: bool,
 ) -> anyhow::Result<Option<i64>> {
     let at = utc_text(at);
-    sqlx::query_scalar(
+    db::query(
         "INSERT INTO alert_conditions (type, subject, details, opened_at, cleared_at) \
-         VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(kind)
     .bind(subject)
     .bind(details)
     .bind(&at)
     .bind(once.then_some(&at))
-    .fetch_optional(conn)
+    .scalar_optional(conn)
     .await
     .context("cannot record an alert condition")
 }
 
 /// Closes the open row of `(kind, subject)` at `at`: its id, or `None` when none was open.
 pub async fn clear_condition(
-    conn: &mut SqliteConnection,
+    conn: &mut db::Conn,
     kind: &str,
     subject: &str,
     at: DateTime<Utc>,
 ) -> anyhow::Result<Option<i64>> {
-    sqlx::query_scalar(
-        "UPDATE alert_conditions SET cleared_at = ? \
-         WHERE type = ? AND subject = ? AND cleared_at IS NULL RETURNING id",
+    db::query(
+        "UPDATE alert_conditions SET cleared_at = $1 \
+         WHERE type = $2 AND subject = $3 AND cleared_at IS NULL RETURNING id",
     )
     .bind(utc_text(at))
     .bind(kind)
     .bind(subject)
-    .fetch_optional(conn)
+    .scalar_optional(conn)
     .await
     .context("cannot clear an alert condition")
 }
@@ -61,23 +59,23 @@ pub async fn clear_condition(
 /// Adds the delivery of one alert (`event`: `opened` or `cleared`) through `channel`,
 /// pending; its id.
 pub async fn insert_delivery(
-    conn: &mut SqliteConnection,
+    conn: &mut db::Conn,
     condition_id: i64,
     event: &str,
     channel: &str,
     at: DateTime<Utc>,
 ) -> anyhow::Result<i64> {
     let at = utc_text(at);
-    sqlx::query_scalar(
+    db::query(
         "INSERT INTO alert_deliveries (condition_id, event, channel, state, created_at, updated_at) \
-         VALUES (?, ?, ?, 'pending', ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, 'pending', $4, $5) RETURNING id",
     )
     .bind(condition_id)
     .bind(event)
     .bind(channel)
     .bind(&at)
     .bind(&at)
-    .fetch_one(conn)
+    .scalar(conn)
     .await
     .context("cannot record an alert delivery")
 }
@@ -120,26 +118,21 @@ const DELIVERY_COLUMNS: &str = "SELECT d.id, d.event, d.channel, d.state, d.atte
      FROM alert_deliveries d JOIN alert_conditions c ON c.id = d.condition_id";
 
 /// The delivery `id`, if it exists.
-pub async fn delivery(pool: &SqlitePool, id: i64) -> anyhow::Result<Option<DeliveryRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{DELIVERY_COLUMNS} WHERE d.id = ?"
-    )))
-    .bind(id)
-    .fetch_optional(pool)
-    .await
-    .context("cannot read an alert delivery")
+pub async fn delivery(pool: &db::Pool, id: i64) -> anyhow::Result<Option<DeliveryRow>> {
+    db::query_owned(format!("{DELIVERY_COLUMNS} WHERE d.id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .context("cannot read an alert delivery")
 }
 
 /// Deliveries that failed for good or are still being retried after a failure, newest
 /// first, at most `limit` (for 状態).
-pub async fn troubled_deliveries(
-    pool: &SqlitePool,
-    limit: i64,
-) -> anyhow::Result<Vec<DeliveryRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+pub async fn troubled_deliveries(pool: &db::Pool, limit: i64) -> anyhow::Result<Vec<DeliveryRow>> {
+    db::query_owned(format!(
         "{DELIVERY_COLUMNS} WHERE d.state = 'failed' OR (d.state = 'pending' AND d.attempts > 0) \
-         ORDER BY d.updated_at DESC, d.id DESC LIMIT ?"
-    )))
+         ORDER BY d.updated_at DESC, d.id DESC LIMIT $1"
+    ))
     .bind(limit)
     .fetch_all(pool)
     .await
@@ -147,8 +140,8 @@ pub async fn troubled_deliveries(
 }
 
 /// Every open condition, oldest first.
-pub async fn open_conditions(pool: &SqlitePool) -> anyhow::Result<Vec<ConditionRow>> {
-    sqlx::query_as(
+pub async fn open_conditions(pool: &db::Pool) -> anyhow::Result<Vec<ConditionRow>> {
+    db::query(
         "SELECT id AS condition_id, type, subject, details, opened_at, cleared_at \
          FROM alert_conditions WHERE cleared_at IS NULL ORDER BY opened_at, id",
     )
@@ -160,16 +153,16 @@ pub async fn open_conditions(pool: &SqlitePool) -> anyhow::Result<Vec<ConditionR
 /// Sets a delivery's state (`sent`, `failed`, `skipped`, or `pending` for a retry), its
 /// attempts so far and its last error.
 pub async fn set_delivery_state(
-    conn: &mut SqliteConnection,
+    conn: &mut db::Conn,
     id: i64,
     state: &str,
     attempts: i64,
     last_error: Option<&str>,
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE alert_deliveries SET state = ?, attempts = ?, last_error = ?, updated_at = ? \
-         WHERE id = ?",
+    db::query(
+        "UPDATE alert_deliveries SET state = $1, attempts = $2, last_error = $3, updated_at = $4 \
+         WHERE id = $5",
     )
     .bind(state)
     .bind(attempts)

@@ -4,11 +4,9 @@
 //! never shows a change that did not happen, nor misses one that did. Kept for good: the
 //! retention job prunes finished jobs only.
 
+use super::{db, utc_text};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use sqlx::{SqliteConnection, SqlitePool};
-
-use super::utc_text;
 
 /// What a row records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,11 +101,11 @@ pub struct AuditRow {
 
 /// Writes `entry` at `at` on `conn` (inside the change's transaction where there is one).
 pub async fn record(
-    conn: &mut SqliteConnection,
+    conn: &mut db::Conn,
     entry: &AuditEntry,
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    sqlx::query("INSERT INTO audit_log (at, kind, address, detail) VALUES (?, ?, ?, ?)")
+    db::query("INSERT INTO audit_log (at, kind, address, detail) VALUES ($1, $2, $3, $4)")
         .bind(utc_text(at))
         .bind(entry.kind.as_str())
         .bind(&entry.address)
@@ -121,23 +119,23 @@ pub async fn record(
 /// Failed sign-ins from `address` at or after `since` (the sign-in rate limit, read from
 /// the database so that it holds across server processes).
 pub async fn failed_logins_since(
-    pool: &SqlitePool,
+    pool: &db::Pool,
     address: &str,
     since: DateTime<Utc>,
 ) -> anyhow::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE kind = ? AND address = ? AND at >= ?")
+    db::query("SELECT count(*) FROM audit_log WHERE kind = $1 AND address = $2 AND at >= $3")
         .bind(AuditKind::LoginFailed.as_str())
         .bind(address)
         .bind(utc_text(since))
-        .fetch_one(pool)
+        .scalar(pool)
         .await
         .context("cannot count failed sign-ins")
 }
 
 /// Rows newest first, `limit` from `offset`.
-pub async fn page(pool: &SqlitePool, offset: i64, limit: i64) -> anyhow::Result<Vec<AuditRow>> {
-    let rows: Vec<(i64, String, String, Option<String>, String)> = sqlx::query_as(
-        "SELECT id, at, kind, address, detail FROM audit_log ORDER BY id DESC LIMIT ? OFFSET ?",
+pub async fn page(pool: &db::Pool, offset: i64, limit: i64) -> anyhow::Result<Vec<AuditRow>> {
+    let rows: Vec<(i64, String, String, Option<String>, String)> = db::query(
+        "SELECT id, at, kind, address, detail FROM audit_log ORDER BY id DESC LIMIT $1 OFFSET $2",
     )
     .bind(limit)
     .bind(offset)
@@ -158,9 +156,9 @@ pub async fn page(pool: &SqlitePool, offset: i64, limit: i64) -> anyhow::Result<
 }
 
 /// How many rows the log holds.
-pub async fn count(pool: &SqlitePool) -> anyhow::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM audit_log")
-        .fetch_one(pool)
+pub async fn count(pool: &db::Pool) -> anyhow::Result<i64> {
+    db::query("SELECT count(*) FROM audit_log")
+        .scalar(pool)
         .await
         .context("cannot count the audit log")
 }

@@ -1,36 +1,31 @@
 //! The receiver's rows: webhook deliveries seen (dedup by delivery id) and the last check of
 //! each service (R-ENABLED).
 
+use super::{db, utc_text};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{SqliteConnection, SqlitePool};
-
-use super::utc_text;
 
 /// The job a delivery id was first answered with, if it was seen before.
-pub async fn delivery_job(
-    conn: &mut SqliteConnection,
-    webhook_id: &str,
-) -> anyhow::Result<Option<String>> {
-    sqlx::query_scalar("SELECT job_id FROM webhook_deliveries WHERE webhook_id = ?")
+pub async fn delivery_job(conn: &mut db::Conn, webhook_id: &str) -> anyhow::Result<Option<String>> {
+    db::query("SELECT job_id FROM webhook_deliveries WHERE webhook_id = $1")
         .bind(webhook_id)
-        .fetch_optional(conn)
+        .scalar_optional(conn)
         .await
         .context("cannot look up a webhook delivery")
 }
 
 /// Records a delivery (inside the transaction that enqueues its job).
 pub async fn insert_delivery(
-    conn: &mut SqliteConnection,
+    conn: &mut db::Conn,
     webhook_id: &str,
     job_id: &str,
     event_type: &str,
     received_at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
+    db::query(
         "INSERT INTO webhook_deliveries (webhook_id, job_id, event_type, received_at) \
-         VALUES (?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4)",
     )
     .bind(webhook_id)
     .bind(job_id)
@@ -44,13 +39,12 @@ pub async fn insert_delivery(
 
 /// Forgets deliveries received before `before` (a redelivery older than that is accepted
 /// as new: the sender's retry schedule is hours, the retention days). Returns how many.
-pub async fn prune_deliveries(pool: &SqlitePool, before: DateTime<Utc>) -> anyhow::Result<u64> {
-    let done = sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < ?")
+pub async fn prune_deliveries(pool: &db::Pool, before: DateTime<Utc>) -> anyhow::Result<u64> {
+    db::query("DELETE FROM webhook_deliveries WHERE received_at < $1")
         .bind(utc_text(before))
         .execute(pool)
         .await
-        .context("cannot prune webhook deliveries")?;
-    Ok(done.rows_affected())
+        .context("cannot prune webhook deliveries")
 }
 
 /// The last check of one service.
@@ -65,14 +59,14 @@ pub struct ServiceCheck {
 
 /// Records the outcome of a check of `service` (replacing the previous one).
 pub async fn record_check(
-    pool: &SqlitePool,
+    pool: &db::Pool,
     service: &str,
     ok: bool,
     detail: &str,
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO service_checks (service, ok, detail, checked_at) VALUES (?, ?, ?, ?) \
+    db::query(
+        "INSERT INTO service_checks (service, ok, detail, checked_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (service) DO UPDATE SET ok = excluded.ok, detail = excluded.detail, \
          checked_at = excluded.checked_at",
     )
@@ -87,8 +81,8 @@ pub async fn record_check(
 }
 
 /// Every recorded check.
-pub async fn checks(pool: &SqlitePool) -> anyhow::Result<Vec<ServiceCheck>> {
-    sqlx::query_as("SELECT service, ok, detail, checked_at FROM service_checks ORDER BY service")
+pub async fn checks(pool: &db::Pool) -> anyhow::Result<Vec<ServiceCheck>> {
+    db::query("SELECT service, ok, detail, checked_at FROM service_checks ORDER BY service")
         .fetch_all(pool)
         .await
         .context("cannot read the service checks")

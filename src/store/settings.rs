@@ -6,11 +6,9 @@
 
 use std::collections::BTreeMap;
 
+use super::{db, utc_text};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use sqlx::{SqliteConnection, SqlitePool};
-
-use super::utc_text;
 
 /// One user as the console maps them (the seed's step 4).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -41,33 +39,50 @@ pub struct EmailCheck {
 }
 
 /// The current version (0 before the first saved change).
-pub async fn version(pool: &SqlitePool) -> anyhow::Result<i64> {
-    sqlx::query_scalar("SELECT version FROM settings_version WHERE id = 1")
-        .fetch_one(pool)
+pub async fn version(pool: &db::Pool) -> anyhow::Result<i64> {
+    db::query("SELECT version FROM settings_version WHERE id = 1")
+        .scalar(pool)
         .await
         .context("cannot read the settings version")
 }
 
 /// Everything stored, read in one transaction so the version matches the rows.
-pub async fn load(pool: &SqlitePool) -> anyhow::Result<StoredSettings> {
-    let mut tx = pool.begin().await.context("cannot read the settings")?;
-    let stored = load_in(&mut tx).await?;
-    tx.commit().await.context("cannot read the settings")?;
-    Ok(stored)
+pub async fn load(pool: &db::Pool) -> anyhow::Result<StoredSettings> {
+    let mut conn = pool.acquire().await.context("cannot read the settings")?;
+    // One snapshot for every statement: PostgreSQL's default (READ COMMITTED) takes one
+    // per statement, so it needs REPEATABLE READ; a SQLite read transaction is one already.
+    let begin = match conn.backend() {
+        db::Backend::Sqlite => "BEGIN",
+        db::Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    };
+    let read = async {
+        conn.raw(begin).await.context("cannot read the settings")?;
+        let stored = load_in(&mut conn).await?;
+        conn.raw("COMMIT")
+            .await
+            .context("cannot read the settings")?;
+        anyhow::Ok(stored)
+    }
+    .await;
+    if read.is_err() {
+        // Never pool a connection that may still be inside the transaction.
+        conn.close_on_drop();
+    }
+    read
 }
 
 /// Everything stored, read on `conn` (e.g. inside the write transaction that will change it).
-pub async fn load_in(conn: &mut SqliteConnection) -> anyhow::Result<StoredSettings> {
-    let version: i64 = sqlx::query_scalar("SELECT version FROM settings_version WHERE id = 1")
-        .fetch_one(&mut *conn)
+pub async fn load_in(conn: &mut db::Conn) -> anyhow::Result<StoredSettings> {
+    let version: i64 = db::query("SELECT version FROM settings_version WHERE id = 1")
+        .scalar(&mut *conn)
         .await
         .context("cannot read the settings version")?;
     let values: Vec<(String, String)> =
-        sqlx::query_as("SELECT key, value FROM console_settings ORDER BY key")
+        db::query("SELECT key, value FROM console_settings ORDER BY key")
             .fetch_all(&mut *conn)
             .await
             .context("cannot read the stored settings")?;
-    let users: Vec<StoredUser> = sqlx::query_as(
+    let users: Vec<StoredUser> = db::query(
         "SELECT groupware_id, zoom_email, enabled FROM console_users ORDER BY groupware_id",
     )
     .fetch_all(&mut *conn)
@@ -82,18 +97,15 @@ pub async fn load_in(conn: &mut SqliteConnection) -> anyhow::Result<StoredSettin
 
 /// Stores each (key, text), replacing what was there, and bumps the version (inside the
 /// caller's write transaction).
-pub async fn put_values(
-    conn: &mut SqliteConnection,
-    values: &[(&str, String)],
-) -> anyhow::Result<()> {
+pub async fn put_values(conn: &mut db::Conn, values: &[(&str, String)]) -> anyhow::Result<()> {
     let now = utc_text(Utc::now());
     for (key, value) in values {
-        sqlx::query(
-            "INSERT INTO console_settings (key, value, updated_at) VALUES (?, ?, ?) \
+        db::query(
+            "INSERT INTO console_settings (key, value, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, \
              updated_at = excluded.updated_at",
         )
-        .bind(key)
+        .bind(*key)
         .bind(value)
         .bind(&now)
         .execute(&mut *conn)
@@ -104,12 +116,12 @@ pub async fn put_values(
 }
 
 /// Stores each user (insert or replace by groupware id) and bumps the version.
-pub async fn put_users(conn: &mut SqliteConnection, users: &[StoredUser]) -> anyhow::Result<()> {
+pub async fn put_users(conn: &mut db::Conn, users: &[StoredUser]) -> anyhow::Result<()> {
     let now = utc_text(Utc::now());
     for user in users {
-        sqlx::query(
+        db::query(
             "INSERT INTO console_users (groupware_id, zoom_email, enabled, updated_at) \
-             VALUES (?, ?, ?, ?) ON CONFLICT (groupware_id) DO UPDATE SET \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (groupware_id) DO UPDATE SET \
              zoom_email = excluded.zoom_email, enabled = excluded.enabled, \
              updated_at = excluded.updated_at",
         )
@@ -124,8 +136,8 @@ pub async fn put_users(conn: &mut SqliteConnection, users: &[StoredUser]) -> any
     bump(conn).await
 }
 
-async fn bump(conn: &mut SqliteConnection) -> anyhow::Result<()> {
-    sqlx::query("UPDATE settings_version SET version = version + 1 WHERE id = 1")
+async fn bump(conn: &mut db::Conn) -> anyhow::Result<()> {
+    db::query("UPDATE settings_version SET version = version + 1 WHERE id = 1")
         .execute(conn)
         .await
         .context("cannot bump the settings version")?;
@@ -134,15 +146,15 @@ async fn bump(conn: &mut SqliteConnection) -> anyhow::Result<()> {
 
 /// Records the outcome of a user's e-mail check (replacing the previous one).
 pub async fn record_email_check(
-    pool: &SqlitePool,
+    pool: &db::Pool,
     groupware_id: &str,
     zoom_email: &str,
     found: bool,
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
+    db::query(
         "INSERT INTO zoom_email_checks (groupware_id, zoom_email, found, checked_at) \
-         VALUES (?, ?, ?, ?) ON CONFLICT (groupware_id) DO UPDATE SET \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (groupware_id) DO UPDATE SET \
          zoom_email = excluded.zoom_email, found = excluded.found, \
          checked_at = excluded.checked_at",
     )
@@ -157,8 +169,8 @@ pub async fn record_email_check(
 }
 
 /// Every recorded e-mail check, by groupware id.
-pub async fn email_checks(pool: &SqlitePool) -> anyhow::Result<Vec<EmailCheck>> {
-    sqlx::query_as(
+pub async fn email_checks(pool: &db::Pool) -> anyhow::Result<Vec<EmailCheck>> {
+    db::query(
         "SELECT groupware_id, zoom_email, found, checked_at FROM zoom_email_checks \
          ORDER BY groupware_id",
     )

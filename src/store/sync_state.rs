@@ -4,10 +4,9 @@
 //! [`super::queue`]; they are re-exported here for the HTTP layer.
 
 use anyhow::Context;
-use sqlx::SqliteConnection;
 
 pub use super::queue::{JobView, QueueCounts, job, queue_counts};
-use super::utc_text;
+use super::{db, utc_text};
 
 fn now_text() -> String {
     utc_text(chrono::Utc::now())
@@ -15,14 +14,14 @@ fn now_text() -> String {
 
 /// Records a sync run (the SyncWindow job's id) in the transaction that enqueues it.
 pub async fn insert_sync_run(
-    conn: &mut SqliteConnection,
+    conn: &mut db::Conn,
     id: &str,
     trigger: &str,
     users: Option<&[String]>,
     request_id: Option<&str>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO sync_runs (id, trigger, users, request_id, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+    db::query(
+        "INSERT INTO sync_runs (id, trigger, users, request_id, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
     )
     .bind(id)
     .bind(trigger)
@@ -37,12 +36,12 @@ pub async fn insert_sync_run(
 
 /// Stores the window a sync run computed (R-WINDOW: at the time the job runs).
 pub async fn set_sync_window(
-    conn: &mut SqliteConnection,
+    conn: &mut db::Conn,
     id: &str,
     from: &str,
     to: &str,
 ) -> anyhow::Result<()> {
-    sqlx::query("UPDATE sync_runs SET window_from = ?, window_to = ? WHERE id = ?")
+    db::query("UPDATE sync_runs SET window_from = $1, window_to = $2 WHERE id = $3")
         .bind(from)
         .bind(to)
         .bind(id)
@@ -54,13 +53,13 @@ pub async fn set_sync_window(
 
 /// Registers a slice as pending (idempotent: a re-run SyncWindow resets nothing done).
 pub async fn insert_slice(
-    conn: &mut SqliteConnection,
+    conn: &mut db::Conn,
     sync_id: &str,
     user: &str,
     month: &str,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO slice_runs (sync_id, user_id, month, state) VALUES (?, ?, ?, 'pending') ON CONFLICT DO NOTHING",
+    db::query(
+        "INSERT INTO slice_runs (sync_id, user_id, month, state) VALUES ($1, $2, $3, 'pending') ON CONFLICT DO NOTHING",
     )
     .bind(sync_id)
     .bind(user)
@@ -75,15 +74,15 @@ pub async fn insert_slice(
 /// slice of (sync, user) and every slice is done. A slice that already finished (its job ran
 /// again after a crash) changes nothing and returns false, so deletions are decided once.
 pub async fn finish_slice(
-    conn: &mut SqliteConnection,
+    conn: &mut db::Conn,
     sync_id: &str,
     user: &str,
     month: &str,
     error: Option<&str>,
 ) -> anyhow::Result<bool> {
-    let changed = sqlx::query(
-        "UPDATE slice_runs SET state = ?, error = ?, attempts = attempts + 1 \
-         WHERE sync_id = ? AND user_id = ? AND month = ? AND state = 'pending'",
+    let changed = db::query(
+        "UPDATE slice_runs SET state = $1, error = $2, attempts = attempts + 1 \
+         WHERE sync_id = $3 AND user_id = $4 AND month = $5 AND state = 'pending'",
     )
     .bind(if error.is_some() { "failed" } else { "done" })
     .bind(error)
@@ -92,17 +91,16 @@ pub async fn finish_slice(
     .bind(month)
     .execute(&mut *conn)
     .await
-    .context("cannot finish a slice")?
-    .rows_affected();
+    .context("cannot finish a slice")?;
     if changed == 0 {
         return Ok(false);
     }
-    let not_done: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM slice_runs WHERE sync_id = ? AND user_id = ? AND state != 'done'",
+    let not_done: i64 = db::query(
+        "SELECT count(*) FROM slice_runs WHERE sync_id = $1 AND user_id = $2 AND state != 'done'",
     )
     .bind(sync_id)
     .bind(user)
-    .fetch_one(&mut *conn)
+    .scalar(&mut *conn)
     .await
     .context("cannot count slices")?;
     Ok(not_done == 0)
@@ -110,20 +108,20 @@ pub async fn finish_slice(
 
 /// Counts an attempt at a slice without finishing it (a retry was scheduled).
 pub async fn count_slice_attempt(
-    conn: &mut SqliteConnection,
+    conn: &mut db::Conn,
     sync_id: &str,
     user: &str,
     month: &str,
     error: &str,
 ) -> anyhow::Result<i64> {
-    sqlx::query_scalar(
-        "UPDATE slice_runs SET attempts = attempts + 1, error = ? WHERE sync_id = ? AND user_id = ? AND month = ? RETURNING attempts",
+    db::query(
+        "UPDATE slice_runs SET attempts = attempts + 1, error = $1 WHERE sync_id = $2 AND user_id = $3 AND month = $4 RETURNING attempts",
     )
     .bind(error)
     .bind(sync_id)
     .bind(user)
     .bind(month)
-    .fetch_optional(&mut *conn)
+    .scalar_optional(&mut *conn)
     .await
     .context("cannot count a slice attempt")
     .map(|n| n.unwrap_or(1))
@@ -131,11 +129,11 @@ pub async fn count_slice_attempt(
 
 /// The window of a sync run, once its SyncWindow job ran.
 pub async fn sync_window(
-    conn: &mut SqliteConnection,
+    conn: &mut db::Conn,
     id: &str,
 ) -> anyhow::Result<Option<(String, String)>> {
     let row: Option<(Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT window_from, window_to FROM sync_runs WHERE id = ?")
+        db::query("SELECT window_from, window_to FROM sync_runs WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *conn)
             .await
@@ -145,14 +143,14 @@ pub async fn sync_window(
 
 /// Records a user's successful listing (clears the last error when `error` is None).
 pub async fn record_user_sync(
-    conn: &mut SqliteConnection,
+    conn: &mut db::Conn,
     user: &str,
     error: Option<&str>,
 ) -> anyhow::Result<()> {
     let now = now_text();
     if let Some(error) = error {
-        sqlx::query(
-            "INSERT INTO user_sync_state (groupware_id, last_error, updated_at) VALUES (?, ?, ?) \
+        db::query(
+            "INSERT INTO user_sync_state (groupware_id, last_error, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (groupware_id) DO UPDATE SET last_error = excluded.last_error, updated_at = excluded.updated_at",
         )
         .bind(user)
@@ -161,8 +159,8 @@ pub async fn record_user_sync(
         .execute(&mut *conn)
         .await
     } else {
-        sqlx::query(
-            "INSERT INTO user_sync_state (groupware_id, last_sync_at, last_error, updated_at) VALUES (?, ?, NULL, ?) \
+        db::query(
+            "INSERT INTO user_sync_state (groupware_id, last_sync_at, last_error, updated_at) VALUES ($1, $2, NULL, $3) \
              ON CONFLICT (groupware_id) DO UPDATE SET last_sync_at = excluded.last_sync_at, last_error = NULL, updated_at = excluded.updated_at",
         )
         .bind(user)
@@ -184,8 +182,8 @@ pub struct UserSyncState {
 }
 
 /// Every user's last sync and last error.
-pub async fn user_sync_states(pool: &sqlx::SqlitePool) -> anyhow::Result<Vec<UserSyncState>> {
-    sqlx::query_as("SELECT groupware_id, last_sync_at, last_error FROM user_sync_state")
+pub async fn user_sync_states(pool: &db::Pool) -> anyhow::Result<Vec<UserSyncState>> {
+    db::query("SELECT groupware_id, last_sync_at, last_error FROM user_sync_state")
         .fetch_all(pool)
         .await
         .context("cannot read user sync states")
@@ -193,26 +191,25 @@ pub async fn user_sync_states(pool: &sqlx::SqlitePool) -> anyhow::Result<Vec<Use
 
 /// When a sync run was triggered (its row's creation), if it exists.
 pub async fn sync_run_created_at(
-    pool: &sqlx::SqlitePool,
+    pool: &db::Pool,
     sync_id: &str,
 ) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
-    let created: Option<String> =
-        sqlx::query_scalar("SELECT created_at FROM sync_runs WHERE id = ?")
-            .bind(sync_id)
-            .fetch_optional(pool)
-            .await
-            .context("cannot read a sync run")?;
+    let created: Option<String> = db::query("SELECT created_at FROM sync_runs WHERE id = $1")
+        .bind(sync_id)
+        .scalar_optional(pool)
+        .await
+        .context("cannot read a sync run")?;
     created.as_deref().map(super::parse_utc).transpose()
 }
 
 /// A sync run's slices (user × month) by state: pending, done, failed (the console's
 /// progress of 「今すぐ同期」).
 pub async fn slice_progress(
-    pool: &sqlx::SqlitePool,
+    pool: &db::Pool,
     sync_id: &str,
 ) -> anyhow::Result<std::collections::BTreeMap<String, i64>> {
     let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT state, count(*) FROM slice_runs WHERE sync_id = ? GROUP BY state")
+        db::query("SELECT state, count(*) FROM slice_runs WHERE sync_id = $1 GROUP BY state")
             .bind(sync_id)
             .fetch_all(pool)
             .await
@@ -221,13 +218,10 @@ pub async fn slice_progress(
 }
 
 /// How a sync run was triggered (`manual`, `webhook`, `poll`), if the run exists.
-pub async fn sync_trigger(
-    pool: &sqlx::SqlitePool,
-    sync_id: &str,
-) -> anyhow::Result<Option<String>> {
-    sqlx::query_scalar("SELECT trigger FROM sync_runs WHERE id = ?")
+pub async fn sync_trigger(pool: &db::Pool, sync_id: &str) -> anyhow::Result<Option<String>> {
+    db::query("SELECT trigger FROM sync_runs WHERE id = $1")
         .bind(sync_id)
-        .fetch_optional(pool)
+        .scalar_optional(pool)
         .await
         .context("cannot read a sync run's trigger")
 }
@@ -235,12 +229,12 @@ pub async fn sync_trigger(
 /// Notes that a create decided by `sync_id` ended `failed` or refused by Zoom (for the run's
 /// `meetings.failed` alert); idempotent.
 pub async fn record_run_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut db::Conn,
     sync_id: &str,
     meeting_id: i64,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO run_failures (sync_id, meeting_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+    db::query(
+        "INSERT INTO run_failures (sync_id, meeting_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
     )
     .bind(sync_id)
     .bind(meeting_id)
@@ -251,25 +245,22 @@ pub async fn record_run_failure(
 }
 
 /// The sync runs with failures not alerted yet whose slices have all finished, oldest first.
-pub async fn runs_with_failures(pool: &sqlx::SqlitePool) -> anyhow::Result<Vec<String>> {
-    sqlx::query_scalar(
+pub async fn runs_with_failures(pool: &db::Pool) -> anyhow::Result<Vec<String>> {
+    db::query(
         "SELECT DISTINCT f.sync_id FROM run_failures f WHERE NOT EXISTS \
          (SELECT 1 FROM slice_runs s WHERE s.sync_id = f.sync_id AND s.state = 'pending') \
          ORDER BY f.sync_id",
     )
-    .fetch_all(pool)
+    .scalars(pool)
     .await
     .context("cannot read the sync runs with failed meetings")
 }
 
 /// Takes (reads and deletes) the failed meetings noted for `sync_id`: the ids of their rows.
-pub async fn take_run_failures(
-    conn: &mut SqliteConnection,
-    sync_id: &str,
-) -> anyhow::Result<Vec<i64>> {
-    sqlx::query_scalar("DELETE FROM run_failures WHERE sync_id = ? RETURNING meeting_id")
+pub async fn take_run_failures(conn: &mut db::Conn, sync_id: &str) -> anyhow::Result<Vec<i64>> {
+    db::query("DELETE FROM run_failures WHERE sync_id = $1 RETURNING meeting_id")
         .bind(sync_id)
-        .fetch_all(&mut *conn)
+        .scalars(&mut *conn)
         .await
         .context("cannot read a sync run's failed meetings")
 }

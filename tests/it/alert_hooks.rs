@@ -214,7 +214,7 @@ async fn an_enabled_users_unknown_zoom_email_is_alerted_at_worker_start_once() {
     .await;
     let alert = posted(&receiver, "user.zoom_unknown").await;
     mentions(&alert, "nobody@example.co.jp");
-    let checks = jmotto_zoom::store::settings::email_checks(app.engine.store.pool())
+    let checks = jmotto_zoom::store::settings::email_checks(app.engine.store.db())
         .await
         .expect("checks");
     assert!(

@@ -320,7 +320,7 @@ pub(crate) async fn app_alerting_with(
 /// that they do not clear or open anything behind a test's back.
 pub(crate) async fn start_checks_done(app: &TestApp) {
     let enabled = app.live.file().users.iter().filter(|u| u.enabled).count();
-    let pool = app.engine.store.pool();
+    let pool = app.engine.store.db();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let checks = jmotto_zoom::store::receiver::checks(pool)
@@ -352,7 +352,7 @@ pub(crate) async fn start_checks_done(app: &TestApp) {
 /// says whether it recorded something new.
 async fn in_tx<F>(store: &Store, report: F) -> bool
 where
-    F: AsyncFnOnce(&mut sqlx::SqliteConnection) -> anyhow::Result<bool>,
+    F: AsyncFnOnce(&mut jmotto_zoom::store::db::Conn) -> anyhow::Result<bool>,
 {
     let mut tx = store.begin_write().await.expect("write");
     let new = report(&mut *tx).await.expect("recorded");
@@ -693,7 +693,7 @@ async fn an_smtp_server_that_refuses_twice_still_gets_the_alert() {
         "the retry waits in the database"
     );
     // 状態 can show the delivery that is failing, and the open condition.
-    let troubled = jmotto_zoom::store::alerts::troubled_deliveries(store.pool(), 10)
+    let troubled = jmotto_zoom::store::alerts::troubled_deliveries(store.db(), 10)
         .await
         .expect("deliveries");
     assert_eq!(troubled.len(), 1, "{troubled:?}");
@@ -703,7 +703,7 @@ async fn an_smtp_server_that_refuses_twice_still_gets_the_alert() {
     );
     let error = troubled[0].last_error.as_deref().unwrap_or("");
     assert!(error.contains("421"), "{error}");
-    let open = jmotto_zoom::store::alerts::open_conditions(store.pool())
+    let open = jmotto_zoom::store::alerts::open_conditions(store.db())
         .await
         .expect("conditions");
     assert_eq!(open.len(), 1);
@@ -719,7 +719,7 @@ async fn an_smtp_server_that_refuses_twice_still_gets_the_alert() {
     let text = app
         .engine
         .metrics
-        .render(store.pool(), false)
+        .render(&store, false)
         .await
         .expect("metrics");
     for (series, value) in [
@@ -742,7 +742,7 @@ async fn an_smtp_server_that_refuses_twice_still_gets_the_alert() {
         );
     }
     assert!(text.contains("jmz_enabled 0\n"), "{text}");
-    let troubled = jmotto_zoom::store::alerts::troubled_deliveries(store.pool(), 10)
+    let troubled = jmotto_zoom::store::alerts::troubled_deliveries(store.db(), 10)
         .await
         .expect("deliveries");
     assert!(troubled.is_empty(), "{troubled:?}");

@@ -223,7 +223,7 @@ async fn a_post_without_a_valid_csrf_token_is_refused_and_changes_nothing() {
     let mut browser = Browser::new(&app);
     let csrf = browser.sign_in().await;
     let rows_before = audit_rows(&app).await.len();
-    let version_before = stored::version(app.engine.store.pool())
+    let version_before = stored::version(app.engine.store.db())
         .await
         .expect("version");
     let cases: [(&str, Vec<(&str, &str)>); 4] = [
@@ -266,7 +266,7 @@ async fn a_post_without_a_valid_csrf_token_is_refused_and_changes_nothing() {
     assert_eq!(jobs, 0);
     assert_eq!(audit_rows(&app).await.len(), rows_before);
     assert_eq!(
-        stored::version(app.engine.store.pool())
+        stored::version(app.engine.store.db())
             .await
             .expect("version"),
         version_before
@@ -391,7 +391,7 @@ async fn saving_zoom_settings_stores_them_and_never_echoes_the_secret() {
         "{}",
         saved.body
     );
-    let values = stored::load(app.engine.store.pool())
+    let values = stored::load(app.engine.store.db())
         .await
         .expect("stored")
         .values;
@@ -448,7 +448,7 @@ async fn a_refused_field_is_shown_beside_it_and_nothing_of_the_form_is_stored() 
         refused.body.contains("someone-else"),
         "the typed values are kept"
     );
-    let values = stored::load(app.engine.store.pool())
+    let values = stored::load(app.engine.store.db())
         .await
         .expect("stored")
         .values;
@@ -496,7 +496,7 @@ async fn the_users_page_saves_and_checks_each_enabled_email() {
     assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
     assert!(saved.body.contains("確認済み"));
     assert!(saved.body.contains("Zoomに存在しません"));
-    let users = stored::load(app.engine.store.pool())
+    let users = stored::load(app.engine.store.db())
         .await
         .expect("stored")
         .users;
@@ -514,7 +514,7 @@ async fn the_users_page_saves_and_checks_each_enabled_email() {
         .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused.body.contains(r#"id="email_10005_error""#));
-    let users_after = stored::load(app.engine.store.pool())
+    let users_after = stored::load(app.engine.store.db())
         .await
         .expect("stored")
         .users;
@@ -555,7 +555,7 @@ async fn sync_settings_are_saved() {
         .await;
     assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
     assert!(saved.body.contains(r#"<option value="update" selected>"#));
-    let values = stored::load(app.engine.store.pool())
+    let values = stored::load(app.engine.store.db())
         .await
         .expect("stored")
         .values;

@@ -69,7 +69,7 @@ async fn press_test_send(browser: &mut Browser, csrf: &str) -> Answer {
 
 /// The console settings stored in the database.
 async fn stored_values(app: &TestApp) -> BTreeMap<String, String> {
-    stored::load(app.engine.store.pool())
+    stored::load(app.engine.store.db())
         .await
         .expect("stored")
         .values

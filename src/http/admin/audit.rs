@@ -26,7 +26,7 @@ pub async fn page(
 ) -> Result<HttpResponse, ConsoleError> {
     let settings = state.live.current().await?;
     let tz = settings.groupware.timezone;
-    let pool = state.store.pool();
+    let pool = state.store.db();
     let page_number = query.page.unwrap_or(1).max(1);
     let total = audit::count(pool).await?;
     let rows = audit::page(pool, (page_number - 1) * PAGE_SIZE, PAGE_SIZE).await?;

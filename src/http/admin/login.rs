@@ -77,7 +77,7 @@ pub async fn sign_in(
     csrf::check(&expected, &form)?;
     let address = client_address(&request).unwrap_or_default();
     let now = chrono::Utc::now();
-    let failures = audit::failed_logins_since(state.store.pool(), &address, now - WINDOW).await?;
+    let failures = audit::failed_logins_since(state.store.db(), &address, now - WINDOW).await?;
     if failures >= MAX_FAILURES {
         record_alone(
             &state.store,

@@ -44,7 +44,7 @@ pub async fn page(
 ) -> Result<HttpResponse, ConsoleError> {
     let view = status_view(&state).await?;
     let settings = state.live.current().await?;
-    let checks = receiver::checks(state.store.pool()).await?;
+    let checks = receiver::checks(state.store.db()).await?;
     let reasons_ja = checks::disabled_reasons_ja(&settings, &checks);
     let progress = match &query.run {
         Some(run) => Some(run_progress(&state, run).await?),
@@ -148,7 +148,7 @@ fn overview(view: &StatusView) -> Markup {
 /// SPEC §10 on 状態: the open alert conditions and the alert deliveries that keep failing
 /// (each with its last error, never a secret), or nothing when there are neither.
 async fn alerts_section(state: &AppState, tz: chrono_tz::Tz) -> anyhow::Result<Markup> {
-    let pool = state.store.pool();
+    let pool = state.store.db();
     let open = alert_store::open_conditions(pool).await?;
     let troubled = alert_store::troubled_deliveries(pool, TROUBLED_DELIVERIES_SHOWN).await?;
     if open.is_empty() && troubled.is_empty() {
@@ -222,6 +222,7 @@ struct Progress {
 }
 
 async fn run_progress(state: &AppState, run: &str) -> anyhow::Result<Progress> {
+    // TRANSITIONAL: the job views of `store::queue` take the SQLite pool until it is ported.
     let pool = state.store.pool();
     let Some(job) = sync_state::job(pool, run).await? else {
         return Ok(Progress {
@@ -229,7 +230,7 @@ async fn run_progress(state: &AppState, run: &str) -> anyhow::Result<Progress> {
             active: false,
         });
     };
-    let slices = sync_state::slice_progress(pool, run).await?;
+    let slices = sync_state::slice_progress(state.store.db(), run).await?;
     let queue = sync_state::queue_counts(pool).await?;
     let job_running = matches!(
         job.state,

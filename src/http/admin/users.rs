@@ -78,7 +78,7 @@ pub async fn page(
 
 /// Fetches J-MOTTO's list again when the stored one is empty or old; what went wrong.
 async fn refresh_directory(state: &AppState) -> Result<Vec<Markup>, ConsoleError> {
-    let pool = state.store.pool();
+    let pool = state.store.db();
     let now = chrono::Utc::now();
     if directory::fetched_at(pool)
         .await?
@@ -170,7 +170,7 @@ async fn stored_values(state: &AppState) -> Result<BTreeMap<String, (bool, Strin
             })
             .collect());
     }
-    Ok(stored::load(state.store.pool())
+    Ok(stored::load(state.store.db())
         .await?
         .users
         .into_iter()
@@ -301,7 +301,7 @@ async fn check_emails(state: &AppState, users: &[StoredUser]) -> Result<Vec<Mark
         match zoom.email_exists(&user.zoom_email).await {
             Ok(found) => {
                 stored::record_email_check(
-                    state.store.pool(),
+                    state.store.db(),
                     &user.groupware_id,
                     &user.zoom_email,
                     found,
@@ -338,7 +338,7 @@ async fn render(
     notices: Vec<Markup>,
     status: StatusCode,
 ) -> Result<HttpResponse, ConsoleError> {
-    let pool = state.store.pool();
+    let pool = state.store.db();
     let (users, total) =
         directory::search(pool, search, (page_number - 1) * PAGE_SIZE, PAGE_SIZE).await?;
     let checks = stored::email_checks(pool).await?;
