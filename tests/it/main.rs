@@ -17,6 +17,7 @@ mod live_settings;
 mod operator;
 mod pacing;
 mod pg_harness;
+mod pg_store;
 mod queue_counts;
 mod storage_faults;
 mod sync_rules;
