@@ -108,7 +108,7 @@ impl Worker {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<Ended> {
         let engine = self.engine.clone();
-        let liveness = match Liveness::register(&engine, name) {
+        let liveness = match Liveness::register(&engine, name).await {
             Ok(liveness) => liveness.map(Arc::new),
             Err(error) => {
                 // Without a lock file, dead workers are still found by apalis's heartbeat.
@@ -177,7 +177,7 @@ impl Worker {
         }
         self.release(name).await;
         if let Some(liveness) = liveness.and_then(|l| Arc::try_unwrap(l).ok()) {
-            liveness.remove();
+            liveness.remove(&engine).await;
         }
         if let Ok(stalled) = stall_rx.await {
             anyhow::bail!(
@@ -270,7 +270,7 @@ async fn rescue_dead_workers(engine: Arc<Engine>, liveness: Arc<Liveness>) {
     loop {
         interval.tick().await;
         if let Err(error) = liveness.rescue_dead(&engine).await {
-            tracing::warn!(error = %format!("{error:#}"), folder = %liveness.folder().display(), "could not look for dead workers");
+            tracing::warn!(error = %format!("{error:#}"), locks = %liveness.place(), "could not look for dead workers");
         }
     }
 }
