@@ -166,9 +166,11 @@ impl Metrics {
         for (key, value) in self.snapshot() {
             *totals.entry(key).or_insert(0.0) += value;
         }
-        let jobs = queue::count_jobs(pool).await?;
+        let jobs = queue::count_jobs(&crate::store::db::Pool::Sqlite(pool.clone())).await?;
         let overdue_since = chrono::Utc::now().timestamp() - OVERDUE_AFTER_SECONDS;
-        let overdue = queue::overdue_jobs(pool, overdue_since).await?;
+        let overdue =
+            queue::overdue_jobs(&crate::store::db::Pool::Sqlite(pool.clone()), overdue_since)
+                .await?;
         let meetings = crate::store::meetings::count_by_state(pool).await?;
 
         let mut registry = Registry::default();

@@ -149,7 +149,7 @@ pub async fn status_view(state: &AppState) -> anyhow::Result<StatusView> {
             from: window.from.to_rfc3339(),
             to: window.to.to_rfc3339(),
         },
-        queue: sync_state::queue_counts(pool).await?.into(),
+        queue: sync_state::queue_counts(state.store.db()).await?.into(),
         meetings: count_by_state(pool).await?,
         users,
     };

@@ -116,7 +116,9 @@ async fn alert_ended_runs(engine: &Engine) -> anyhow::Result<()> {
     let horizon = i64::try_from(RUN_OVER_HORIZON.as_secs()).unwrap_or(i64::MAX);
     let before = chrono::Utc::now().timestamp().saturating_add(horizon);
     for sync_id in sync_state::runs_with_failures(pool).await? {
-        if queue::run_has_unfinished(pool, CreateMeeting::QUEUE, &sync_id, before).await? {
+        if queue::run_has_unfinished(engine.store.db(), CreateMeeting::QUEUE, &sync_id, before)
+            .await?
+        {
             continue;
         }
         let mut tx = engine.store.begin_write().await?;

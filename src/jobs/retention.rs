@@ -144,7 +144,7 @@ mod tests {
             .bind(attempts)
             .bind(max)
             .bind(done_at)
-            .execute(store.pool())
+            .execute(store.db().as_sqlite().expect("a SQLite store"))
             .await
             .expect("job inserted");
         }
@@ -155,7 +155,7 @@ mod tests {
         for (i, (name, .., pruned)) in cases.iter().enumerate() {
             let left: i64 = sqlx::query_scalar("SELECT count(*) FROM Jobs WHERE id = ?")
                 .bind(ulid::Ulid::from_parts(1, i as u128).to_string())
-                .fetch_one(store.pool())
+                .fetch_one(store.db().as_sqlite().expect("a SQLite store"))
                 .await
                 .expect("count");
             assert_eq!(left == 0, *pruned, "{name}");
