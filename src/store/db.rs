@@ -306,10 +306,7 @@ impl<T> DbRow for T where
 
 /// A single column both backends decode.
 pub trait DbScalar:
-    for<'r> Decode<'r, Sqlite>
-    + Type<Sqlite>
-    + for<'r> Decode<'r, Postgres>
-    + Type<Postgres>
+    for<'r> Decode<'r, Sqlite> + Type<Sqlite> + for<'r> Decode<'r, Postgres> + Type<Postgres>
     + Send
     + Unpin
 {
@@ -430,22 +427,30 @@ impl Query {
         let on = on.into();
         let sql = self.sql(on.backend());
         let done = match on {
-            On::Pool(Pool::Sqlite(pool)) => sqlx::query_with(sql, self.sqlite_args()?)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-            On::Conn(Conn::Sqlite(conn)) => sqlx::query_with(sql, self.sqlite_args()?)
-                .execute(&mut **conn)
-                .await?
-                .rows_affected(),
-            On::Pool(Pool::Postgres(pool)) => sqlx::query_with(sql, self.postgres_args()?)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-            On::Conn(Conn::Postgres(conn)) => sqlx::query_with(sql, self.postgres_args()?)
-                .execute(&mut **conn)
-                .await?
-                .rows_affected(),
+            On::Pool(Pool::Sqlite(pool)) => {
+                sqlx::query_with(sql, self.sqlite_args()?)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+            On::Conn(Conn::Sqlite(conn)) => {
+                sqlx::query_with(sql, self.sqlite_args()?)
+                    .execute(&mut **conn)
+                    .await?
+                    .rows_affected()
+            }
+            On::Pool(Pool::Postgres(pool)) => {
+                sqlx::query_with(sql, self.postgres_args()?)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+            On::Conn(Conn::Postgres(conn)) => {
+                sqlx::query_with(sql, self.postgres_args()?)
+                    .execute(&mut **conn)
+                    .await?
+                    .rows_affected()
+            }
         };
         Ok(done)
     }
@@ -514,9 +519,7 @@ impl Query {
 
     /// The one row, decoded as `T`; `RowNotFound` when there is none.
     pub async fn fetch_one<'c, T: DbRow>(self, on: impl Into<On<'c>>) -> Result<T, sqlx::Error> {
-        self.fetch_optional(on)
-            .await?
-            .ok_or(sqlx::Error::RowNotFound)
+        self.fetch_optional(on).await?.ok_or(sqlx::Error::RowNotFound)
     }
 
     /// The first column of every row.
@@ -569,9 +572,9 @@ pub fn json_pairs(backend: Backend, n: usize) -> String {
             "SELECT json_extract(value, '$[0]') AS a, json_extract(value, '$[1]') AS b \
              FROM json_each(${n})"
         ),
-        Backend::Postgres => {
-            format!("SELECT value->>0 AS a, value->>1 AS b FROM jsonb_array_elements(${n}::jsonb)")
-        }
+        Backend::Postgres => format!(
+            "SELECT value->>0 AS a, value->>1 AS b FROM jsonb_array_elements(${n}::jsonb)"
+        ),
     }
 }
 

@@ -57,10 +57,10 @@ impl SharedLimiter {
         // Read under the write lock: every reservation of every process is ordered by it.
         let now_us = now_us()?;
         let tat_us: Option<i64> = db::query("SELECT tat_us FROM rate_limiters WHERE name = $1")
-            .bind(&self.name)
-            .scalar_optional(&mut *tx)
-            .await
-            .with_context(|| format!("cannot read the rate limiter {}", self.name))?;
+                .bind(&self.name)
+                .scalar_optional(&mut *tx)
+                .await
+                .with_context(|| format!("cannot read the rate limiter {}", self.name))?;
         let granted = self.gcra.reserve_many(tat_us, now_us, count);
         db::query(
             "INSERT INTO rate_limiters (name, tat_us) VALUES ($1, $2) \
