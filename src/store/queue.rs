@@ -877,4 +877,315 @@ mod tests {
             held.push(conn);
         }
     }
+
+    /// A job row in apalis-postgres's table: `run_at` and `done_at` in Unix seconds.
+    struct PgJob<'a> {
+        id: &'a str,
+        queue: &'a str,
+        status: &'a str,
+        lock_by: Option<&'a str>,
+        job: &'a str,
+        run_at: i64,
+        key: Option<String>,
+        done_at: Option<i64>,
+    }
+
+    async fn pg_insert(pool: &sqlx::PgPool, job: PgJob<'_>) {
+        sqlx::query(
+            "INSERT INTO apalis.jobs (job, id, job_type, status, attempts, max_attempts, \
+             lock_by, run_at, idempotency_key, done_at) VALUES (convert_to($1, 'UTF8'), $2, $3, \
+             $4, 0, 5, $5, to_timestamp($6), $7, to_timestamp($8))",
+        )
+        .bind(job.job)
+        .bind(job.id)
+        .bind(job.queue)
+        .bind(job.status)
+        .bind(job.lock_by)
+        .bind(job.run_at)
+        .bind(job.key)
+        .bind(job.done_at)
+        .execute(pool)
+        .await
+        .expect("job inserted");
+    }
+
+    /// Issue 11: every statement of this module (and `jobs::push`, with its wake) runs on
+    /// PostgreSQL 15 against apalis-postgres's own tables and reads what the SQLite tests
+    /// read, in a database of its own created on the server `JMZ_TEST_PG_URL` names.
+    #[tokio::test]
+    async fn every_statement_runs_on_postgres() {
+        use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+        let Ok(url) = std::env::var("JMZ_TEST_PG_URL") else {
+            println!("skipped: JMZ_TEST_PG_URL is not set (a PostgreSQL 15 server to test on)");
+            return;
+        };
+        let server: PgConnectOptions = url.parse().expect("a PostgreSQL URL");
+        let name = format!("jmz_queue_{}", ulid::Ulid::generate()).to_lowercase();
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(server.clone())
+            .await
+            .expect("server");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("database created");
+        let pg = PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(server.clone().database(&name))
+            .await
+            .expect("database opens");
+        apalis_postgres::PostgresStorage::<()>::migrations()
+            .run(&pg)
+            .await
+            .expect("apalis-postgres's migrations");
+        sqlx::raw_sql("CREATE TABLE meetings (id BIGINT PRIMARY KEY, host_user_id TEXT)")
+            .execute(&pg)
+            .await
+            .expect("meetings");
+        sqlx::raw_sql(
+            "INSERT INTO meetings VALUES (7, 'host-7'); \
+             INSERT INTO apalis.workers (id, worker_type, storage_name, last_seen) VALUES \
+             ('jmz-1-x-fetch-slice', 't', 't', now() - interval '1 hour'), \
+             ('jmz-1-x-sync-window', 't', 't', now() - interval '1 hour'), \
+             ('jmz-1-xy-fetch-slice', 't', 't', now() - interval '1 hour')",
+        )
+        .execute(&pg)
+        .await
+        .expect("workers");
+        let db = db::Pool::Postgres(pg.clone());
+        let now = chrono::Utc::now().timestamp();
+        let job = |id, queue, status, lock_by, job| PgJob {
+            id,
+            queue,
+            status,
+            lock_by,
+            job,
+            run_at: now - 60,
+            key: None,
+            done_at: None,
+        };
+        for row in [
+            job(
+                "a",
+                "jmz.fetch_slice",
+                "Running",
+                Some("jmz-1-x-fetch-slice"),
+                r#"{"sync_id":"s1","user_id":"u1"}"#,
+            ),
+            job(
+                "b",
+                "jmz.fetch_slice",
+                "Queued",
+                Some("jmz-1-x-sync-window"),
+                "{}",
+            ),
+            job(
+                "c",
+                "jmz.fetch_slice",
+                "Running",
+                Some("jmz-1-xy-fetch-slice"),
+                "{}",
+            ),
+            PgJob {
+                done_at: Some(now - 10 * 86_400),
+                ..job(
+                    "d",
+                    "jmz.fetch_slice",
+                    "Done",
+                    Some("jmz-1-x-fetch-slice"),
+                    "{}",
+                )
+            },
+            job("e", "other", "Pending", None, "{}"),
+            PgJob {
+                run_at: now + 3600,
+                key: Some(disabled_wait_key()),
+                ..job(
+                    "f",
+                    "jmz.create_meeting",
+                    "Pending",
+                    None,
+                    r#"{"meeting_id":7}"#,
+                )
+            },
+            PgJob {
+                run_at: now + 3600,
+                key: Some("poll:1".to_owned()),
+                ..job("g", "jmz.create_meeting", "Pending", None, "{}")
+            },
+        ] {
+            pg_insert(&pg, row).await;
+        }
+
+        assert_eq!(held_by(&db, "jmz-1-x").await.expect("held"), ["a", "b"]);
+        assert_eq!(
+            silent_workers(&db, "jmz-1-x", 60).await.expect("workers"),
+            ["jmz-1-x-fetch-slice", "jmz-1-x-sync-window"]
+        );
+        assert!(
+            silent_workers(&db, "jmz-1-x", 7200)
+                .await
+                .expect("workers")
+                .is_empty()
+        );
+        let counts = count_jobs(&db).await.expect("counts");
+        assert_eq!(counts.in_state(JobState::Running), 3);
+        assert_eq!(counts.in_state(JobState::Scheduled), 2);
+        assert_eq!(counts.in_state(JobState::Pending), 0, "other queues");
+        let a = job_by_id(&db, "a").await;
+        assert_eq!(
+            (
+                a.queue.as_str(),
+                a.state,
+                a.attempts,
+                a.max_attempts,
+                a.run_at
+            ),
+            ("jmz.fetch_slice", JobState::Running, 0, 5, now - 60)
+        );
+        assert!(super::job(&db, "zz").await.expect("job").is_none());
+        assert_eq!(unfinished_in(&db, "jmz.fetch_slice").await.expect("n"), 3);
+        assert_eq!(done_count(&db).await.expect("done"), 1);
+        let states = states_of(&db, &["a".to_owned(), "d".to_owned(), "zz".to_owned()])
+            .await
+            .expect("states");
+        assert_eq!(states.len(), 2);
+        let listed = unfinished_jobs(&db, 10, 0).await.expect("listing");
+        let users: Vec<(&str, Option<&str>)> = listed
+            .iter()
+            .map(|l| (l.job.id.as_str(), l.user.as_deref()))
+            .collect();
+        assert_eq!(
+            users,
+            [
+                ("a", Some("u1")),
+                ("b", None),
+                ("c", None),
+                ("f", Some("host-7")),
+                ("g", None)
+            ]
+        );
+        assert!(
+            run_has_unfinished(&db, "jmz.fetch_slice", "s1", now)
+                .await
+                .expect("run")
+        );
+        assert!(
+            !run_has_unfinished(&db, "jmz.fetch_slice", "s2", now)
+                .await
+                .expect("run")
+        );
+        assert_eq!(overdue_jobs(&db, now + 7200).await.expect("overdue"), 2);
+        assert_eq!(overdue_jobs(&db, now).await.expect("overdue"), 0);
+
+        let mut conn = db.acquire().await.expect("connection");
+        assert_eq!(
+            requeue_held_by(&mut conn, "jmz-1-x", "test")
+                .await
+                .expect("requeued"),
+            2
+        );
+        assert_eq!(
+            job_by_id(&db, "a").await.last_result.as_deref(),
+            Some(r#"{"Err": "test"}"#)
+        );
+        assert_eq!(
+            prune_finished(&mut conn, chrono::Utc::now() - chrono::Duration::days(7))
+                .await
+                .expect("pruned"),
+            1
+        );
+        drop(conn);
+        assert_eq!(release_disabled_waits(&db).await.expect("released"), 1);
+        assert_eq!(job_by_id(&db, "f").await.state, JobState::Pending);
+        assert_eq!(job_by_id(&db, "g").await.state, JobState::Scheduled);
+        assert_eq!(
+            queue_counts(&db).await.expect("counts"),
+            QueueCounts {
+                pending: 3,
+                running: 1,
+                scheduled: 1,
+                failed: 0
+            }
+        );
+
+        // A push due now: its notification (apalis-postgres's own payload, once) comes at
+        // the commit, not before; a second push of the same key gives the first id.
+        let mut listener = PgListener::connect_with(&pg).await.expect("listener");
+        listener
+            .listen("apalis::job::insert")
+            .await
+            .expect("listening");
+        let mut conn = db.acquire().await.expect("connection");
+        conn.raw("BEGIN").await.expect("begin");
+        let sync = crate::jobs::SyncWindow {
+            sync_id: "s9".to_owned(),
+            users: None,
+            request_id: None,
+        };
+        let options = || crate::jobs::PushOptions {
+            idempotency_key: Some("k".to_owned()),
+            ..crate::jobs::PushOptions::default()
+        };
+        let id = crate::jobs::push(&mut conn, &sync, options())
+            .await
+            .expect("pushed");
+        let again = crate::jobs::push(&mut conn, &sync, options())
+            .await
+            .expect("pushed again");
+        assert_eq!(again, id);
+        let quiet = std::time::Duration::from_millis(300);
+        assert!(
+            tokio::time::timeout(quiet, listener.recv()).await.is_err(),
+            "notified before the commit"
+        );
+        assert_eq!(
+            waiting_full_sync(&mut conn, "jmz.sync_window")
+                .await
+                .expect("waiting"),
+            Some(id.clone())
+        );
+        assert_eq!(
+            job_with_idempotency_key(&mut conn, "jmz.sync_window", "k")
+                .await
+                .expect("key"),
+            Some(id.clone())
+        );
+        conn.raw("COMMIT").await.expect("commit");
+        let notified = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
+            .await
+            .expect("notified at the commit")
+            .expect("notification");
+        assert!(notified.payload().contains(&id), "{}", notified.payload());
+        assert!(
+            tokio::time::timeout(quiet, listener.recv()).await.is_err(),
+            "notified twice"
+        );
+        let pushed = job_by_id(&db, &id).await;
+        assert_eq!((pushed.state, pushed.max_attempts), (JobState::Pending, 5));
+        let args: Vec<u8> = sqlx::query_scalar("SELECT job FROM apalis.jobs WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&pg)
+            .await
+            .expect("args");
+        assert_eq!(
+            serde_json::from_slice::<crate::jobs::SyncWindow>(&args).expect("JSON args"),
+            sync
+        );
+        drop(conn);
+        drop(listener);
+        db.close().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("database dropped");
+    }
+
+    async fn job_by_id(db: &db::Pool, id: &str) -> JobView {
+        super::job(db, id)
+            .await
+            .expect("job")
+            .expect("the job exists")
+    }
 }
