@@ -236,7 +236,8 @@ pub async fn push<J: Job>(
     Ok(id)
 }
 
-/// The task of `job` with `options`, and its id.
+/// The task of `job` with `options`, and its id: its arguments are the job's JSON bytes.
+/// apalis-sqlite's `SqliteTask` and apalis-postgres's `PgTask` are the same type.
 fn task<J: Job>(
     job: &J,
     options: &PushOptions,

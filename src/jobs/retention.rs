@@ -1,6 +1,8 @@
 //! Retention of finished jobs: apalis keeps every finished job in `Jobs`, and its own
 //! `vacuum_before` compares an integer timestamp with a text date, deleting every finished
-//! job whatever its age (DESIGN.md). This prunes by our own query instead.
+//! job whatever its age (DESIGN.md). This prunes by our own query instead, on PostgreSQL
+//! too (apalis-postgres's `vacuum` also deletes every finished job whatever its age), where
+//! the table is `apalis.jobs` (`store::queue::prune_finished`).
 //!
 //! Only our queues (`jmz.*`), and only jobs that will never run again: `Done`, `Killed`,
 //! and `Failed` with no attempt left, whose `done_at` is older than `worker.retention_days`.

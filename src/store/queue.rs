@@ -1,5 +1,5 @@
-//! apalis-sqlite's own tables, `Jobs` and `Workers`: every statement this product runs on
-//! them is here, and [`JobState`] is the one reading of a job's `status`.
+//! apalis's own tables (apalis-sqlite's `Jobs` and `Workers`, apalis-postgres's `apalis.jobs`
+//! and `apalis.workers`): every statement this product runs on them is here, and [`JobState`] is the one reading of a job's `status`.
 //!
 //! apalis writes these tables itself (push, fetch, ack, heartbeats); we read them for the
 //! operator (`/api/v1/status`, `/metrics`, `jobs/{id}`, the CLI's `status`, all through
@@ -17,7 +17,9 @@
 //! `lock_at`, `done_at` and `last_seen` are `timestamptz` (compared with `to_timestamp` of
 //! the Unix seconds we bind, read back as Unix seconds), `attempts`/`max_attempts` are
 //! `INTEGER` (cast to `BIGINT`), `job` is `BYTEA` (JSON bytes, as on SQLite), `last_result`
-//! is `jsonb` (read as text). Text ranges on PostgreSQL compare under `COLLATE "C"` (bytes,
+//! is `jsonb` (read as text), and a job's JSON fields are read with `->>` instead of
+//! `json_extract`. Both backends compare with the time bound from Rust, never the
+//! database's clock. Text ranges on PostgreSQL compare under `COLLATE "C"` (bytes,
 //! as SQLite's `BINARY`): a locale collation may ignore the punctuation they turn on.
 
 use anyhow::Context;
