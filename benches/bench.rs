@@ -253,7 +253,7 @@ async fn ingest(folder: &Path, summary: &mut Summary) -> anyhow::Result<()> {
     let deliveries: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries")
         .fetch_one(&pool)
         .await?;
-    let jobs: i64 = queue::count_jobs(&pool)
+    let jobs: i64 = queue::count_jobs(&jmotto_zoom::store::db::Pool::Sqlite(pool.clone()))
         .await?
         .by_queue_and_state()
         .map(|(_, _, count)| count)
@@ -435,7 +435,13 @@ impl Stack {
     async fn outstanding(&self) -> anyhow::Result<(i64, i64)> {
         let mut counts = Vec::new();
         for queue in jmotto_zoom::jobs::queues() {
-            counts.push(queue::unfinished_in(&self.pool, queue).await?);
+            counts.push(
+                queue::unfinished_in(
+                    &jmotto_zoom::store::db::Pool::Sqlite(self.pool.clone()),
+                    queue,
+                )
+                .await?,
+            );
         }
         Ok((counts[0] + counts[1], counts.iter().sum()))
     }

@@ -172,7 +172,7 @@ pub(crate) async fn record(store: &Store, results: &[CheckResult]) {
         }
     }
     if results.iter().any(|r| r.item == TOKEN_ITEM && r.ok) {
-        match queue::release_disabled_waits(store.pool()).await {
+        match queue::release_disabled_waits(store.db()).await {
             Ok(0) => {}
             Ok(released) => tracing::info!(
                 jobs = released,

@@ -164,15 +164,11 @@ impl Metrics {
         for (key, value) in self.snapshot() {
             *totals.entry(key).or_insert(0.0) += value;
         }
-        // TRANSITIONAL: `store::queue` and `store::meetings` take the SQLite pool until they
-        // are ported.
-        let pool = store.pool();
+        let pool = store.db();
         let jobs = queue::count_jobs(pool).await?;
         let overdue_since = chrono::Utc::now().timestamp() - OVERDUE_AFTER_SECONDS;
         let overdue = queue::overdue_jobs(pool, overdue_since).await?;
-        let meetings =
-            crate::store::meetings::count_by_state(&crate::store::db::Pool::Sqlite(pool.clone()))
-                .await?;
+        let meetings = crate::store::meetings::count_by_state(pool).await?;
 
         let mut registry = Registry::default();
         registry.register(

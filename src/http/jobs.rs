@@ -67,7 +67,7 @@ pub async fn job(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    match sync_state::job(state.store.pool(), &id).await? {
+    match sync_state::job(state.store.db(), &id).await? {
         Some(job) => Ok(HttpResponse::Ok().json(JobStatus::from_view(
             job,
             Utc::now(),

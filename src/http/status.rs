@@ -149,8 +149,7 @@ pub async fn status_view(state: &AppState) -> anyhow::Result<StatusView> {
             from: window.from.to_rfc3339(),
             to: window.to.to_rfc3339(),
         },
-        // TRANSITIONAL: `store::queue` takes the SQLite pool until it is ported.
-        queue: sync_state::queue_counts(state.store.pool()).await?.into(),
+        queue: sync_state::queue_counts(state.store.db()).await?.into(),
         meetings: count_by_state(state.store.db()).await?,
         users,
     };

@@ -115,9 +115,9 @@ async fn alert_ended_runs(engine: &Engine) -> anyhow::Result<()> {
     let horizon = i64::try_from(RUN_OVER_HORIZON.as_secs()).unwrap_or(i64::MAX);
     let before = chrono::Utc::now().timestamp().saturating_add(horizon);
     for sync_id in sync_state::runs_with_failures(engine.store.db()).await? {
-        // TRANSITIONAL: `store::queue` takes the SQLite pool until it is ported.
-        let pool = engine.store.pool();
-        if queue::run_has_unfinished(pool, CreateMeeting::QUEUE, &sync_id, before).await? {
+        if queue::run_has_unfinished(engine.store.db(), CreateMeeting::QUEUE, &sync_id, before)
+            .await?
+        {
             continue;
         }
         let mut tx = engine.store.begin_write().await?;

@@ -334,7 +334,7 @@ pub async fn stalled_queue_workers(engine: &Engine, name: &str) -> String {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let stalled = queue::silent_workers(engine.store.pool(), name, stale_after).await;
+        let stalled = queue::silent_workers(engine.store.db(), name, stale_after).await;
         match stalled {
             Ok(stalled) if !stalled.is_empty() => return stalled.join(", "),
             Ok(_) => {}

@@ -22,10 +22,9 @@ use anyhow::Context;
 use apalis::prelude::{TaskBuilder, TaskId};
 use chrono::{DateTime, Utc};
 use serde::{Serialize, de::DeserializeOwned};
-use sqlx::SqliteConnection;
 use ulid::Ulid;
 
-use crate::store::queue;
+use crate::store::{db, queue};
 
 pub use engine::{Clock, Engine, LiveEngine, NotSet};
 
@@ -185,12 +184,64 @@ impl PushOptions {
 /// Pushes `job` on `conn` (usually a transaction), returning the task id. With an
 /// idempotency key that already exists, nothing is inserted and the existing id is returned.
 /// A job due now wakes this process's workers of its queue when the transaction commits
-/// (`store::wake`).
+/// (`store::wake`; on PostgreSQL every process's, through apalis-postgres's notification).
+///
+/// The arguments are the job's JSON bytes on both backends (apalis-sqlite's `Jobs.job`
+/// BLOB, apalis-postgres's `apalis.jobs.job` BYTEA), decoded by each backend's JSON codec.
+/// On PostgreSQL an existing idempotency key is looked up before the push:
+/// apalis-postgres's insert has no `ON CONFLICT`, and a unique violation would abort the
+/// whole transaction. Write transactions take their turn one at a time (`store::WriteTx`),
+/// so no other push of the same key comes between the look-up and the insert.
 pub async fn push<J: Job>(
-    conn: &mut SqliteConnection,
+    conn: &mut impl PushOn,
     job: &J,
     options: PushOptions,
 ) -> anyhow::Result<String> {
+    let conn = match conn.db_conn() {
+        Ok(conn) => conn,
+        Err(sqlite) => return push_sqlite(sqlite, job, options).await,
+    };
+    let (id, task) = task(job, &options)?;
+    if conn.backend() == db::Backend::Postgres
+        && let Some(key) = &options.idempotency_key
+        && let Some(existing) = queue::job_with_idempotency_key(conn, J::QUEUE, key).await?
+    {
+        return Ok(existing);
+    }
+    match conn {
+        db::Conn::Sqlite(sqlite) => {
+            apalis_sqlite::queries::push_tasks(&mut **sqlite, J::QUEUE, &[task])
+                .await
+                .with_context(|| format!("cannot enqueue a {} job", J::QUEUE))?;
+        }
+        db::Conn::Postgres(postgres) => {
+            apalis_postgres::queries::push_tasks(&mut **postgres, J::QUEUE, vec![task])
+                .await
+                .with_context(|| format!("cannot enqueue a {} job", J::QUEUE))?;
+        }
+    }
+    if options.run_at.is_none_or(|run_at| run_at <= Utc::now()) {
+        // A job due now wakes this process's workers of its queue once it has committed
+        // (issue 11: each hop of a sync waited for a poll).
+        crate::store::wake::pushed(conn, J::QUEUE, &id)
+            .await
+            .context("cannot mark a queue to wake")?;
+    }
+    if let Some(key) = &options.idempotency_key {
+        let existing = queue::job_with_idempotency_key(conn, J::QUEUE, key).await?;
+        if let Some(existing) = existing {
+            return Ok(existing);
+        }
+    }
+    Ok(id)
+}
+
+/// The task of `job` with `options`, and its id: its arguments are the job's JSON bytes.
+/// apalis-sqlite's `SqliteTask` and apalis-postgres's `PgTask` are the same type.
+fn task<J: Job>(
+    job: &J,
+    options: &PushOptions,
+) -> anyhow::Result<(String, apalis_sqlite::SqliteTask)> {
     let id = match &options.id {
         Some(id) => id.clone(),
         None => new_job_id(),
@@ -206,19 +257,59 @@ pub async fn push<J: Job>(
     if let Some(key) = &options.idempotency_key {
         builder = builder.idempotency_key(key);
     }
-    let task = builder.build();
+    Ok((id, builder.build()))
+}
+
+/// TRANSITIONAL (issue 11, until every caller holds a `db::Conn`): what [`push`] runs on —
+/// a [`db::Conn`] or a [`WriteTx`](crate::store::WriteTx), or the bare SQLite connection of
+/// a module not yet ported.
+pub trait PushOn: Send {
+    /// The connection as a [`db::Conn`], or the bare SQLite connection it is.
+    fn db_conn(&mut self) -> Result<&mut db::Conn, &mut sqlx::SqliteConnection>;
+}
+
+impl PushOn for db::Conn {
+    fn db_conn(&mut self) -> Result<&mut db::Conn, &mut sqlx::SqliteConnection> {
+        Ok(self)
+    }
+}
+
+impl PushOn for crate::store::WriteTx {
+    fn db_conn(&mut self) -> Result<&mut db::Conn, &mut sqlx::SqliteConnection> {
+        Ok(self)
+    }
+}
+
+impl PushOn for sqlx::SqliteConnection {
+    fn db_conn(&mut self) -> Result<&mut db::Conn, &mut sqlx::SqliteConnection> {
+        Err(self)
+    }
+}
+
+/// TRANSITIONAL (issue 11): [`push`] on a bare SQLite connection, as it was before
+/// `store::db`.
+async fn push_sqlite<J: Job>(
+    conn: &mut sqlx::SqliteConnection,
+    job: &J,
+    options: PushOptions,
+) -> anyhow::Result<String> {
+    let (id, task) = task(job, &options)?;
     apalis_sqlite::queries::push_tasks(&mut *conn, J::QUEUE, &[task])
         .await
         .with_context(|| format!("cannot enqueue a {} job", J::QUEUE))?;
     if options.run_at.is_none_or(|run_at| run_at <= Utc::now()) {
-        // A job due now wakes this process's workers of its queue once it has committed
-        // (issue 11: each hop of a sync waited for a poll).
-        crate::store::wake::pushed(&mut *conn, J::QUEUE)
+        crate::store::wake::pushed_sqlite(&mut *conn, J::QUEUE)
             .await
             .context("cannot mark a queue to wake")?;
     }
     if let Some(key) = &options.idempotency_key {
-        let existing = queue::job_with_idempotency_key(&mut *conn, J::QUEUE, key).await?;
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT id FROM Jobs WHERE job_type = $1 AND idempotency_key = $2")
+                .bind(J::QUEUE)
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await
+                .context("cannot read back an idempotent job")?;
         if let Some(existing) = existing {
             return Ok(existing);
         }

@@ -1,6 +1,8 @@
 //! Retention of finished jobs: apalis keeps every finished job in `Jobs`, and its own
 //! `vacuum_before` compares an integer timestamp with a text date, deleting every finished
-//! job whatever its age (DESIGN.md). This prunes by our own query instead.
+//! job whatever its age (DESIGN.md). This prunes by our own query instead, on PostgreSQL
+//! too (apalis-postgres's `vacuum` also deletes every finished job whatever its age), where
+//! the table is `apalis.jobs` (`store::queue::prune_finished`).
 //!
 //! Only our queues (`jmz.*`), and only jobs that will never run again: `Done`, `Killed`,
 //! and `Failed` with no attempt left, whose `done_at` is older than `worker.retention_days`.
@@ -144,7 +146,7 @@ mod tests {
             .bind(attempts)
             .bind(max)
             .bind(done_at)
-            .execute(store.pool())
+            .execute(store.db().as_sqlite().expect("a SQLite store"))
             .await
             .expect("job inserted");
         }
@@ -155,7 +157,7 @@ mod tests {
         for (i, (name, .., pruned)) in cases.iter().enumerate() {
             let left: i64 = sqlx::query_scalar("SELECT count(*) FROM Jobs WHERE id = ?")
                 .bind(ulid::Ulid::from_parts(1, i as u128).to_string())
-                .fetch_one(store.pool())
+                .fetch_one(store.db().as_sqlite().expect("a SQLite store"))
                 .await
                 .expect("count");
             assert_eq!(left == 0, *pruned, "{name}");

@@ -9,14 +9,25 @@
 //! connection is known by its SQLite handle, which stays the same while the transaction
 //! moves around. Each queue worker's poll strategy waits on [`signal`] beside its interval;
 //! workers in other processes find the job at their next tick.
+//!
+//! On PostgreSQL nothing is marked here: PostgreSQL itself delivers a `NOTIFY` when the
+//! transaction that sent it commits, and drops it when it rolls back, and apalis-postgres's
+//! workers `LISTEN` on `apalis::job::insert` (in every process). apalis-postgres's trigger
+//! `notify_workers` sends it for each row inserted into `apalis.jobs`, but only when its
+//! `run_at` is not after `now()` — the *transaction's* start: a job due now pushed in a
+//! transaction that began in an earlier second (`run_at` is whole seconds) would wait for
+//! the next poll. So [`pushed`] sends the trigger's own notification for the job in the
+//! pushing transaction (PostgreSQL folds identical notifications of one transaction into
+//! one), and [`connection_key`] gives PostgreSQL connections the key [`NO_MARKS`].
 
 use std::{
     collections::HashMap,
     sync::{Arc, LazyLock, Mutex, MutexGuard},
 };
 
-use sqlx::SqliteConnection;
 use tokio::sync::Notify;
+
+use super::db;
 
 /// Queues pushed to in open transactions, by connection.
 static PENDING: Mutex<Vec<(usize, &'static str)>> = Mutex::new(Vec::new());
@@ -30,26 +41,65 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The key of `connection`'s marks: its SQLite handle's address.
-pub(super) async fn connection_key(
-    connection: &mut SqliteConnection,
-) -> Result<usize, sqlx::Error> {
+/// The key of a connection that never holds marks (a PostgreSQL connection; no SQLite
+/// handle has this address).
+pub const NO_MARKS: usize = 0;
+
+/// The key of `connection`'s marks: its SQLite handle's address; [`NO_MARKS`] on
+/// PostgreSQL.
+pub(super) async fn connection_key(connection: &mut db::Conn) -> Result<usize, sqlx::Error> {
+    match connection {
+        db::Conn::Sqlite(connection) => sqlite_key(connection).await,
+        db::Conn::Postgres(_) => Ok(NO_MARKS),
+    }
+}
+
+/// A SQLite connection's key: its handle's address.
+async fn sqlite_key(connection: &mut sqlx::SqliteConnection) -> Result<usize, sqlx::Error> {
     let mut handle = connection.lock_handle().await?;
     Ok(handle.as_raw_handle().as_ptr().addr())
 }
 
-/// A job due now was pushed to `queue` in `connection`'s write transaction: wake its
-/// workers when that transaction commits.
+/// The job `id`, due now, was pushed to `queue` in `connection`'s write transaction: wake
+/// its workers when that transaction commits. On PostgreSQL, apalis-postgres's own insert
+/// notification for the job, sent in the transaction (see the module's doc).
 pub async fn pushed(
-    connection: &mut SqliteConnection,
+    connection: &mut db::Conn,
+    queue: &'static str,
+    id: &str,
+) -> Result<(), sqlx::Error> {
+    if connection.backend() == db::Backend::Postgres {
+        // The payload of apalis-postgres's trigger `notify_workers`, to the character.
+        db::query(
+            "SELECT pg_notify('apalis::job::insert', json_build_object('job_type', job_type, \
+             'id', id, 'run_at', run_at)::text) FROM apalis.jobs WHERE id = $1",
+        )
+        .bind(id)
+        .execute(connection)
+        .await?;
+        return Ok(());
+    }
+    let key = connection_key(connection).await?;
+    mark(key, queue);
+    Ok(())
+}
+
+/// TRANSITIONAL (issue 11, until every caller of `jobs::push` holds a `db::Conn`):
+/// [`pushed`] on a bare SQLite connection.
+pub async fn pushed_sqlite(
+    connection: &mut sqlx::SqliteConnection,
     queue: &'static str,
 ) -> Result<(), sqlx::Error> {
-    let key = connection_key(connection).await?;
+    let key = sqlite_key(connection).await?;
+    mark(key, queue);
+    Ok(())
+}
+
+fn mark(key: usize, queue: &'static str) {
     let mut pending = lock(&PENDING);
     if !pending.contains(&(key, queue)) {
         pending.push((key, queue));
     }
-    Ok(())
 }
 
 /// The signal the workers of `queue` wait on.
@@ -111,7 +161,9 @@ mod tests {
         tokio::pin!(notified);
         notified.as_mut().enable();
         let mut rolled_back = store.begin_write().await.expect("tx");
-        pushed(&mut rolled_back, QUEUE).await.expect("marked");
+        pushed(&mut rolled_back, QUEUE, "01J00000000000000000000000")
+            .await
+            .expect("marked");
         rolled_back.rollback().await.expect("rollback");
         store.probe_write().await.expect("another commit");
         assert!(
@@ -119,7 +171,9 @@ mod tests {
             "woken without a commit of a push"
         );
         let mut tx = store.begin_write().await.expect("tx");
-        pushed(&mut tx, QUEUE).await.expect("marked");
+        pushed(&mut tx, QUEUE, "01J00000000000000000000000")
+            .await
+            .expect("marked");
         assert!(!woken(notified.as_mut()).await, "woken before the commit");
         tx.commit().await.expect("commit");
         tokio::time::timeout(Duration::from_secs(1), notified)

@@ -48,7 +48,7 @@ async fn assert_each_meeting_once(app: &TestApp, expected: usize) {
 
 /// The jobs the workers of process `pid` hold (`Queued` or `Running`).
 async fn held_by_process(app: &TestApp, pid: u32) -> Vec<String> {
-    jmotto_zoom::store::queue::held_by(app.engine.store.pool(), &format!("jmz-{pid}"))
+    jmotto_zoom::store::queue::held_by(app.engine.store.db(), &format!("jmz-{pid}"))
         .await
         .expect("jobs")
 }

@@ -225,7 +225,7 @@ impl TestApp {
     pub async fn drain(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let counts = sync_state::queue_counts(self.engine.store.pool())
+            let counts = sync_state::queue_counts(self.engine.store.db())
                 .await
                 .expect("queue counts");
             if counts.is_idle() {

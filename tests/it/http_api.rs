@@ -138,7 +138,7 @@ async fn identical_full_resync_is_not_queued_twice() {
     // the worker may take the first one at once; push two more and compare those
     let first = app.api.trigger_sync(None).await.expect("first");
     let second = app.api.trigger_sync(None).await.expect("second");
-    let pending = sync_state::queue_counts(app.engine.store.pool())
+    let pending = sync_state::queue_counts(app.engine.store.db())
         .await
         .expect("counts");
     if first == second {

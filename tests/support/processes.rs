@@ -69,7 +69,7 @@ pub async fn wait_ready(
 
 /// Jobs finished so far.
 pub async fn jobs_done(pool: &sqlx::SqlitePool) -> anyhow::Result<i64> {
-    queue::done_count(pool).await
+    queue::done_count(&jmotto_zoom::store::db::Pool::Sqlite(pool.clone())).await
 }
 
 /// Waits until more than `done_before` jobs are done (a restarted worker made progress);
@@ -93,7 +93,11 @@ pub async fn wait_for_progress(
 
 /// The jobs the worker process `pid` holds (its worker names are `jmz-<pid>-…`).
 pub async fn held_by(pool: &sqlx::SqlitePool, pid: u32) -> anyhow::Result<Vec<String>> {
-    queue::held_by(pool, &format!("jmz-{pid}")).await
+    queue::held_by(
+        &jmotto_zoom::store::db::Pool::Sqlite(pool.clone()),
+        &format!("jmz-{pid}"),
+    )
+    .await
 }
 
 /// Waits until each of `jobs` (held by the dead worker `pid` when it was killed at
@@ -116,7 +120,9 @@ pub async fn rescue_time(
             .is_some_and(|worker| worker.starts_with(&format!("jmz-{pid}-")))
     };
     loop {
-        let states = queue::states_of(&pool, &jobs).await.ok()?;
+        let states = queue::states_of(&jmotto_zoom::store::db::Pool::Sqlite(pool.clone()), &jobs)
+            .await
+            .ok()?;
         let still = states
             .iter()
             .filter(|(state, lock_by)| {

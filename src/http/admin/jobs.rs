@@ -68,7 +68,7 @@ pub async fn page(
 ) -> Result<HttpResponse, ConsoleError> {
     let settings = state.live.current().await?;
     let tz = settings.groupware.timezone;
-    let pool = state.store.pool();
+    let pool = state.store.db();
     let counts = count_jobs(pool).await?;
     let page_number = query.page.unwrap_or(1).max(1);
     let mut jobs = unfinished_jobs(pool, PAGE_SIZE + 1, (page_number - 1) * PAGE_SIZE).await?;

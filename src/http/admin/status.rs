@@ -222,16 +222,14 @@ struct Progress {
 }
 
 async fn run_progress(state: &AppState, run: &str) -> anyhow::Result<Progress> {
-    // TRANSITIONAL: the job views of `store::queue` take the SQLite pool until it is ported.
-    let pool = state.store.pool();
-    let Some(job) = sync_state::job(pool, run).await? else {
+    let Some(job) = sync_state::job(state.store.db(), run).await? else {
         return Ok(Progress {
             markup: html! { p.notice { "同期ジョブ " (run) " は見つかりません（完了後に整理された可能性があります）。" } },
             active: false,
         });
     };
     let slices = sync_state::slice_progress(state.store.db(), run).await?;
-    let queue = sync_state::queue_counts(pool).await?;
+    let queue = sync_state::queue_counts(state.store.db()).await?;
     let job_running = matches!(
         job.state,
         JobState::Pending | JobState::Scheduled | JobState::Running
