@@ -98,7 +98,7 @@ async fn run() -> anyhow::Result<bool> {
     let mut worker = spawn(WORKER, &config, &logs)?;
     wait_ready(&listen, Instant::now(), Duration::from_secs(60), &logs).await?;
     let store = jmotto_zoom::store::Store::connect(&database).await?;
-    let pool = store.pool().clone();
+    let pool = store.db().as_sqlite().expect("SQLite").clone();
     let api = AdminClient::new(
         format!("http://{listen}"),
         jmotto_zoom::cli::demo::DEMO_ADMIN_TOKEN.to_owned(),

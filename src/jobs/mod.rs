@@ -193,14 +193,10 @@ impl PushOptions {
 /// whole transaction. Write transactions take their turn one at a time (`store::WriteTx`),
 /// so no other push of the same key comes between the look-up and the insert.
 pub async fn push<J: Job>(
-    conn: &mut impl PushOn,
+    conn: &mut db::Conn,
     job: &J,
     options: PushOptions,
 ) -> anyhow::Result<String> {
-    let conn = match conn.db_conn() {
-        Ok(conn) => conn,
-        Err(sqlite) => return push_sqlite(sqlite, job, options).await,
-    };
     let (id, task) = task(job, &options)?;
     if conn.backend() == db::Backend::Postgres
         && let Some(key) = &options.idempotency_key
@@ -258,63 +254,6 @@ fn task<J: Job>(
         builder = builder.idempotency_key(key);
     }
     Ok((id, builder.build()))
-}
-
-/// TRANSITIONAL (issue 11, until every caller holds a `db::Conn`): what [`push`] runs on —
-/// a [`db::Conn`] or a [`WriteTx`](crate::store::WriteTx), or the bare SQLite connection of
-/// a module not yet ported.
-pub trait PushOn: Send {
-    /// The connection as a [`db::Conn`], or the bare SQLite connection it is.
-    fn db_conn(&mut self) -> Result<&mut db::Conn, &mut sqlx::SqliteConnection>;
-}
-
-impl PushOn for db::Conn {
-    fn db_conn(&mut self) -> Result<&mut db::Conn, &mut sqlx::SqliteConnection> {
-        Ok(self)
-    }
-}
-
-impl PushOn for crate::store::WriteTx {
-    fn db_conn(&mut self) -> Result<&mut db::Conn, &mut sqlx::SqliteConnection> {
-        Ok(self)
-    }
-}
-
-impl PushOn for sqlx::SqliteConnection {
-    fn db_conn(&mut self) -> Result<&mut db::Conn, &mut sqlx::SqliteConnection> {
-        Err(self)
-    }
-}
-
-/// TRANSITIONAL (issue 11): [`push`] on a bare SQLite connection, as it was before
-/// `store::db`.
-async fn push_sqlite<J: Job>(
-    conn: &mut sqlx::SqliteConnection,
-    job: &J,
-    options: PushOptions,
-) -> anyhow::Result<String> {
-    let (id, task) = task(job, &options)?;
-    apalis_sqlite::queries::push_tasks(&mut *conn, J::QUEUE, &[task])
-        .await
-        .with_context(|| format!("cannot enqueue a {} job", J::QUEUE))?;
-    if options.run_at.is_none_or(|run_at| run_at <= Utc::now()) {
-        crate::store::wake::pushed_sqlite(&mut *conn, J::QUEUE)
-            .await
-            .context("cannot mark a queue to wake")?;
-    }
-    if let Some(key) = &options.idempotency_key {
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT id FROM Jobs WHERE job_type = $1 AND idempotency_key = $2")
-                .bind(J::QUEUE)
-                .bind(key)
-                .fetch_optional(&mut *conn)
-                .await
-                .context("cannot read back an idempotent job")?;
-        if let Some(existing) = existing {
-            return Ok(existing);
-        }
-    }
-    Ok(id)
 }
 
 /// Exponential backoff with up to 20 % jitter: base × 2^(attempt−1), at most one hour.

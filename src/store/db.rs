@@ -137,28 +137,6 @@ impl Conn {
     }
 }
 
-/// TRANSITIONAL (issue 11, until every module speaks [`db`](self)): a connection is a
-/// SQLite connection.
-impl std::ops::Deref for Conn {
-    type Target = sqlx::SqliteConnection;
-
-    fn deref(&self) -> &Self::Target {
-        match self {
-            Conn::Sqlite(c) => c,
-            Conn::Postgres(_) => unreachable!("PostgreSQL is refused at start-up"),
-        }
-    }
-}
-
-impl std::ops::DerefMut for Conn {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        match self {
-            Conn::Sqlite(c) => c,
-            Conn::Postgres(_) => unreachable!("PostgreSQL is refused at start-up"),
-        }
-    }
-}
-
 /// Where a [`Query`] runs: a pool (any free connection) or one connection (a transaction's).
 pub enum On<'c> {
     Pool(&'c Pool),

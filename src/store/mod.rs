@@ -22,10 +22,7 @@ use std::{str::FromStr, time::Duration};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use sqlx::{
-    SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use meetings::{MeetingRow, MeetingState};
 
@@ -356,14 +353,6 @@ impl Store {
         &self.pool
     }
 
-    /// TRANSITIONAL (issue 11, until every module speaks [`db`]): the SQLite pool.
-    pub fn pool(&self) -> &SqlitePool {
-        match &self.pool {
-            db::Pool::Sqlite(pool) => pool,
-            db::Pool::Postgres(_) => unreachable!("PostgreSQL is refused at start-up"),
-        }
-    }
-
     /// Begins a write transaction holding the write lock from the start; a [`StorageFault`]
     /// when the database file was removed or replaced since it was opened.
     pub async fn begin_write(&self) -> anyhow::Result<WriteTx> {
@@ -398,8 +387,17 @@ impl Store {
         // By hand, not `Pool::begin_with`: a `Transaction` that fails to commit goes back to
         // the pool still counted inside a transaction (issue 13's "begin_with at non-zero
         // transaction depth" on every later write).
-        sqlx::raw_sql("BEGIN IMMEDIATE")
-            .execute(&mut *tx.connection)
+        let begin = match tx.connection.backend() {
+            db::Backend::Sqlite => "BEGIN IMMEDIATE",
+            // Write transactions take one transaction-level advisory lock, so they run one
+            // after another across every process, as SQLite's write lock makes them on one
+            // file: every read-then-write of the engine (claims, plans, quotas, limiters)
+            // sees the last commit. Reads do not wait. The lock ends with the transaction,
+            // or with the connection of a process that died.
+            db::Backend::Postgres => "BEGIN; SELECT pg_advisory_xact_lock(7405, 1)",
+        };
+        tx.connection
+            .raw(begin)
             .await
             .context("cannot begin a database transaction")?;
         Ok(tx)
@@ -416,6 +414,9 @@ impl Store {
     /// exists; the copy is owner-only (0600) like the database. A copy that fails is removed.
     pub async fn backup_to(&self, target: &std::path::Path) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
+        let db::Pool::Sqlite(pool) = &self.pool else {
+            anyhow::bail!(crate::cli::backup::NOT_SQLITE);
+        };
         anyhow::ensure!(
             self.opened.is_some(),
             "an in-memory database has no file to back up"
@@ -435,10 +436,7 @@ impl Store {
         let name = target
             .to_str()
             .with_context(|| format!("the backup path {} is not UTF-8", target.display()))?;
-        let copied = sqlx::query("VACUUM INTO ?")
-            .bind(name)
-            .execute(self.pool())
-            .await;
+        let copied = sqlx::query("VACUUM INTO ?").bind(name).execute(pool).await;
         if let Err(error) = copied {
             let _ = std::fs::remove_file(target);
             return Err(error)
@@ -637,7 +635,13 @@ mod tests {
         let store = Store::connect(&url).await.expect("database opens");
         let mut held = Vec::new();
         for _ in 0..3 {
-            let mut conn = store.pool().acquire().await.expect("connection");
+            let mut conn = store
+                .db()
+                .as_sqlite()
+                .expect("SQLite")
+                .acquire()
+                .await
+                .expect("connection");
             // `meetings::failed_deletes`, run for each user whose window was listed: by host.
             let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
                 "EXPLAIN QUERY PLAN SELECT m.id FROM meetings m JOIN entries e ON e.schedule_id = m.schedule_id \
@@ -666,7 +670,13 @@ mod tests {
         let store = Store::connect(&url).await.expect("database opens");
         let mut held = Vec::new();
         for _ in 0..3 {
-            let mut conn = store.pool().acquire().await.expect("connection");
+            let mut conn = store
+                .db()
+                .as_sqlite()
+                .expect("SQLite")
+                .acquire()
+                .await
+                .expect("connection");
             let mode: i64 = sqlx::query_scalar("PRAGMA synchronous")
                 .fetch_one(&mut *conn)
                 .await

@@ -84,17 +84,6 @@ pub async fn pushed(
     Ok(())
 }
 
-/// TRANSITIONAL (issue 11, until every caller of `jobs::push` holds a `db::Conn`):
-/// [`pushed`] on a bare SQLite connection.
-pub async fn pushed_sqlite(
-    connection: &mut sqlx::SqliteConnection,
-    queue: &'static str,
-) -> Result<(), sqlx::Error> {
-    let key = sqlite_key(connection).await?;
-    mark(key, queue);
-    Ok(())
-}
-
 fn mark(key: usize, queue: &'static str) {
     let mut pending = lock(&PENDING);
     if !pending.contains(&(key, queue)) {

@@ -243,7 +243,7 @@ async fn jobs_overdue_by_ten_minutes_show_in_the_metrics() {
     sqlx::query(
         "UPDATE Jobs SET run_at = strftime('%s', 'now') - 660 WHERE job_type = 'jmz.sync_window'",
     )
-    .execute(app.engine.store.pool())
+    .execute(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
     .await
     .expect("aged");
     let text = metrics_text(&app).await;

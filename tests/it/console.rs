@@ -128,7 +128,7 @@ impl Browser {
 
 pub(crate) async fn audit_rows(app: &TestApp) -> Vec<(String, Option<String>, String)> {
     sqlx::query_as("SELECT kind, address, detail FROM audit_log ORDER BY id")
-        .fetch_all(app.engine.store.pool())
+        .fetch_all(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
         .await
         .expect("audit rows")
 }
@@ -260,7 +260,7 @@ async fn a_post_without_a_valid_csrf_token_is_refused_and_changes_nothing() {
         .await;
     assert_eq!(login_without.status, StatusCode::FORBIDDEN);
     let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM Jobs")
-        .fetch_one(app.engine.store.pool())
+        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
         .await
         .expect("jobs");
     assert_eq!(jobs, 0);

@@ -79,7 +79,7 @@ async fn next_attempt_at(app: &TestApp, schedule_id: &str) -> Vec<Option<String>
         "SELECT next_attempt_at FROM meetings WHERE schedule_id = ? ORDER BY occurrence, start_utc",
     )
     .bind(schedule_id)
-    .fetch_all(app.engine.store.pool())
+    .fetch_all(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
     .await
     .expect("meeting rows")
 }
@@ -101,7 +101,7 @@ fn move_8801(app: &TestApp, start: &str, end: &str) {
 /// The next UTC day, as far as the quota is concerned: every host's count starts again.
 async fn next_utc_day(app: &TestApp) {
     sqlx::query("DELETE FROM host_daily_usage")
-        .execute(app.engine.store.pool())
+        .execute(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
         .await
         .expect("a new day");
 }
@@ -441,7 +441,7 @@ async fn daily_host_quota_creates_100_and_defers_5_to_midnight() {
     let stored_next: Vec<String> = sqlx::query_scalar(
         "SELECT next_attempt_at FROM meetings WHERE host_email = 'bulk@example.co.jp' AND state = 'deferred'",
     )
-    .fetch_all(app.engine.store.pool())
+    .fetch_all(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
     .await
     .expect("rows");
     assert!(
@@ -496,7 +496,7 @@ async fn zoom_expired_token_is_renewed_once() {
 /// Rows whose next create would look for a meeting an earlier attempt may have made.
 async fn looking_first(app: &TestApp) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM meetings WHERE look_first")
-        .fetch_one(app.engine.store.pool())
+        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
         .await
         .expect("rows")
 }
@@ -543,7 +543,7 @@ async fn failed_token_requests_use_no_quota_and_are_not_possibly_sent() {
     }
     assert_eq!(looking_first(&app).await, 0);
     let used: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(used), 0) FROM host_daily_usage")
-        .fetch_one(app.engine.store.pool())
+        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
         .await
         .expect("usage");
     assert_eq!(used, i64::try_from(FIXTURE_MEETINGS).expect("small"));
@@ -771,7 +771,7 @@ async fn shutdown_lets_running_jobs_finish_then_releases_the_rest() {
         let held: Vec<(String, Option<String>)> = sqlx::query_as(
             "SELECT status, lock_by FROM Jobs WHERE status IN ('Queued', 'Running')",
         )
-        .fetch_all(app.engine.store.pool())
+        .fetch_all(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
         .await
         .expect("jobs");
         assert!(held.is_empty(), "no job left locked: {held:?}");
@@ -779,7 +779,7 @@ async fn shutdown_lets_running_jobs_finish_then_releases_the_rest() {
             "SELECT count(*) FROM Jobs WHERE job_type = ? AND last_result LIKE '%Released at worker shutdown%'",
         )
         .bind(CreateMeeting::QUEUE)
-        .fetch_one(app.engine.store.pool())
+        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
         .await
         .expect("jobs");
         let rows_at_stop = app.meetings().await;
@@ -927,7 +927,7 @@ async fn dead_worker_jobs_are_rescued_by_the_heartbeat_without_a_lock_file() {
     }
     // the dead process's claim has no known end but its length: let that time pass
     sqlx::query("UPDATE meetings SET claimed_at = '2000-01-01T00:00:00Z' WHERE state = 'creating'")
-        .execute(app.engine.store.pool())
+        .execute(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
         .await
         .expect("claims");
     app.settle().await;
@@ -1074,7 +1074,13 @@ async fn worker_process_stops_on_sigterm_and_releases_its_jobs() {
 #[tokio::test]
 async fn a_stalled_queue_worker_stops_the_process() {
     let mut app = spawn_app_with(|s| s.worker.heartbeat_seconds = 1).await;
-    let pool = app.engine.store.pool().clone();
+    let pool = app
+        .engine
+        .store
+        .db()
+        .as_sqlite()
+        .expect("the SQLite suite")
+        .clone();
     // From now on apalis's heartbeats of the sync-window queue change nothing.
     sqlx::query(
         "CREATE TRIGGER test_freeze_heartbeat BEFORE UPDATE OF last_seen ON Workers \

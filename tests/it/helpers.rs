@@ -153,7 +153,7 @@ impl TestApp {
              AND lock_by IS NULL AND (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts)) \
              AND run_at > strftime('%s', 'now')",
         )
-        .execute(self.engine.store.pool())
+        .execute(self.engine.store.db().as_sqlite().expect("the SQLite suite"))
         .await
         .expect("jobs advanced")
         .rows_affected()
@@ -184,7 +184,13 @@ impl TestApp {
              AND run_at > strftime('%s', 'now') ORDER BY run_at",
         )
         .bind(queue)
-        .fetch_all(self.engine.store.pool())
+        .fetch_all(
+            self.engine
+                .store
+                .db()
+                .as_sqlite()
+                .expect("the SQLite suite"),
+        )
         .await
         .expect("scheduled jobs")
     }

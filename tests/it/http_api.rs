@@ -8,7 +8,7 @@ use jmotto_zoom::store::sync_state;
 
 async fn jobs_in_queue(app: &crate::helpers::TestApp) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM Jobs")
-        .fetch_one(app.engine.store.pool())
+        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
         .await
         .expect("count")
 }
@@ -146,7 +146,7 @@ async fn identical_full_resync_is_not_queued_twice() {
     }
     let sync_jobs: i64 =
         sqlx::query_scalar("SELECT count(*) FROM Jobs WHERE job_type = 'jmz.sync_window'")
-            .fetch_one(app.engine.store.pool())
+            .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
             .await
             .expect("count");
     assert!(

@@ -231,7 +231,7 @@ async fn heads_the_codec_refuses_are_400_and_enqueue_nothing() {
         );
     }
     let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM Jobs")
-        .fetch_one(app.engine.store.pool())
+        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
         .await
         .expect("count");
     assert_eq!(jobs, 0);

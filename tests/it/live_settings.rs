@@ -212,7 +212,7 @@ async fn assert_every_create_waits(app: &TestApp) {
         "{waiting:#?}"
     );
     let attempts: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(attempts), 0) FROM meetings")
-        .fetch_one(app.engine.store.pool())
+        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
         .await
         .expect("attempts");
     assert_eq!(attempts, 0, "no attempt counted while waiting");
@@ -389,7 +389,7 @@ async fn updates_and_deletes_wait_while_disabled() {
         );
     }
     let attempts: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(attempts), 0) FROM meetings")
-        .fetch_one(app.engine.store.pool())
+        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
         .await
         .expect("attempts");
     assert_eq!(attempts, 0);

@@ -98,7 +98,7 @@ async fn two_worker_processes_together_keep_to_the_accounts_create_rate() {
     let lock_by: Vec<String> = sqlx::query_scalar(
         "SELECT lock_by FROM Jobs WHERE job_type = 'jmz.create_meeting' AND lock_by IS NOT NULL",
     )
-    .fetch_all(engine.store.pool())
+    .fetch_all(engine.store.db().as_sqlite().expect("the SQLite suite"))
     .await
     .expect("create jobs");
     for pid in &pids {

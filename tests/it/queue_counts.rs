@@ -33,7 +33,7 @@ const CASES: [Case; 11] = [
 async fn status_metrics_jobs_and_cli_count_jobs_alike() {
     let mut app = spawn_app().await;
     app.stop_worker().await;
-    let pool = app.engine.store.pool();
+    let pool = app.engine.store.db().as_sqlite().expect("the SQLite suite");
     sqlx::query("DELETE FROM Jobs")
         .execute(pool)
         .await

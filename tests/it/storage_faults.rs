@@ -110,7 +110,7 @@ async fn inject_fault(app: &TestApp, disk: Option<&SmallDisk>) -> Fault {
     if let Some(disk) = disk {
         // An emptied WAL: every write then needs new blocks (SQLite reuses a WAL's space).
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(app.engine.store.pool())
+            .execute(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
             .await
             .expect("checkpoint");
         disk.fill();
@@ -201,7 +201,7 @@ async fn readyz(app: &TestApp) -> u16 {
 
 async fn count(app: &TestApp, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql)
-        .fetch_one(app.engine.store.pool())
+        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
         .await
         .expect("count")
 }

@@ -104,7 +104,7 @@ pub(crate) async fn deliver_signed(
 
 async fn sync_jobs(app: &TestApp) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM Jobs WHERE job_type = 'jmz.sync_window'")
-        .fetch_one(app.engine.store.pool())
+        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
         .await
         .expect("count")
 }
@@ -124,7 +124,7 @@ async fn signed_delivery_is_queued_once_and_syncs_the_named_users() {
     // The job carries the request id, and only the enabled user of the three.
     let args: String = sqlx::query_scalar("SELECT CAST(job AS TEXT) FROM Jobs WHERE id = ?")
         .bind(&job_id)
-        .fetch_one(app.engine.store.pool())
+        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
         .await
         .expect("job row");
     let args: Value = serde_json::from_str(&args).expect("job JSON");
@@ -330,7 +330,7 @@ async fn bad_webhook_bodies_are_refused_and_enqueue_nothing() {
         );
     }
     let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM Jobs")
-        .fetch_one(app.engine.store.pool())
+        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
         .await
         .expect("count");
     assert_eq!(queued, 0, "nothing enqueued");
@@ -363,7 +363,7 @@ async fn concurrent_deliveries_are_each_committed_with_their_own_job() {
     }
     assert_eq!(job_ids.len(), 64, "64 distinct jobs");
 
-    let pool = app.engine.store.pool();
+    let pool = app.engine.store.db().as_sqlite().expect("the SQLite suite");
     let recorded: Vec<(String, String)> =
         sqlx::query_as("SELECT webhook_id, job_id FROM webhook_deliveries")
             .fetch_all(pool)
@@ -426,7 +426,7 @@ async fn one_delivery_sent_concurrently_queues_one_job() {
     let job_id: String = sqlx::query_scalar(
         "SELECT job_id FROM webhook_deliveries WHERE webhook_id = 'msg_repeated'",
     )
-    .fetch_one(app.engine.store.pool())
+    .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
     .await
     .expect("one dedup row");
     assert!(job_ids.contains(job_id.as_str()));
