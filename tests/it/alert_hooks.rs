@@ -240,10 +240,12 @@ async fn jobs_overdue_by_ten_minutes_show_in_the_metrics() {
         metrics_text(&app).await.contains("\njmz_jobs_overdue 0\n"),
         "just queued"
     );
-    sqlx::query(
-        "UPDATE Jobs SET run_at = strftime('%s', 'now') - 660 WHERE job_type = 'jmz.sync_window'",
+    jmotto_zoom::store::db::Query::per_backend(
+        "UPDATE Jobs SET run_at = $1 - 660 WHERE job_type = 'jmz.sync_window'",
+        "UPDATE apalis.jobs SET run_at = to_timestamp($1 - 660) WHERE job_type = 'jmz.sync_window'",
     )
-    .execute(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
+    .bind(chrono::Utc::now().timestamp())
+    .execute(app.engine.store.db())
     .await
     .expect("aged");
     let text = metrics_text(&app).await;

@@ -12,7 +12,7 @@ use jmotto_zoom::{
     domain::{meeting::Reason, policy::ReschedulePolicy},
     jobs::{CreateMeeting, FetchSlice, Job, meetings::next_utc_midnight},
     replay::{Fault, RecordedRequest, ReplayServer, faults},
-    store::meetings::host_slots_used,
+    store::{db, meetings::host_slots_used},
 };
 
 /// Meetings the fixture company gets (fixtures/COMPANY.md).
@@ -75,11 +75,11 @@ fn rows_in<'a>(rows: &'a [Value], state: &str) -> Vec<&'a Value> {
 }
 
 async fn next_attempt_at(app: &TestApp, schedule_id: &str) -> Vec<Option<String>> {
-    sqlx::query_scalar(
-        "SELECT next_attempt_at FROM meetings WHERE schedule_id = ? ORDER BY occurrence, start_utc",
+    db::query(
+        "SELECT next_attempt_at FROM meetings WHERE schedule_id = $1 ORDER BY occurrence, start_utc",
     )
     .bind(schedule_id)
-    .fetch_all(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
+    .scalars(app.engine.store.db())
     .await
     .expect("meeting rows")
 }
@@ -100,8 +100,8 @@ fn move_8801(app: &TestApp, start: &str, end: &str) {
 
 /// The next UTC day, as far as the quota is concerned: every host's count starts again.
 async fn next_utc_day(app: &TestApp) {
-    sqlx::query("DELETE FROM host_daily_usage")
-        .execute(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
+    db::query("DELETE FROM host_daily_usage")
+        .execute(app.engine.store.db())
         .await
         .expect("a new day");
 }
@@ -438,10 +438,10 @@ async fn daily_host_quota_creates_100_and_defers_5_to_midnight() {
     let waits = app.scheduled_run_times(CreateMeeting::QUEUE).await;
     assert_eq!(waits.len(), 5);
     assert!(waits.iter().all(|&at| at == unix(midnight)), "{waits:?}");
-    let stored_next: Vec<String> = sqlx::query_scalar(
+    let stored_next: Vec<String> = db::query(
         "SELECT next_attempt_at FROM meetings WHERE host_email = 'bulk@example.co.jp' AND state = 'deferred'",
     )
-    .fetch_all(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
+    .scalars(app.engine.store.db())
     .await
     .expect("rows");
     assert!(
@@ -495,8 +495,8 @@ async fn zoom_expired_token_is_renewed_once() {
 
 /// Rows whose next create would look for a meeting an earlier attempt may have made.
 async fn looking_first(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM meetings WHERE look_first")
-        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
+    db::query("SELECT COUNT(*) FROM meetings WHERE look_first")
+        .scalar(app.engine.store.db())
         .await
         .expect("rows")
 }
@@ -542,10 +542,11 @@ async fn failed_token_requests_use_no_quota_and_are_not_possibly_sent() {
         assert!(rows.is_empty(), "{reason}: {rows:#?}");
     }
     assert_eq!(looking_first(&app).await, 0);
-    let used: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(used), 0) FROM host_daily_usage")
-        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
-        .await
-        .expect("usage");
+    let used: i64 =
+        db::query("SELECT CAST(COALESCE(SUM(used), 0) AS BIGINT) FROM host_daily_usage")
+            .scalar(app.engine.store.db())
+            .await
+            .expect("usage");
     assert_eq!(used, i64::try_from(FIXTURE_MEETINGS).expect("small"));
     app.stop().await;
 }
@@ -768,18 +769,21 @@ async fn shutdown_lets_running_jobs_finish_then_releases_the_rest() {
         app.api.trigger_sync(None).await.expect("sync accepted");
         until_faulted(&app).await;
         app.stop_worker().await;
-        let held: Vec<(String, Option<String>)> = sqlx::query_as(
+        let held: Vec<(String, Option<String>)> = db::Query::per_backend(
             "SELECT status, lock_by FROM Jobs WHERE status IN ('Queued', 'Running')",
+            "SELECT status, lock_by FROM apalis.jobs WHERE status IN ('Queued', 'Running')",
         )
-        .fetch_all(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
+        .fetch_all(app.engine.store.db())
         .await
         .expect("jobs");
         assert!(held.is_empty(), "no job left locked: {held:?}");
-        let released: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM Jobs WHERE job_type = ? AND last_result LIKE '%Released at worker shutdown%'",
+        let released: i64 = db::Query::per_backend(
+            "SELECT count(*) FROM Jobs WHERE job_type = $1 AND last_result LIKE '%Released at worker shutdown%'",
+            "SELECT count(*) FROM apalis.jobs WHERE job_type = $1 \
+             AND last_result::TEXT LIKE '%Released at worker shutdown%'",
         )
         .bind(CreateMeeting::QUEUE)
-        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
+        .scalar(app.engine.store.db())
         .await
         .expect("jobs");
         let rows_at_stop = app.meetings().await;
@@ -892,20 +896,28 @@ async fn dead_worker_jobs_are_rescued_by_the_heartbeat_without_a_lock_file() {
     let pid = process.id().expect("pid");
     let held = held_by_process(&app, pid).await;
     assert!(!held.is_empty(), "the process holds its create");
-    let lock_folder = std::path::PathBuf::from(
-        app.engine
-            .settings
-            .database
-            .url
-            .trim_start_matches("sqlite://")
-            .to_owned()
-            + ".workers",
-    );
-    for entry in std::fs::read_dir(&lock_folder)
-        .expect("lock folder")
-        .flatten()
-    {
-        std::fs::remove_file(entry.path()).expect("lock file removed");
+    if crate::helpers::on_postgres() {
+        // PostgreSQL's lock: the process is no longer listed, so no rescuer tries it.
+        db::query("DELETE FROM worker_processes")
+            .execute(app.engine.store.db())
+            .await
+            .expect("worker processes forgotten");
+    } else {
+        let lock_folder = std::path::PathBuf::from(
+            app.engine
+                .settings
+                .database
+                .url
+                .trim_start_matches("sqlite://")
+                .to_owned()
+                + ".workers",
+        );
+        for entry in std::fs::read_dir(&lock_folder)
+            .expect("lock folder")
+            .flatten()
+        {
+            std::fs::remove_file(entry.path()).expect("lock file removed");
+        }
     }
     app.start_worker().await;
     process.start_kill().expect("SIGKILL");
@@ -926,8 +938,8 @@ async fn dead_worker_jobs_are_rescued_by_the_heartbeat_without_a_lock_file() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     // the dead process's claim has no known end but its length: let that time pass
-    sqlx::query("UPDATE meetings SET claimed_at = '2000-01-01T00:00:00Z' WHERE state = 'creating'")
-        .execute(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
+    db::query("UPDATE meetings SET claimed_at = '2000-01-01T00:00:00Z' WHERE state = 'creating'")
+        .execute(app.engine.store.db())
         .await
         .expect("claims");
     app.settle().await;
@@ -1074,21 +1086,24 @@ async fn worker_process_stops_on_sigterm_and_releases_its_jobs() {
 #[tokio::test]
 async fn a_stalled_queue_worker_stops_the_process() {
     let mut app = spawn_app_with(|s| s.worker.heartbeat_seconds = 1).await;
-    let pool = app
-        .engine
-        .store
-        .db()
-        .as_sqlite()
-        .expect("the SQLite suite")
-        .clone();
+    let pool = app.engine.store.db().clone();
     // From now on apalis's heartbeats of the sync-window queue change nothing.
-    sqlx::query(
-        "CREATE TRIGGER test_freeze_heartbeat BEFORE UPDATE OF last_seen ON Workers \
-         WHEN NEW.id LIKE '%-sync-window' BEGIN SELECT RAISE(IGNORE); END",
-    )
-    .execute(&pool)
-    .await
-    .expect("trigger");
+    let freeze: &[&'static str] = if crate::helpers::on_postgres() {
+        &[
+            "CREATE FUNCTION test_freeze() RETURNS trigger LANGUAGE plpgsql AS \
+             'BEGIN RETURN NULL; END'",
+            "CREATE TRIGGER test_freeze_heartbeat BEFORE UPDATE OF last_seen ON apalis.workers \
+             FOR EACH ROW WHEN (NEW.id LIKE '%-sync-window') EXECUTE FUNCTION test_freeze()",
+        ]
+    } else {
+        &[
+            "CREATE TRIGGER test_freeze_heartbeat BEFORE UPDATE OF last_seen ON Workers \
+           WHEN NEW.id LIKE '%-sync-window' BEGIN SELECT RAISE(IGNORE); END",
+        ]
+    };
+    for statement in freeze {
+        db::query(statement).execute(&pool).await.expect("trigger");
+    }
     let ended = app
         .worker_ended_within(std::time::Duration::from_secs(40))
         .await
@@ -1098,10 +1113,13 @@ async fn a_stalled_queue_worker_stops_the_process() {
         error.contains("sync-window") && error.contains("stopped beating"),
         "{error}"
     );
-    sqlx::query("DROP TRIGGER test_freeze_heartbeat")
-        .execute(&pool)
-        .await
-        .expect("trigger dropped");
+    db::Query::per_backend(
+        "DROP TRIGGER test_freeze_heartbeat",
+        "DROP TRIGGER test_freeze_heartbeat ON apalis.workers",
+    )
+    .execute(&pool)
+    .await
+    .expect("trigger dropped");
     app.start_worker().await;
     app.sync().await;
     assert_each_meeting_once(&app, FIXTURE_MEETINGS).await;

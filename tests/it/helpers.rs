@@ -13,7 +13,7 @@ use jmotto_zoom::{
     jobs::{Engine, LiveEngine, worker::Worker},
     live::LiveSettings,
     replay::{RecordedRequest, ReplayServer},
-    store::{Store, sync_state},
+    store::{Store, db, sync_state},
 };
 use serde_json::Value;
 
@@ -50,7 +50,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .expect("Zoom replay starts");
     let folder = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", folder.path().join("test.db").display());
+    let url = test_database(&folder).await;
     let mut settings = demo_settings(&jmotto, &zoom, &url).expect("demo settings are valid");
     settings.worker.retry_base_seconds = 1;
     adjust(&mut settings);
@@ -84,6 +84,25 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         worker_stop,
         tasks,
         _folder: folder,
+    }
+}
+
+/// True in the PostgreSQL half of the suite (`tests/it_postgres.rs`, the same tests as
+/// `tests/it`, each on a database of its own on the tests' throw-away PostgreSQL).
+pub fn on_postgres() -> bool {
+    env!("CARGO_CRATE_NAME") == "it_postgres"
+}
+
+/// A fresh database for one test: a SQLite file in `folder`, or a new PostgreSQL database.
+/// Without PostgreSQL the PostgreSQL half says so in one line (`postgres::shared`) and ends
+/// here, its tests not run (under `CI=true` it fails instead).
+pub async fn test_database(folder: &tempfile::TempDir) -> String {
+    if !on_postgres() {
+        return format!("sqlite://{}", folder.path().join("test.db").display());
+    }
+    match crate::postgres::fresh_database().await {
+        Some(url) => url,
+        None => std::process::exit(0),
     }
 }
 
@@ -148,15 +167,45 @@ impl TestApp {
     /// Lets time pass for the jobs waiting in the database: every scheduled job of ours
     /// becomes due now. Returns how many were moved.
     pub async fn advance_scheduled(&self) -> u64 {
-        sqlx::query(
-            "UPDATE Jobs SET run_at = strftime('%s', 'now') WHERE job_type >= 'jmz.' AND job_type < 'jmz/' \
+        db::Query::per_backend(
+            "UPDATE Jobs SET run_at = $1 WHERE job_type >= 'jmz.' AND job_type < 'jmz/' \
              AND lock_by IS NULL AND (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts)) \
-             AND run_at > strftime('%s', 'now')",
+             AND run_at > $1",
+            "UPDATE apalis.jobs SET run_at = to_timestamp($1) WHERE job_type COLLATE \"C\" >= 'jmz.' \
+             AND job_type COLLATE \"C\" < 'jmz/' AND lock_by IS NULL \
+             AND (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts)) \
+             AND run_at > to_timestamp($1)",
         )
-        .execute(self.engine.store.db().as_sqlite().expect("the SQLite suite"))
+        .bind(chrono::Utc::now().timestamp())
+        .execute(self.engine.store.db())
         .await
         .expect("jobs advanced")
-        .rows_affected()
+    }
+
+    /// Jobs of ours in the queue in any state, of `queue` only when given.
+    pub async fn jobs_in(&self, queue: Option<&str>) -> i64 {
+        db::Query::per_backend(
+            "SELECT count(*) FROM Jobs WHERE job_type >= 'jmz.' AND job_type < 'jmz/' \
+             AND ($1 IS NULL OR job_type = $1)",
+            "SELECT count(*) FROM apalis.jobs WHERE job_type COLLATE \"C\" >= 'jmz.' \
+             AND job_type COLLATE \"C\" < 'jmz/' AND ($1::TEXT IS NULL OR job_type = $1)",
+        )
+        .bind(queue)
+        .scalar(self.engine.store.db())
+        .await
+        .expect("jobs counted")
+    }
+
+    /// A job's arguments as the JSON text stored.
+    pub async fn job_args(&self, id: &str) -> String {
+        db::Query::per_backend(
+            "SELECT CAST(job AS TEXT) FROM Jobs WHERE id = $1",
+            "SELECT convert_from(job, 'UTF8') FROM apalis.jobs WHERE id = $1",
+        )
+        .bind(id)
+        .scalar(self.engine.store.db())
+        .await
+        .expect("the job's arguments")
     }
 
     /// Drains, and while jobs wait for a later time, lets that time pass and drains again.
@@ -179,18 +228,16 @@ impl TestApp {
 
     /// The run times (Unix seconds) of the scheduled jobs of `queue`.
     pub async fn scheduled_run_times(&self, queue: &str) -> Vec<i64> {
-        sqlx::query_scalar(
-            "SELECT run_at FROM Jobs WHERE job_type = ? AND status = 'Pending' AND lock_by IS NULL \
-             AND run_at > strftime('%s', 'now') ORDER BY run_at",
+        db::Query::per_backend(
+            "SELECT run_at FROM Jobs WHERE job_type = $1 AND status = 'Pending' AND lock_by IS NULL \
+             AND run_at > $2 ORDER BY run_at",
+            "SELECT CAST(floor(EXTRACT(EPOCH FROM run_at)) AS BIGINT) FROM apalis.jobs \
+             WHERE job_type = $1 AND status = 'Pending' AND lock_by IS NULL \
+             AND run_at > to_timestamp($2) ORDER BY run_at",
         )
         .bind(queue)
-        .fetch_all(
-            self.engine
-                .store
-                .db()
-                .as_sqlite()
-                .expect("the SQLite suite"),
-        )
+        .bind(chrono::Utc::now().timestamp())
+        .scalars(self.engine.store.db())
         .await
         .expect("scheduled jobs")
     }

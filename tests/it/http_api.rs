@@ -7,10 +7,13 @@ use crate::helpers::spawn_app;
 use jmotto_zoom::store::sync_state;
 
 async fn jobs_in_queue(app: &crate::helpers::TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM Jobs")
-        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
-        .await
-        .expect("count")
+    jmotto_zoom::store::db::Query::per_backend(
+        "SELECT count(*) FROM Jobs",
+        "SELECT count(*) FROM apalis.jobs",
+    )
+    .scalar(app.engine.store.db())
+    .await
+    .expect("count")
 }
 
 #[tokio::test]
@@ -144,11 +147,7 @@ async fn identical_full_resync_is_not_queued_twice() {
     if first == second {
         assert!(pending.pending + pending.running >= 1);
     }
-    let sync_jobs: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM Jobs WHERE job_type = 'jmz.sync_window'")
-            .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
-            .await
-            .expect("count");
+    let sync_jobs = app.jobs_in(Some("jmz.sync_window")).await;
     assert!(
         sync_jobs <= 2,
         "at most the running one and one queued: {sync_jobs}"

@@ -230,10 +230,13 @@ async fn heads_the_codec_refuses_are_400_and_enqueue_nothing() {
             "{answer:?}"
         );
     }
-    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM Jobs")
-        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
-        .await
-        .expect("count");
+    let jobs: i64 = jmotto_zoom::store::db::Query::per_backend(
+        "SELECT count(*) FROM Jobs",
+        "SELECT count(*) FROM apalis.jobs",
+    )
+    .scalar(app.engine.store.db())
+    .await
+    .expect("count");
     assert_eq!(jobs, 0);
     app.stop().await;
 }

@@ -95,10 +95,11 @@ async fn two_worker_processes_together_keep_to_the_accounts_create_rate() {
     assert_eq!(creates.len(), entries, "one create per entry");
 
     // Both processes created meetings (each create job names its worker: `jmz-<pid>-…`).
-    let lock_by: Vec<String> = sqlx::query_scalar(
+    let lock_by: Vec<String> = jmotto_zoom::store::db::Query::per_backend(
         "SELECT lock_by FROM Jobs WHERE job_type = 'jmz.create_meeting' AND lock_by IS NOT NULL",
+        "SELECT lock_by FROM apalis.jobs WHERE job_type = 'jmz.create_meeting' AND lock_by IS NOT NULL",
     )
-    .fetch_all(engine.store.db().as_sqlite().expect("the SQLite suite"))
+    .scalars(engine.store.db())
     .await
     .expect("create jobs");
     for pid in &pids {

@@ -691,8 +691,8 @@ async fn r_once_failed_create_is_retried_by_the_next_sync() {
 async fn r_delete_not_repeated_when_a_slice_runs_twice() {
     let app = spawn_app_with(|s| s.sync.on_delete = DeletePolicy::Delete).await;
     app.sync().await;
-    let sync_id: String = sqlx::query_scalar("SELECT id FROM sync_runs LIMIT 1")
-        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
+    let sync_id: String = jmotto_zoom::store::db::query("SELECT id FROM sync_runs LIMIT 1")
+        .scalar(app.engine.store.db())
         .await
         .expect("a sync run");
     app.zoom.clear_requests();

@@ -103,10 +103,7 @@ pub(crate) async fn deliver_signed(
 }
 
 async fn sync_jobs(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM Jobs WHERE job_type = 'jmz.sync_window'")
-        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
-        .await
-        .expect("count")
+    app.jobs_in(Some("jmz.sync_window")).await
 }
 
 /// A signed delivery is accepted (202 with the job), the job syncs the named users, and a
@@ -122,11 +119,7 @@ async fn signed_delivery_is_queued_once_and_syncs_the_named_users() {
     let job_id = answer["job_id"].as_str().expect("job id").to_owned();
 
     // The job carries the request id, and only the enabled user of the three.
-    let args: String = sqlx::query_scalar("SELECT CAST(job AS TEXT) FROM Jobs WHERE id = ?")
-        .bind(&job_id)
-        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
-        .await
-        .expect("job row");
+    let args = app.job_args(&job_id).await;
     let args: Value = serde_json::from_str(&args).expect("job JSON");
     assert_eq!(args["users"], json!(["10002"]));
     assert_eq!(args["request_id"].as_str(), request_id.as_deref());
@@ -329,10 +322,13 @@ async fn bad_webhook_bodies_are_refused_and_enqueue_nothing() {
                 .is_some_and(|m| !m.is_empty())
         );
     }
-    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM Jobs")
-        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
-        .await
-        .expect("count");
+    let queued: i64 = jmotto_zoom::store::db::Query::per_backend(
+        "SELECT count(*) FROM Jobs",
+        "SELECT count(*) FROM apalis.jobs",
+    )
+    .scalar(app.engine.store.db())
+    .await
+    .expect("count");
     assert_eq!(queued, 0, "nothing enqueued");
     let (status, answer) =
         deliver_signed(&app, DEMO_WEBHOOK_SECRET, "bad-1", event(&["10002"])).await;
@@ -363,9 +359,9 @@ async fn concurrent_deliveries_are_each_committed_with_their_own_job() {
     }
     assert_eq!(job_ids.len(), 64, "64 distinct jobs");
 
-    let pool = app.engine.store.db().as_sqlite().expect("the SQLite suite");
+    let pool = app.engine.store.db();
     let recorded: Vec<(String, String)> =
-        sqlx::query_as("SELECT webhook_id, job_id FROM webhook_deliveries")
+        jmotto_zoom::store::db::query("SELECT webhook_id, job_id FROM webhook_deliveries")
             .fetch_all(pool)
             .await
             .expect("deliveries");
@@ -377,13 +373,15 @@ async fn concurrent_deliveries_are_each_committed_with_their_own_job() {
             "{id}: the dedup row names the job answered"
         );
     }
-    let jobs: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM Jobs WHERE job_type = 'jmz.sync_window'")
-            .fetch_all(pool)
-            .await
-            .expect("jobs");
-    let runs: Vec<String> = sqlx::query_scalar("SELECT id FROM sync_runs")
-        .fetch_all(pool)
+    let jobs: Vec<String> = jmotto_zoom::store::db::Query::per_backend(
+        "SELECT id FROM Jobs WHERE job_type = 'jmz.sync_window'",
+        "SELECT id FROM apalis.jobs WHERE job_type = 'jmz.sync_window'",
+    )
+    .scalars(pool)
+    .await
+    .expect("jobs");
+    let runs: Vec<String> = jmotto_zoom::store::db::query("SELECT id FROM sync_runs")
+        .scalars(pool)
         .await
         .expect("runs");
     assert_eq!(
@@ -423,10 +421,10 @@ async fn one_delivery_sent_concurrently_queues_one_job() {
         .collect();
     assert_eq!(job_ids.len(), 1, "{answers:?}");
     assert_eq!(sync_jobs(&app).await, 1, "one job queued");
-    let job_id: String = sqlx::query_scalar(
+    let job_id: String = jmotto_zoom::store::db::query(
         "SELECT job_id FROM webhook_deliveries WHERE webhook_id = 'msg_repeated'",
     )
-    .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
+    .scalar(app.engine.store.db())
     .await
     .expect("one dedup row");
     assert!(job_ids.contains(job_id.as_str()));
