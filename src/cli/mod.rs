@@ -11,6 +11,7 @@ macro_rules! say {
 pub mod backup;
 pub mod demo;
 pub mod init;
+pub mod migrate;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -103,6 +104,16 @@ enum Command {
         #[arg(long, default_value = "jmotto-zoom.toml")]
         config: PathBuf,
     },
+    /// Copies a SQLite deployment (meetings, users, settings, audit log, jobs still to run)
+    /// into an empty PostgreSQL database; the source is left untouched. Stop the service
+    /// first.
+    Migrate {
+        #[arg(long, default_value = "jmotto-zoom.toml")]
+        config: PathBuf,
+        /// The empty PostgreSQL database: postgres://user:password@host:port/db
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
     /// Copies the live SQLite database into a new file, online and consistent (restore:
     /// stop the service, copy the file back, start it).
     Backup {
@@ -133,6 +144,7 @@ pub async fn main() -> ExitCode {
         Command::Init { path } => init::run(&path),
         Command::Run { config } => run(&config).await,
         Command::Backup { config, to } => backup::run(&config, &to).await,
+        Command::Migrate { config, to } => migrate::run(&config, &to).await,
     };
     report(result)
 }

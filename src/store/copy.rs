@@ -45,27 +45,38 @@ pub async fn sqlite_to_postgres(from: &str, to: &str) -> anyhow::Result<Copied> 
         super::is_postgres_url(to),
         "--to must be a postgres://user:password@host:port/db URL"
     );
-    let source = open_source(from).await?;
+    let pool = open_source(from).await?;
     refuse_non_empty(to).await?;
+    // Every read in one read transaction: one consistent snapshot of the source.
+    let mut source = pool
+        .acquire()
+        .await
+        .with_context(|| format!("cannot read {from}"))?;
+    sqlx::raw_sql("BEGIN")
+        .execute(&mut *source)
+        .await
+        .with_context(|| format!("cannot read {from}"))?;
     let target = Store::connect(to).await?;
-    let db::Pool::Postgres(pool) = target.db() else {
+    let db::Pool::Postgres(target_pool) = target.db() else {
         anyhow::bail!("--to must be a PostgreSQL database");
     };
-    let mut tx = pool
+    let mut tx = target_pool
         .begin()
         .await
         .with_context(|| format!("cannot begin the copy into {}", redact_url(to)))?;
     let mut copied = Copied::default();
-    for table in source_tables(&source).await? {
-        let rows = copy_table(&source, &mut tx, &table).await?;
+    for table in source_tables(&mut source).await? {
+        let rows = copy_table(&mut source, &mut tx, &table).await?;
         copied.tables.push((table, rows));
     }
     restart_identities(&mut tx).await?;
-    copied.jobs = copy_jobs(&source, &mut tx).await?;
+    copied.jobs = copy_jobs(&mut source, &mut tx).await?;
     tx.commit()
         .await
         .with_context(|| format!("cannot commit the copy into {}", redact_url(to)))?;
-    source.close().await;
+    let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *source).await;
+    drop(source);
+    pool.close().await;
     target.close().await;
     Ok(copied)
 }
@@ -128,12 +139,12 @@ async fn refuse_non_empty(to: &str) -> anyhow::Result<()> {
 }
 
 /// Our tables in the source, in creation order (a table referred to comes first).
-async fn source_tables(source: &sqlx::SqlitePool) -> anyhow::Result<Vec<String>> {
+async fn source_tables(source: &mut sqlx::SqliteConnection) -> anyhow::Result<Vec<String>> {
     let names: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
          ORDER BY rowid",
     )
-    .fetch_all(source)
+    .fetch_all(&mut *source)
     .await
     .context("cannot list the source's tables")?;
     Ok(names
@@ -164,7 +175,7 @@ async fn target_columns(
 
 /// Copies every row of `table`; the target's rows seeded by its migrations are replaced.
 async fn copy_table(
-    source: &sqlx::SqlitePool,
+    source: &mut sqlx::SqliteConnection,
     tx: &mut sqlx::PgConnection,
     table: &str,
 ) -> anyhow::Result<u64> {
@@ -175,7 +186,7 @@ async fn copy_table(
         "SELECT {list} FROM {}",
         quoted(table)
     )))
-    .fetch_all(source)
+    .fetch_all(&mut *source)
     .await
     .with_context(|| format!("cannot read {table} (do its columns match the target's?)"))?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -270,7 +281,10 @@ struct SourceJob {
 
 /// Copies our jobs still to run (pending, scheduled, failed with attempts left, or held by
 /// a worker) into apalis-postgres's queue, as pending, with their ids and run times.
-async fn copy_jobs(source: &sqlx::SqlitePool, tx: &mut sqlx::PgConnection) -> anyhow::Result<u64> {
+async fn copy_jobs(
+    source: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::PgConnection,
+) -> anyhow::Result<u64> {
     let jobs: Vec<SourceJob> = sqlx::query_as(
         "SELECT id, job_type, CAST(job AS BLOB) AS job, max_attempts, run_at, idempotency_key \
          FROM Jobs WHERE job_type >= 'jmz.' AND job_type < 'jmz/' \
@@ -278,7 +292,7 @@ async fn copy_jobs(source: &sqlx::SqlitePool, tx: &mut sqlx::PgConnection) -> an
               OR (status = 'Failed' AND attempts < max_attempts)) \
          ORDER BY run_at, id",
     )
-    .fetch_all(source)
+    .fetch_all(&mut *source)
     .await
     .context("cannot read the source's jobs")?;
     let count = u64::try_from(jobs.len()).unwrap_or(u64::MAX);

@@ -14,6 +14,7 @@ mod http_api;
 mod http_edges;
 mod init;
 mod live_settings;
+mod migrate;
 mod operator;
 mod pacing;
 mod pg_harness;

@@ -58,7 +58,8 @@ async fn two_worker_processes_together_keep_to_the_accounts_create_rate() {
     let zoom = ReplayServer::start_zoom().await.expect("replay");
     company.load(&jmotto);
     let folder = tempfile::tempdir().expect("temp dir");
-    let database = format!("sqlite://{}", folder.path().join("pacing.db").display());
+    // A SQLite file both processes open, or (the PostgreSQL half) a PostgreSQL database.
+    let database = crate::helpers::test_database(&folder).await;
     let config = folder.path().join("pacing.toml");
     let log = folder.path().join("workers.log");
     let extra = format!(
