@@ -294,29 +294,14 @@ impl Store {
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match &self.pool {
             db::Pool::Sqlite(pool) => {
-                apalis_sqlite::SqliteStorage::migrations()
-                    .run(pool)
-                    .await
-                    .context("cannot migrate the job queue tables")?;
-                let mut ours = sqlx::migrate!("./migrations");
-                ours.dangerous_set_table_name("_app_migrations");
-                ours.run(pool)
-                    .await
-                    .context("cannot migrate the app tables")?;
+                let ours = sqlx::migrate!("./migrations");
+                apply(apalis_sqlite::SqliteStorage::migrations(), ours, pool).await
             }
             db::Pool::Postgres(pool) => {
-                apalis_postgres::PostgresStorage::migrations()
-                    .run(pool)
-                    .await
-                    .context("cannot migrate the job queue tables")?;
-                let mut ours = sqlx::migrate!("./migrations/postgres");
-                ours.dangerous_set_table_name("_app_migrations");
-                ours.run(pool)
-                    .await
-                    .context("cannot migrate the app tables")?;
+                let ours = sqlx::migrate!("./migrations/postgres");
+                apply(apalis_postgres::PostgresStorage::migrations(), ours, pool).await
             }
         }
-        Ok(())
     }
 
     /// True when the database answers, both migration sets are applied, its path still
@@ -447,6 +432,27 @@ impl Store {
             .and_then(|file| file.sync_all())
             .with_context(|| format!("cannot sync the backup file {}", target.display()))
     }
+}
+
+/// Runs the job queue's migrations, then ours under `_app_migrations`.
+async fn apply<'a, A>(
+    queue: sqlx::migrate::Migrator,
+    mut ours: sqlx::migrate::Migrator,
+    pool: A,
+) -> anyhow::Result<()>
+where
+    A: sqlx::Acquire<'a> + Copy,
+    <A::Connection as std::ops::Deref>::Target: sqlx::migrate::Migrate,
+{
+    queue
+        .run(pool)
+        .await
+        .context("cannot migrate the job queue tables")?;
+    ours.dangerous_set_table_name("_app_migrations");
+    ours.run(pool)
+        .await
+        .context("cannot migrate the app tables")?;
+    Ok(())
 }
 
 /// Connections each process keeps to PostgreSQL (its queue workers, its requests, its

@@ -7,13 +7,7 @@ use crate::helpers::spawn_app;
 use jmotto_zoom::store::sync_state;
 
 async fn jobs_in_queue(app: &crate::helpers::TestApp) -> i64 {
-    jmotto_zoom::store::db::Query::per_backend(
-        "SELECT count(*) FROM Jobs",
-        "SELECT count(*) FROM apalis.jobs",
-    )
-    .scalar(app.engine.store.db())
-    .await
-    .expect("count")
+    app.jobs_in(None).await
 }
 
 #[tokio::test]

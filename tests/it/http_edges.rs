@@ -230,13 +230,7 @@ async fn heads_the_codec_refuses_are_400_and_enqueue_nothing() {
             "{answer:?}"
         );
     }
-    let jobs: i64 = jmotto_zoom::store::db::Query::per_backend(
-        "SELECT count(*) FROM Jobs",
-        "SELECT count(*) FROM apalis.jobs",
-    )
-    .scalar(app.engine.store.db())
-    .await
-    .expect("count");
+    let jobs = app.jobs_in(None).await;
     assert_eq!(jobs, 0);
     app.stop().await;
 }

@@ -322,13 +322,7 @@ async fn bad_webhook_bodies_are_refused_and_enqueue_nothing() {
                 .is_some_and(|m| !m.is_empty())
         );
     }
-    let queued: i64 = jmotto_zoom::store::db::Query::per_backend(
-        "SELECT count(*) FROM Jobs",
-        "SELECT count(*) FROM apalis.jobs",
-    )
-    .scalar(app.engine.store.db())
-    .await
-    .expect("count");
+    let queued = app.jobs_in(None).await;
     assert_eq!(queued, 0, "nothing enqueued");
     let (status, answer) =
         deliver_signed(&app, DEMO_WEBHOOK_SECRET, "bad-1", event(&["10002"])).await;
