@@ -89,6 +89,11 @@ pub const CONSOLE_KEYS: [&str; 18] = [
     "alerts.webhook_secret",
 ];
 
+/// True when `url` names a PostgreSQL database (`postgres://` or `postgresql://`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 /// The credentials without which the integration cannot run: an empty one is "not set"
 /// (a reason for 無効, not a start-up error).
 pub const CREDENTIAL_KEYS: [&str; 6] = [
@@ -627,8 +632,7 @@ impl Settings {
             }
         };
         check(
-            self.database.url.starts_with("sqlite:")
-                || crate::store::is_postgres_url(&self.database.url),
+            self.database.url.starts_with("sqlite:") || is_postgres_url(&self.database.url),
             "database.url",
             "must be a sqlite: URL (the default) or a postgres://user:password@host:port/db URL",
         );

@@ -8,8 +8,7 @@ use anyhow::Context;
 use super::ConfigFile;
 use crate::store::{Store, connect_options};
 
-/// The message for a database URL that is not SQLite's.
-pub const NOT_SQLITE: &str = "backup copies SQLite databases; for PostgreSQL use pg_dump";
+pub use crate::store::NOT_SQLITE;
 
 /// Copies the database `config`'s `[database] url` names (only that key is read, with its
 /// `JMZ__DATABASE__URL` override) into the new file `to`.
@@ -27,10 +26,7 @@ pub async fn run(config: &Path, to: &Path) -> anyhow::Result<ExitCode> {
 
 /// Copies the SQLite database at `url` into the new file `to` while the service may run.
 pub async fn backup(url: &str, to: &Path) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        !url.starts_with("postgres:") && !url.starts_with("postgresql:"),
-        NOT_SQLITE
-    );
+    anyhow::ensure!(!crate::config::is_postgres_url(url), NOT_SQLITE);
     let options = connect_options(url).context(NOT_SQLITE)?;
     let database = options.get_filename();
     anyhow::ensure!(

@@ -400,7 +400,7 @@ impl Store {
     pub async fn backup_to(&self, target: &std::path::Path) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         let db::Pool::Sqlite(pool) = &self.pool else {
-            anyhow::bail!(crate::cli::backup::NOT_SQLITE);
+            anyhow::bail!(NOT_SQLITE);
         };
         anyhow::ensure!(
             self.opened.is_some(),
@@ -459,10 +459,10 @@ where
 /// limiters). `max_connections` of the server bounds the sum over every process.
 const POSTGRES_CONNECTIONS: u32 = 16;
 
-/// True when `url` names a PostgreSQL database (`postgres://` or `postgresql://`).
-pub fn is_postgres_url(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
+pub use crate::config::is_postgres_url;
+
+/// Why a PostgreSQL database has no `backup` (the message of `jmotto-zoom backup`).
+pub const NOT_SQLITE: &str = "backup copies SQLite databases; for PostgreSQL use pg_dump";
 
 /// `url` with its password (if any) replaced by `***`, for messages and logs.
 pub fn redact_url(url: &str) -> String {
