@@ -130,10 +130,25 @@ impl Worker {
         let ticker = tokio::spawn(periodic_sync(self.live.clone()));
         let housekeeping = tokio::spawn(super::housekeeping::run(self.live.clone()));
         let retention = tokio::spawn(super::retention::periodic_prune(engine.clone()));
+        // A queue worker whose backend fails (PostgreSQL restarted or unreachable: its
+        // fetch gives up) ends; apalis would leave the other queues running without it. So
+        // the whole run stops, and `run_until_stopped` starts every queue again once the
+        // database can be written.
+        let (failed_tx, failed_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let any_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let failed_flag = any_failed.clone();
         let mut queues = Queues {
-            monitor: Monitor::new().shutdown_timeout(Duration::from_secs(
-                engine.settings.worker.shutdown_timeout_seconds,
-            )),
+            monitor: Monitor::new()
+                .shutdown_timeout(Duration::from_secs(
+                    engine.settings.worker.shutdown_timeout_seconds,
+                ))
+                .should_restart(move |worker, error| {
+                    if lost_its_database(error) {
+                        failed_flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                        let _ = failed_tx.send(format!("{}: {error}", worker.name()));
+                    }
+                    false
+                }),
             live: self.live.clone(),
             name: name.to_owned(),
             names: Vec::new(),
@@ -150,15 +165,30 @@ impl Worker {
         tracing::info!(worker = %name, "worker started");
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (stall_tx, stall_rx) = tokio::sync::oneshot::channel::<String>();
+        let (gave_up_tx, gave_up_rx) = tokio::sync::oneshot::channel::<String>();
         let watched = (engine.clone(), name.to_owned());
+        let mut failed_rx = failed_rx;
         let signal = async move {
-            tokio::select! {
-                () = shutdown => {
-                    let _ = stop_tx.send(());
-                }
-                stalled = super::liveness::stalled_queue_workers(&watched.0, &watched.1) => {
-                    tracing::error!(workers = %stalled, "a queue worker stopped beating; the process stops so that it is restarted");
-                    let _ = stall_tx.send(stalled);
+            let mut shutdown = std::pin::pin!(shutdown);
+            let mut stalled = std::pin::pin!(super::liveness::stalled_queue_workers(
+                &watched.0, &watched.1
+            ));
+            loop {
+                tokio::select! {
+                    () = &mut shutdown => {
+                        let _ = stop_tx.send(());
+                        break;
+                    }
+                    stalled = &mut stalled => {
+                        tracing::error!(workers = %stalled, "a queue worker stopped beating; the process stops so that it is restarted");
+                        let _ = stall_tx.send(stalled);
+                        break;
+                    }
+                    Some(failed) = failed_rx.recv() => {
+                        tracing::error!(worker = %failed, "a queue worker lost its database; every queue stops and starts again once the database answers");
+                        let _ = gave_up_tx.send(failed);
+                        break;
+                    }
                 }
             }
             Ok(())
@@ -187,6 +217,14 @@ impl Worker {
             );
         }
         let stopped_on_request = stop_rx.await.is_ok();
+        // Every queue worker may have ended before the watch above decided (then the
+        // monitor returned on its own): a worker whose backend failed means the database
+        // went away, whether or not it answers again by now.
+        let lost_database =
+            !stopped_on_request && any_failed.load(std::sync::atomic::Ordering::SeqCst);
+        if gave_up_rx.await.is_ok() || lost_database {
+            return Ok(Ended::DatabaseFault);
+        }
         if !stopped_on_request {
             // Say why, when the database is the cause (the log's last line otherwise hides it).
             if let Err(cause) = engine.store.probe_write().await {
@@ -201,11 +239,37 @@ impl Worker {
     }
 }
 
+/// True when a queue worker ended because its database connection failed (PostgreSQL
+/// restarted or unreachable, the pool gave up): then every queue starts again once the
+/// database answers. Any other end (a heartbeat that did not take, issue 5's stall) is left
+/// to the stall watch, which stops the process.
+///
+/// Read from the error's `Debug` text: apalis-core wraps the backend's error in its
+/// `DurableError` without a `source()` chain, so the `sqlx::Error` inside cannot be
+/// downcast to.
+fn lost_its_database(error: &apalis::prelude::WorkerError) -> bool {
+    const MARKS: [&str; 8] = [
+        "PoolTimedOut",
+        "PoolClosed",
+        "WorkerCrashed",
+        "Io(",
+        "\"57P01\"",
+        "\"57P02\"",
+        "\"57P03\"",
+        "code: \"08",
+    ];
+    let text = format!("{error:?}");
+    // apalis's own "this worker is not registered" (its heartbeat did not take) comes
+    // dressed as an I/O error: that is a stall, not a lost database.
+    MARKS.iter().any(|mark| text.contains(mark)) && !text.contains("WORKER_DOES_NOT_EXIST")
+}
+
 /// How one run of the queue workers ended.
 enum Ended {
     /// `shutdown` resolved.
     OnRequest,
-    /// They stopped on their own and the database cannot be written.
+    /// They stopped on their own and the database cannot be written, or a queue worker
+    /// lost its database (its backend failed).
     DatabaseFault,
 }
 

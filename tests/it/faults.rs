@@ -20,7 +20,7 @@ const FIXTURE_MEETINGS: usize = 16;
 
 /// R-ONCE: `expected` meetings are stored in Zoom, each marker exactly once, and each is the
 /// meeting of a `created` row.
-async fn assert_each_meeting_once(app: &TestApp, expected: usize) {
+pub(crate) async fn assert_each_meeting_once(app: &TestApp, expected: usize) {
     let stored = app.stored_per_marker();
     let twice: Vec<_> = stored.iter().filter(|(_, n)| **n != 1).collect();
     assert!(twice.is_empty(), "markers stored more than once: {twice:?}");
@@ -1085,6 +1085,9 @@ async fn worker_process_stops_on_sigterm_and_releases_its_jobs() {
 /// so its service manager restarts it; the restarted worker does the work (nothing lost).
 #[tokio::test]
 async fn a_stalled_queue_worker_stops_the_process() {
+    if std::env::var("JMZ_TEST_LOG").is_ok() {
+        jmotto_zoom::telemetry::init("info", jmotto_zoom::config::LogFormat::Text);
+    }
     let mut app = spawn_app_with(|s| s.worker.heartbeat_seconds = 1).await;
     let pool = app.engine.store.db().clone();
     // From now on apalis's heartbeats of the sync-window queue change nothing.

@@ -18,6 +18,7 @@ mod migrate;
 mod operator;
 mod pacing;
 mod pg_harness;
+mod pg_outage;
 mod pg_store;
 mod queue_counts;
 mod storage_faults;
