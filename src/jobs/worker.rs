@@ -173,22 +173,17 @@ impl Worker {
             let mut stalled = std::pin::pin!(super::liveness::stalled_queue_workers(
                 &watched.0, &watched.1
             ));
-            loop {
-                tokio::select! {
-                    () = &mut shutdown => {
-                        let _ = stop_tx.send(());
-                        break;
-                    }
-                    stalled = &mut stalled => {
-                        tracing::error!(workers = %stalled, "a queue worker stopped beating; the process stops so that it is restarted");
-                        let _ = stall_tx.send(stalled);
-                        break;
-                    }
-                    Some(failed) = failed_rx.recv() => {
-                        tracing::error!(worker = %failed, "a queue worker lost its database; every queue stops and starts again once the database answers");
-                        let _ = gave_up_tx.send(failed);
-                        break;
-                    }
+            tokio::select! {
+                () = &mut shutdown => {
+                    let _ = stop_tx.send(());
+                }
+                stalled = &mut stalled => {
+                    tracing::error!(workers = %stalled, "a queue worker stopped beating; the process stops so that it is restarted");
+                    let _ = stall_tx.send(stalled);
+                }
+                Some(failed) = failed_rx.recv() => {
+                    tracing::error!(worker = %failed, "a queue worker lost its database; every queue stops and starts again once the database answers");
+                    let _ = gave_up_tx.send(failed);
                 }
             }
             Ok(())
