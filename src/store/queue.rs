@@ -411,11 +411,20 @@ pub async fn unfinished_jobs(
                         ),
                         now,
                     )?,
-                    user,
+                    user: user.map(compact_json_array),
                 })
             },
         )
         .collect()
+}
+
+/// A JSON array as SQLite prints it (`["a","b"]`); PostgreSQL's jsonb prints `["a", "b"]`.
+/// Any other text stays as it is.
+fn compact_json_array(text: String) -> String {
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(array @ serde_json::Value::Array(_)) => array.to_string(),
+        _ => text,
+    }
 }
 
 /// The id of the job of `queue` pushed with `idempotency_key`, if any.
@@ -712,6 +721,15 @@ mod tests {
         .execute(pool)
         .await
         .expect("job inserted");
+    }
+
+    /// The console shows a sync's users alike on both backends.
+    #[test]
+    fn a_json_array_of_users_reads_the_same_from_either_backend() {
+        for text in [r#"["10001", "10002"]"#, r#"["10001","10002"]"#] {
+            assert_eq!(compact_json_array(text.to_owned()), r#"["10001","10002"]"#);
+        }
+        assert_eq!(compact_json_array("10001".to_owned()), "10001");
     }
 
     /// Only the jobs of `process`'s own workers are held by it: not those of a process whose
