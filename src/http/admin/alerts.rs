@@ -94,9 +94,7 @@ pub async fn save(
     let (form, notice, status) = match saved {
         Err(errors) => (
             FormState::refused(&state, &ALERT_KEYS, &fields, errors).await?,
-            html! {
-                div.alert role="alert" { p { (FORM_NAME) "は保存していません。赤字の項目を直してから、もう一度保存してください。" } }
-            },
+            super::forms::refused_notice(FORM_NAME),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
         Ok(changes) => (

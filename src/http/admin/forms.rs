@@ -37,6 +37,13 @@ pub struct FieldSpec {
 }
 
 /// The input's `id`: the key with `.` as `_` (`zoom.account_id` → `zoom_account_id`).
+/// The notice of a form refused (422): nothing of `form` was saved; the fields in red say why.
+pub fn refused_notice(form: &str) -> Markup {
+    html! {
+        div.alert role="alert" { p { (form) "は保存していません。赤字の項目を直してから、もう一度保存してください。" } }
+    }
+}
+
 pub fn field_id(key: &str) -> String {
     key.replace('.', "_")
 }

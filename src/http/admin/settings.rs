@@ -162,9 +162,7 @@ async fn save_and_check(
                     FormState::refused(&state, &GROUPWARE_KEYS, &fields, errors).await?,
                 ),
             };
-            let notice = html! {
-                div.alert role="alert" { p { (name) "は保存していません。赤字の項目を直してから、もう一度保存してください。" } }
-            };
+            let notice = super::forms::refused_notice(name);
             Ok(render(
                 &console,
                 &zoom,

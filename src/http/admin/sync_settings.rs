@@ -112,9 +112,7 @@ pub async fn save_sync(
         }
         Err(errors) => {
             let form = FormState::refused(&state, &SYNC_KEYS, &fields, errors).await?;
-            let notice = html! {
-                div.alert role="alert" { p { "同期設定は保存していません。赤字の項目を直してから、もう一度保存してください。" } }
-            };
+            let notice = super::forms::refused_notice("同期設定");
             Ok(render(
                 &console,
                 &form,

@@ -219,9 +219,7 @@ pub async fn save(
                     (user.enabled, user.zoom_email.clone()),
                 );
             }
-            let notice = html! {
-                div.alert role="alert" { p { "ユーザー設定は保存していません。赤字の項目を直してから、もう一度保存してください。" } }
-            };
+            let notice = super::forms::refused_notice("ユーザー設定");
             return render(
                 &console,
                 &state,
