@@ -29,8 +29,6 @@ mod http_api;
 mod http_edges;
 #[path = "it/operator.rs"]
 mod operator;
-#[path = "it/pacing.rs"]
-mod pacing;
 #[path = "support/postgres.rs"]
 mod postgres;
 #[path = "it/sync_rules.rs"]

@@ -137,11 +137,13 @@ impl Worker {
         let (failed_tx, failed_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let any_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let failed_flag = any_failed.clone();
+        let shutdown_timeout = Duration::from_secs(engine.settings.worker.shutdown_timeout_seconds);
+        let drain = Arc::new(Drain::default());
         let mut queues = Queues {
+            // The monitor's own timeout only covers what starts after the drain below (a
+            // task apalis had fetched before it): the drain is where running jobs finish.
             monitor: Monitor::new()
-                .shutdown_timeout(Duration::from_secs(
-                    engine.settings.worker.shutdown_timeout_seconds,
-                ))
+                .shutdown_timeout(shutdown_timeout.min(AFTER_DRAIN))
                 .should_restart(move |worker, error| {
                     if lost_its_database(error) {
                         failed_flag.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -152,6 +154,7 @@ impl Worker {
             live: self.live.clone(),
             name: name.to_owned(),
             names: Vec::new(),
+            drain: drain.clone(),
         };
         super::for_each_job_type(&mut queues);
         let monitor = queues.monitor;
@@ -175,6 +178,13 @@ impl Worker {
             ));
             tokio::select! {
                 () = &mut shutdown => {
+                    // Jobs running now finish while apalis's workers are still driven: a
+                    // stopped worker's half-done acknowledgement (a transaction apalis-sqlite
+                    // began and nobody polls any more) would hold SQLite's write lock until
+                    // the monitor returned, so no running job could commit its result.
+                    if !drain.until_idle(shutdown_timeout).await {
+                        tracing::info!(worker = %watched.1, "jobs still running at the shutdown timeout are released");
+                    }
                     let _ = stop_tx.send(());
                 }
                 stalled = &mut stalled => {
@@ -337,6 +347,7 @@ async fn rescue_dead_workers(engine: Arc<Engine>, liveness: Arc<Liveness>) {
 fn sqlite_backend<J: Job>(
     engine: &Engine,
     pool: &sqlx::SqlitePool,
+    drain: Arc<Drain>,
 ) -> PollWith<SqliteStorage<J>, Ticker> {
     let worker = &engine.settings.worker;
     let config = Config::default()
@@ -346,7 +357,7 @@ fn sqlite_backend<J: Job>(
         .batch_size(worker.concurrency.max(1));
     PollWith::new(
         SqliteStorage::<J>::new(pool).with_config(config),
-        ticker::<J>(engine),
+        ticker::<J>(engine, drain),
     )
 }
 
@@ -359,6 +370,7 @@ fn sqlite_backend<J: Job>(
 fn postgres_backend<J: Job>(
     engine: &Engine,
     pool: &sqlx::PgPool,
+    drain: Arc<Drain>,
 ) -> PollWith<apalis_postgres::PostgresStorage<J>, Ticker> {
     let worker = &engine.settings.worker;
     let config = apalis_postgres::Config::default()
@@ -368,7 +380,7 @@ fn postgres_backend<J: Job>(
         .batch_size(worker.concurrency.max(1));
     PollWith::new(
         apalis_postgres::PostgresStorage::<J>::new(pool).with_config(config),
-        ticker::<J>(engine),
+        ticker::<J>(engine, drain),
     )
 }
 
@@ -407,9 +419,11 @@ async fn wake_on_other_pushes(pool: sqlx::PgPool, queues: Vec<&'static str>) {
 
 /// A queue's poll strategy: every `worker.queue_poll_interval_ms`, and at once when a job
 /// is pushed to the queue.
-fn ticker<J: Job>(engine: &Engine) -> Ticker {
+fn ticker<J: Job>(engine: &Engine, drain: Arc<Drain>) -> Ticker {
     let every = Duration::from_millis(engine.settings.worker.queue_poll_interval_ms.max(10));
-    Ticker::new(every).woken_by(crate::store::wake::signal(J::QUEUE))
+    Ticker::new(every)
+        .woken_by(crate::store::wake::signal(J::QUEUE))
+        .until_draining(drain)
 }
 
 /// Wakes a queue's worker every `queue_poll_interval_ms` to look for jobs — what apalis's
@@ -426,6 +440,8 @@ struct Ticker {
     interval: tokio::time::Interval,
     /// This process's pushes to the queue, and the wait for the next one.
     pushes: Option<(Arc<tokio::sync::Notify>, Notification)>,
+    /// Once it drains (shutdown), the queue fetches nothing more.
+    drain: Option<Arc<Drain>>,
 }
 
 /// A wait for the next notification of a queue's signal.
@@ -438,7 +454,14 @@ impl Ticker {
         Ticker {
             interval,
             pushes: None,
+            drain: None,
         }
+    }
+
+    /// Fetches nothing once `drain` drains.
+    fn until_draining(mut self, drain: Arc<Drain>) -> Ticker {
+        self.drain = Some(drain);
+        self
     }
 
     /// Also wakes when `signal` is notified.
@@ -472,7 +495,8 @@ impl PollStrategy for Ticker {
                 ticked = true;
             }
         }
-        if ticked {
+        let draining = self.drain.as_ref().is_some_and(|d| d.is_draining());
+        if ticked && !draining {
             std::task::Poll::Ready(Some(()))
         } else {
             std::task::Poll::Pending
@@ -581,12 +605,73 @@ struct Queues {
     name: String,
     /// The queues registered.
     names: Vec<&'static str>,
+    /// The run's jobs in progress, counted by [`handle`]; stops every [`Ticker`] at shutdown.
+    drain: Arc<Drain>,
+}
+
+/// How long the monitor waits, after [`Drain::until_idle`], for a task apalis had already
+/// fetched and started meanwhile; then it is cut off and released.
+const AFTER_DRAIN: Duration = Duration::from_secs(2);
+
+/// A run's jobs in progress, and its shutdown: once [`Drain::until_idle`] is called the
+/// queues fetch nothing more, and it returns when no job is running (or at its limit).
+#[derive(Default)]
+struct Drain {
+    draining: std::sync::atomic::AtomicBool,
+    running: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl Drain {
+    /// Counts a job as running until the guard is dropped.
+    fn enter(self: &Arc<Self>) -> RunningJob {
+        self.running
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        RunningJob(self.clone())
+    }
+
+    fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops fetching and waits until no job runs; `false` when `limit` came first.
+    async fn until_idle(&self, limit: Duration) -> bool {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let idle = async {
+            loop {
+                let mut woken = std::pin::pin!(self.idle.notified());
+                woken.as_mut().enable();
+                if self.running.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                    return;
+                }
+                woken.await;
+            }
+        };
+        tokio::time::timeout(limit, idle).await.is_ok()
+    }
+}
+
+/// One running job of a [`Drain`].
+struct RunningJob(Arc<Drain>);
+
+impl Drop for RunningJob {
+    fn drop(&mut self) {
+        if self
+            .0
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 impl super::JobTypeVisitor for Queues {
     fn visit<J: JobHandler>(&mut self) {
         self.names.push(J::QUEUE);
-        let (live, name) = (self.live.clone(), self.name.clone());
+        let (live, name, drain) = (self.live.clone(), self.name.clone(), self.drain.clone());
         let concurrency = if J::ONE_AT_A_TIME {
             1
         } else {
@@ -600,8 +685,9 @@ impl super::JobTypeVisitor for Queues {
                 let pool = pool.clone();
                 monitor.register(move |_| {
                     WorkerBuilder::new(worker_name::<J>(&name))
-                        .backend(sqlite_backend::<J>(&live.latest(), &pool))
+                        .backend(sqlite_backend::<J>(&live.latest(), &pool, drain.clone()))
                         .data(live.clone())
+                        .data(drain.clone())
                         .concurrency(concurrency)
                         .build(handle::<J>)
                 })
@@ -610,8 +696,9 @@ impl super::JobTypeVisitor for Queues {
                 let pool = pool.clone();
                 monitor.register(move |_| {
                     WorkerBuilder::new(worker_name::<J>(&name))
-                        .backend(postgres_backend::<J>(&live.latest(), &pool))
+                        .backend(postgres_backend::<J>(&live.latest(), &pool, drain.clone()))
                         .data(live.clone())
+                        .data(drain.clone())
                         .concurrency(concurrency)
                         .build(handle::<J>)
                 })
@@ -684,7 +771,12 @@ fn worker_name<J: Job>(process: &str) -> String {
 /// Runs one job of any type in its span, with the engine of the settings in effect now (a
 /// change saved since the last job rebuilt it); an error is logged once, here, and handed
 /// to apalis (which counts the attempt).
-async fn handle<J: JobHandler>(job: J, live: Data<LiveEngine>) -> Result<(), BoxDynError> {
+async fn handle<J: JobHandler>(
+    job: J,
+    live: Data<LiveEngine>,
+    drain: Data<Arc<Drain>>,
+) -> Result<(), BoxDynError> {
+    let _running = drain.enter();
     let span = tracing::info_span!(
         "job",
         queue = J::QUEUE,
@@ -713,7 +805,7 @@ mod tests {
 
     use apalis::prelude::{IntervalStrategy, PollSnapshot, PollStrategy};
 
-    use super::{Ticker, worker_name};
+    use super::{Drain, Ticker, worker_name};
     use crate::jobs::{CreateMeeting, SyncWindow};
 
     /// The watchdog and the operator know a queue's worker by this name.
@@ -765,6 +857,40 @@ mod tests {
             wakes_after_one_tick(&mut IntervalStrategy::new(every)).await,
             0
         );
+    }
+
+    /// SPEC §8 graceful shutdown: the drain waits for the jobs running, then returns at
+    /// once; it gives up at its limit while one still runs; and a draining queue's ticker
+    /// fetches nothing more.
+    #[tokio::test]
+    async fn a_drain_waits_for_running_jobs_and_stops_the_fetching() {
+        let drain = Arc::new(Drain::default());
+        let running = drain.enter();
+        let finishes = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            drop(running);
+        });
+        let started = std::time::Instant::now();
+        assert!(drain.until_idle(Duration::from_secs(5)).await);
+        assert!(started.elapsed() >= Duration::from_millis(90));
+        finishes.await.expect("joined");
+
+        let stuck = drain.enter();
+        assert!(!drain.until_idle(Duration::from_millis(50)).await);
+        drop(stuck);
+
+        let mut ticker = Ticker::new(Duration::from_millis(1)).until_draining(drain.clone());
+        let waker = Waker::from(Arc::new(Wakes(AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&waker);
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            assert!(
+                ticker
+                    .poll_drive(&mut cx, &PollSnapshot::default())
+                    .is_pending(),
+                "no fetch while draining"
+            );
+        }
     }
 
     /// Issue 11 item 8: a worker parked between ticks is woken at once by its queue's

@@ -16,7 +16,6 @@ mod init;
 mod live_settings;
 mod migrate;
 mod operator;
-mod pacing;
 mod pg_harness;
 mod pg_outage;
 mod pg_store;
