@@ -30,15 +30,16 @@ pub(crate) async fn start_replays() -> (ReplayServer, ReplayServer) {
     (jmotto, zoom)
 }
 
-/// The demo's configuration pointed at the replays, a database in `folder` and a free
-/// port, written to `folder`: its path and the server's address.
-pub(crate) fn write_config(
+/// The demo's configuration pointed at the replays, the test's database (a file in
+/// `folder`, or a fresh PostgreSQL database) and a free port, written to `folder`: its path
+/// and the server's address.
+pub(crate) async fn write_config(
     folder: &tempfile::TempDir,
     jmotto: &ReplayServer,
     zoom: &ReplayServer,
 ) -> (std::path::PathBuf, String) {
     let listen = format!("127.0.0.1:{}", free_port());
-    let database = format!("sqlite://{}", folder.path().join("run.db").display());
+    let database = crate::helpers::test_database(folder).await;
     let config = folder.path().join("jmotto-zoom.toml");
     std::fs::write(&config, demo_config(jmotto, zoom, &database, &listen)).expect("config written");
     (config, listen)
@@ -140,7 +141,7 @@ pub(crate) async fn stop_run(mut run: tokio::process::Child) {
 async fn run_and_sync_wait_as_processes() {
     let (jmotto, zoom) = start_replays().await;
     let folder = tempfile::tempdir().expect("temp dir");
-    let (config, listen) = write_config(&folder, &jmotto, &zoom);
+    let (config, listen) = write_config(&folder, &jmotto, &zoom).await;
     let binary = env!("CARGO_BIN_EXE_jmotto-zoom");
     let (run, logs) = start_run(&config, &listen, &[("RUST_LOG", "trace")]).await;
     let http = reqwest::Client::new();
@@ -297,7 +298,7 @@ async fn run_and_sync_wait_as_processes() {
 async fn json_logs_of_a_full_run_carry_the_request_id() {
     let (jmotto, zoom) = start_replays().await;
     let folder = tempfile::tempdir().expect("temp dir");
-    let (config, listen) = write_config(&folder, &jmotto, &zoom);
+    let (config, listen) = write_config(&folder, &jmotto, &zoom).await;
     let (run, logs) = start_run(
         &config,
         &listen,

@@ -69,7 +69,7 @@ async fn status_by_url(app: &TestApp, close_stdout: bool) -> std::process::Outpu
 async fn doctor_ends_with_the_verdict() {
     let (jmotto, zoom) = start_replays().await;
     let folder = tempfile::tempdir().expect("temp dir");
-    let (config, _) = write_config(&folder, &jmotto, &zoom);
+    let (config, _) = write_config(&folder, &jmotto, &zoom).await;
     let config = config.to_str().expect("utf-8 path");
 
     let good = cli(&["doctor", "--config", config], &[], false).await;
@@ -152,7 +152,7 @@ async fn closed_output_does_not_panic() {
     // `sync` reads the whole file: the demo's, pointed at this server.
     let folder = tempfile::tempdir().expect("temp dir");
     let config = folder.path().join("sync.toml");
-    let database = format!("sqlite://{}", folder.path().join("unused.db").display());
+    let database = crate::helpers::test_database(&folder).await;
     let listen = app.address.trim_start_matches("http://");
     std::fs::write(
         &config,
@@ -173,7 +173,7 @@ async fn closed_output_does_not_panic() {
 
     let (jmotto, zoom) = start_replays().await;
     let folder = tempfile::tempdir().expect("temp dir");
-    let (config, _) = write_config(&folder, &jmotto, &zoom);
+    let (config, _) = write_config(&folder, &jmotto, &zoom).await;
     let config = config.to_str().expect("utf-8 path");
     let doctor = cli(&["doctor", "--config", config], &[], true).await;
     let stderr = String::from_utf8_lossy(&doctor.stderr);

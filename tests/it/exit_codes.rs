@@ -22,7 +22,7 @@ async fn sync_wait(
     let (jmotto, zoom) = start_replays().await;
     prepare(&jmotto, &zoom);
     let folder = tempfile::tempdir().expect("temp dir");
-    let (config, listen) = write_config(&folder, &jmotto, &zoom);
+    let (config, listen) = write_config(&folder, &jmotto, &zoom).await;
     let (run, _logs) = start_run(&config, &listen, env).await;
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_jmotto-zoom"))
         .args(["sync", "--wait", "--config"])

@@ -45,14 +45,44 @@ fn zoom_writes(zoom: &ReplayServer, method: &str) -> Vec<RecordedRequest> {
         .collect()
 }
 
-/// The database file of `url` and its WAL, read whole.
-fn database_bytes(url: &str) -> Vec<u8> {
+/// Everything the database of `url` stores: on SQLite its file and WAL, read whole; on
+/// PostgreSQL every row of every table of ours, as text.
+async fn database_bytes(url: &str) -> Vec<u8> {
+    if jmotto_zoom::config::is_postgres_url(url) {
+        let store = Store::connect(url).await.expect("database opens");
+        let tables: Vec<String> = jmotto_zoom::store::db::query(
+            "SELECT table_name::TEXT FROM information_schema.tables WHERE table_schema = 'public'",
+        )
+        .scalars(store.db())
+        .await
+        .expect("tables");
+        let mut text = String::new();
+        for table in tables {
+            let rows: Option<String> = jmotto_zoom::store::db::query_owned(format!(
+                "SELECT string_agg(t::TEXT, ' ') FROM \"{table}\" t"
+            ))
+            .scalar(store.db())
+            .await
+            .expect("rows");
+            text.push_str(&rows.unwrap_or_default());
+        }
+        store.close().await;
+        return text.into_bytes();
+    }
     let path = url.trim_start_matches("sqlite://");
     let mut bytes = std::fs::read(path).expect("database file");
     if let Ok(wal) = std::fs::read(format!("{path}-wal")) {
         bytes.extend(wal);
     }
     bytes
+}
+
+/// The most attempts any meeting row counts.
+async fn most_attempts(app: &TestApp) -> i64 {
+    jmotto_zoom::store::db::query("SELECT COALESCE(MAX(attempts), 0) FROM meetings")
+        .scalar(app.engine.store.db())
+        .await
+        .expect("attempts")
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -87,7 +117,7 @@ async fn status_until(
 async fn a_running_worker_uses_a_saved_change_at_its_next_job() {
     let (jmotto, zoom) = start_replays().await;
     let folder = tempfile::tempdir().expect("temp dir");
-    let (config, listen) = write_config(&folder, &jmotto, &zoom);
+    let (config, listen) = write_config(&folder, &jmotto, &zoom).await;
     let text = std::fs::read_to_string(&config).expect("config");
     let secret_line = format!("client_secret = \"{}\"\n", company::ZOOM_CLIENT_SECRET);
     assert!(text.contains(&secret_line) && !text.contains("on_reschedule"));
@@ -153,7 +183,7 @@ async fn a_running_worker_uses_a_saved_change_at_its_next_job() {
     );
     assert!(!answers.contains(company::ZOOM_CLIENT_SECRET));
     assert!(!contains(
-        &database_bytes(&live.file().database.url),
+        &database_bytes(&live.file().database.url).await,
         company::ZOOM_CLIENT_SECRET
     ));
     live.store().close().await;
@@ -211,11 +241,11 @@ async fn assert_every_create_waits(app: &TestApp) {
             .is_some_and(|r| r.starts_with("integration_disabled"))),
         "{waiting:#?}"
     );
-    let attempts: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(attempts), 0) FROM meetings")
-        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
-        .await
-        .expect("attempts");
-    assert_eq!(attempts, 0, "no attempt counted while waiting");
+    assert_eq!(
+        most_attempts(app).await,
+        0,
+        "no attempt counted while waiting"
+    );
     let status = app.api.status().await.expect("status");
     assert!(!status.enabled);
 }
@@ -249,7 +279,8 @@ async fn creates_wait_while_disabled_and_a_fix_creates_each_once() {
     assert!(checks[0].ok, "{checks:?}");
     assert_each_meeting_created_once(&app).await;
 
-    let bytes = database_bytes(&app.engine.settings.database.url);
+    let bytes = database_bytes(&app.engine.settings.database.url).await;
+    assert!(contains(&bytes, "@example.co.jp"), "the stored rows were read");
     for secret in ["a-wrong-zoom-secret", company::ZOOM_CLIENT_SECRET] {
         assert!(!contains(&bytes, secret), "{secret} in the database");
     }
@@ -266,7 +297,7 @@ async fn a_bare_file_starts_and_status_names_what_is_missing() {
         listener.local_addr().expect("address").to_string()
     };
     let config = folder.path().join("bare.toml");
-    let database = format!("sqlite://{}", folder.path().join("bare.db").display());
+    let database = crate::helpers::test_database(&folder).await;
     std::fs::write(
         &config,
         format!(
@@ -296,7 +327,7 @@ async fn doctor_passes_a_setup_made_in_the_console() {
     jmotto.set_events("10005", NOVEMBER.0, NOVEMBER.1, 1, json!([]), None);
     let folder = tempfile::tempdir().expect("temp dir");
     let config = folder.path().join("console.toml");
-    let database = format!("sqlite://{}", folder.path().join("console.db").display());
+    let database = crate::helpers::test_database(&folder).await;
     std::fs::write(
         &config,
         format!(
@@ -388,11 +419,7 @@ async fn updates_and_deletes_wait_while_disabled() {
             "{row}"
         );
     }
-    let attempts: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(attempts), 0) FROM meetings")
-        .fetch_one(app.engine.store.db().as_sqlite().expect("the SQLite suite"))
-        .await
-        .expect("attempts");
-    assert_eq!(attempts, 0);
+    assert_eq!(most_attempts(&app).await, 0);
 
     let checks = app.live.quick_check().await.expect("checked");
     assert!(checks[0].ok, "{checks:?}");
