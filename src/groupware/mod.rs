@@ -49,6 +49,42 @@ pub enum GroupwareError {
 }
 
 impl GroupwareError {
+    /// What a stored message of this type (its `Display`, kept as a user's last error) means,
+    /// in Japanese for the console (issue 10: the office administrator reads 状態 in
+    /// Japanese); `None` for a message that is not one of these.
+    pub fn explain_ja(message: &str) -> Option<&'static str> {
+        const MEANINGS: [(&str, &str); 6] = [
+            (
+                "J-MOTTO refused the administrator login",
+                "J-MOTTO が管理者のログインを拒否しました（errorno 1001）。Zoom連携設定の管理者ログインIDとモバイル用パスワードを確認してください。",
+            ),
+            (
+                "J-MOTTO refused to show user",
+                "このユーザーのスケジュールを参照する権限がありません（errorno 2001）。スケジュール › 設定 › 各ユーザーのアクセス権設定で、管理者に「参照」を許可してください。",
+            ),
+            (
+                "J-MOTTO has no user",
+                "J-MOTTO にこのユーザーがいません（errorno 2002）。ユーザー設定のユーザーIDを確認してください。",
+            ),
+            (
+                "J-MOTTO is busy",
+                "J-MOTTO が混み合っていて予定を読めませんでした（HTTP 429）。次の同期で読み直します。",
+            ),
+            (
+                "J-MOTTO call failed",
+                "J-MOTTO に接続できませんでした。次の同期で読み直します。",
+            ),
+            (
+                "J-MOTTO answered something unexpected",
+                "J-MOTTO から想定外の応答がありました。続く場合はサポートに連絡してください。",
+            ),
+        ];
+        MEANINGS
+            .iter()
+            .find(|(prefix, _)| message.starts_with(prefix))
+            .map(|(_, meaning)| *meaning)
+    }
+
     /// Can a later retry succeed without anyone changing anything?
     pub fn is_retryable(&self) -> bool {
         matches!(self, GroupwareError::Busy | GroupwareError::Transient(_))
@@ -428,4 +464,35 @@ fn parse_slot(start: &str, end: &str, all_day: bool) -> Result<LocalSlot, String
         end: parse(end)?,
         all_day,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GroupwareError;
+
+    /// Issue 10 (the console in Japanese): every kind of listing failure a user's last error
+    /// can hold has its Japanese meaning on 状態, and anything else has none.
+    #[test]
+    fn every_listing_failure_has_a_japanese_meaning() {
+        let user = || "10002".to_owned();
+        for error in [
+            GroupwareError::LoginFailed,
+            GroupwareError::Forbidden { user: user() },
+            GroupwareError::NoSuchUser { user: user() },
+            GroupwareError::Busy,
+            GroupwareError::Transient("HTTP 503".to_owned()),
+            GroupwareError::Protocol("not JSON".to_owned()),
+        ] {
+            let meaning = GroupwareError::explain_ja(&error.to_string());
+            assert!(
+                meaning.is_some_and(|m| m.contains("J-MOTTO") || m.contains("スケジュール")),
+                "{error}"
+            );
+        }
+        assert_eq!(GroupwareError::explain_ja("something else"), None);
+        assert_ne!(
+            GroupwareError::explain_ja(&GroupwareError::Busy.to_string()),
+            GroupwareError::explain_ja(&GroupwareError::LoginFailed.to_string())
+        );
+    }
 }

@@ -327,6 +327,18 @@ async fn sync_now_is_audited_and_followed_and_logout_ends_the_session() {
     let page = browser.get(&run_page).await;
     assert!(page.body.contains("同期が終わりました"), "{}", page.body);
     assert!(!page.body.contains("http-equiv=\"refresh\""));
+    // R-ACCESS: the fixture's user 10005 does not share its schedule; 最終エラー says so in
+    // Japanese, J-MOTTO's own words folded under 詳細.
+    assert!(
+        page.body
+            .contains("このユーザーのスケジュールを参照する権限がありません"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("<summary>詳細</summary><code>J-MOTTO refused to show user 10005")
+    );
     let meetings = browser.get("/admin/meetings").await;
     assert!(meetings.body.contains("https://"), "join URLs are listed");
     assert!(meetings.body.contains("作成済み"));

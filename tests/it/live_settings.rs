@@ -280,7 +280,10 @@ async fn creates_wait_while_disabled_and_a_fix_creates_each_once() {
     assert_each_meeting_created_once(&app).await;
 
     let bytes = database_bytes(&app.engine.settings.database.url).await;
-    assert!(contains(&bytes, "@example.co.jp"), "the stored rows were read");
+    assert!(
+        contains(&bytes, "@example.co.jp"),
+        "the stored rows were read"
+    );
     for secret in ["a-wrong-zoom-secret", company::ZOOM_CLIENT_SECRET] {
         assert!(!contains(&bytes, secret), "{secret} in the database");
     }

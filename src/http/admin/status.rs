@@ -135,13 +135,28 @@ fn overview(view: &StatusView) -> Markup {
                                 td { (user.groupware_id) }
                                 td { (user.zoom_email) }
                                 td { (user.last_sync_at.as_deref().unwrap_or("—")) }
-                                td { (user.last_error.as_deref().unwrap_or("なし")) }
+                                td { (last_error_cell(user.last_error.as_deref())) }
                             }
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// A user's last error in Japanese (its meaning), with J-MOTTO's own words folded away
+/// under 詳細; 「なし」 when there is none.
+fn last_error_cell(error: Option<&str>) -> Markup {
+    let Some(error) = error else {
+        return html! { "なし" };
+    };
+    match crate::groupware::GroupwareError::explain_ja(error) {
+        Some(meaning) => html! {
+            (meaning)
+            details { summary { "詳細" } code { (error) } }
+        },
+        None => html! { (error) },
     }
 }
 
