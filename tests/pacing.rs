@@ -6,7 +6,7 @@
 //! A test binary of its own, its two tests one after the other: cargo runs test binaries
 //! one at a time, so the window bound is measured on a machine not also running the hundred
 //! tests of `it`/`it_postgres` (whose load delayed the replay's own clock readings by more
-//! than the limiter's 20 ms jitter allowance: a fifth create counted in one second at N = 4).
+//! than the limiter's jitter allowance, then 20 ms: a fifth create counted in one second at N = 4).
 
 #[path = "support/postgres.rs"]
 mod postgres;
