@@ -13,11 +13,20 @@ lint:
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings
     cargo clippy --test kill-test -- -D warnings
+    cargo clippy --test kill-test-pg -- -D warnings
 
 # SIGKILL the worker process 20+ times during a 200-meeting sync; fails on any lost or
 # duplicated meeting (tests/kill_test.rs; a debug build, about a minute)
 kill-test:
     cargo test --test kill-test
+
+# The same on a throw-away PostgreSQL of its own: two servers and three workers on one
+# database, a random worker SIGKILLed 50+ times during a 560-meeting sync and PostgreSQL
+# restarted once; fails on any lost or duplicated meeting, a process that exits by itself or
+# a second with more creates than create_per_second (tests/kill_test_pg.rs; debug build, a
+# few minutes; needs PostgreSQL under /usr/lib/postgresql)
+kill-test-pg:
+    cargo test --test kill-test-pg
 
 # The admin console in Debian's Chromium (tests/browser_suite.rs + tests/browser/console.spec.mjs):
 # the seed's whole setup against the replays, with the console's security checks; screenshots of

@@ -1,6 +1,6 @@
 //! Shared by the process-level harnesses (`tests/kill_test.rs`, `benches/bench.rs`, each
 //! includes this file with `#[path]`): start the real binaries, wait for `/readyz`, and read
-//! what a worker process holds through `store::queue`.
+//! what a worker process holds through `store::queue`, on either backend ([`QueuePool`]).
 
 use std::{
     path::Path,
@@ -9,7 +9,28 @@ use std::{
 };
 
 use anyhow::Context;
-use jmotto_zoom::store::queue::{self, JobState};
+use jmotto_zoom::store::{
+    db,
+    queue::{self, JobState},
+};
+
+/// What the helpers read the queue through: the store's [`db::Pool`] (either backend), or a
+/// bare SQLite pool.
+pub trait QueuePool {
+    fn queue_pool(&self) -> db::Pool;
+}
+
+impl QueuePool for db::Pool {
+    fn queue_pool(&self) -> db::Pool {
+        self.clone()
+    }
+}
+
+impl QueuePool for sqlx::SqlitePool {
+    fn queue_pool(&self) -> db::Pool {
+        db::Pool::Sqlite(self.clone())
+    }
+}
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> anyhow::Result<u16> {
@@ -68,19 +89,20 @@ pub async fn wait_ready(
 }
 
 /// Jobs finished so far.
-pub async fn jobs_done(pool: &sqlx::SqlitePool) -> anyhow::Result<i64> {
-    queue::done_count(&jmotto_zoom::store::db::Pool::Sqlite(pool.clone())).await
+pub async fn jobs_done(pool: &impl QueuePool) -> anyhow::Result<i64> {
+    queue::done_count(&pool.queue_pool()).await
 }
 
 /// Waits until more than `done_before` jobs are done (a restarted worker made progress);
-/// returns the time since `killed_at`. Fails after 60 s.
+/// returns the time since `killed_at`. A failed read (the database restarting) is tried
+/// again. Fails after 60 s.
 pub async fn wait_for_progress(
-    pool: &sqlx::SqlitePool,
+    pool: &impl QueuePool,
     done_before: i64,
     killed_at: Instant,
 ) -> anyhow::Result<Duration> {
     loop {
-        if jobs_done(pool).await? > done_before {
+        if jobs_done(pool).await.is_ok_and(|done| done > done_before) {
             return Ok(killed_at.elapsed());
         }
         anyhow::ensure!(
@@ -92,20 +114,16 @@ pub async fn wait_for_progress(
 }
 
 /// The jobs the worker process `pid` holds (its worker names are `jmz-<pid>-…`).
-pub async fn held_by(pool: &sqlx::SqlitePool, pid: u32) -> anyhow::Result<Vec<String>> {
-    queue::held_by(
-        &jmotto_zoom::store::db::Pool::Sqlite(pool.clone()),
-        &format!("jmz-{pid}"),
-    )
-    .await
+pub async fn held_by(pool: &impl QueuePool, pid: u32) -> anyhow::Result<Vec<String>> {
+    queue::held_by(&pool.queue_pool(), &format!("jmz-{pid}")).await
 }
 
 /// Waits until each of `jobs` (held by the dead worker `pid` when it was killed at
 /// `killed_at`) is out of its hands — `back_to_work` false: released to the queue, true: taken
 /// by another worker or done. How long that took, or `None` (nothing held, or not within
-/// 120 s).
+/// 120 s). A failed read (the database restarting) is tried again.
 pub async fn rescue_time(
-    pool: sqlx::SqlitePool,
+    pool: impl QueuePool,
     pid: u32,
     jobs: Vec<String>,
     killed_at: Instant,
@@ -119,10 +137,15 @@ pub async fn rescue_time(
             .as_deref()
             .is_some_and(|worker| worker.starts_with(&format!("jmz-{pid}-")))
     };
+    let pool = pool.queue_pool();
     loop {
-        let states = queue::states_of(&jmotto_zoom::store::db::Pool::Sqlite(pool.clone()), &jobs)
-            .await
-            .ok()?;
+        let Ok(states) = queue::states_of(&pool, &jobs).await else {
+            if killed_at.elapsed() > Duration::from_secs(120) {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
         let still = states
             .iter()
             .filter(|(state, lock_by)| {
