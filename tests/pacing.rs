@@ -85,7 +85,7 @@ async fn two_worker_processes_keep_to_the_accounts_create_rate(
     folder: &tempfile::TempDir,
     database: &str,
 ) {
-    let company = GeneratedCompany::new(4, 12);
+    let company = GeneratedCompany::new(4, 24);
     let entries = company.entry_count();
     let jmotto = ReplayServer::start_jmotto().await.expect("replay");
     let zoom = ReplayServer::start_zoom().await.expect("replay");
