@@ -21,7 +21,6 @@
 //! `test = false` keep it out of `cargo test --all-targets`.
 
 use std::{
-    collections::BTreeMap,
     path::PathBuf,
     process::ExitCode,
     sync::Arc,
@@ -38,7 +37,10 @@ use jmotto_zoom::{
     },
     store::Store,
 };
-use processes::{free_port, held_by, jobs_done, rescue_time, spawn, wait_for_progress, wait_ready};
+use processes::{
+    free_port, held_by, jobs_done, lost_and_duplicated, rescue_time, spawn, wait_for_progress,
+    wait_ready,
+};
 use rand::Rng;
 
 #[path = "support/processes.rs"]
@@ -410,21 +412,7 @@ async fn run() -> anyhow::Result<bool> {
         process.kill().await?;
     }
 
-    let mut per_marker: BTreeMap<String, usize> = BTreeMap::new();
-    for meeting in zoom.zoom_meetings() {
-        let marker = meeting["agenda"]
-            .as_str()
-            .and_then(|a| a.lines().last())
-            .unwrap_or("")
-            .to_owned();
-        *per_marker.entry(marker).or_default() += 1;
-    }
-    let expected = company().markers();
-    let lost = expected
-        .iter()
-        .filter(|m| !per_marker.contains_key(*m))
-        .count();
-    let duplicated: usize = per_marker.values().map(|n| n.saturating_sub(1)).sum();
+    let (lost, duplicated) = lost_and_duplicated(&zoom, &company().markers());
     let create_times = zoom.request_times(zoom_create);
     let peak = peak_in_window(&create_times, Duration::from_secs(1));
     let mut rescue_times = Vec::new();

@@ -166,3 +166,27 @@ pub async fn rescue_time(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// The meetings of `expected` (agenda markers) the Zoom replay never created, and the
+/// creates beyond the first of any marker: (lost, duplicated).
+#[allow(dead_code)] // the benchmark includes this file too
+pub fn lost_and_duplicated(
+    zoom: &jmotto_zoom::replay::ReplayServer,
+    expected: &[String],
+) -> (usize, usize) {
+    let mut per_marker: std::collections::BTreeMap<String, usize> = Default::default();
+    for meeting in zoom.zoom_meetings() {
+        let marker = meeting["agenda"]
+            .as_str()
+            .and_then(|a| a.lines().last())
+            .unwrap_or("")
+            .to_owned();
+        *per_marker.entry(marker).or_default() += 1;
+    }
+    let lost = expected
+        .iter()
+        .filter(|m| !per_marker.contains_key(*m))
+        .count();
+    let duplicated = per_marker.values().map(|n| n.saturating_sub(1)).sum();
+    (lost, duplicated)
+}
