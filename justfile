@@ -37,7 +37,7 @@ browser-test:
     cargo test --test browser
 
 # Every benchmark figure beside its limit, in one run (release build; BENCHMARKS.md).
-# BENCH_SCALE=0.1 scales the entry counts down for a quick look.
+# SQLite and PostgreSQL; BENCH_SCALE=0.05 scales the entry counts down for a quick look.
 bench:
     cargo bench --bench bench
 
