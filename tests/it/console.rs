@@ -339,6 +339,10 @@ async fn sync_now_is_audited_and_followed_and_logout_ends_the_session() {
         page.body
             .contains("<summary>詳細</summary><code>J-MOTTO refused to show user 10005")
     );
+    // 最終同期 to the minute, as the window's bounds are (not the stored RFC 3339 text).
+    let users = page.body.split("id=\"users\"").nth(1).unwrap_or_default();
+    assert!(!users.contains("+09:00"), "{users}");
+    assert!(users.contains("<td>2026-"), "{users}");
     let meetings = browser.get("/admin/meetings").await;
     assert!(meetings.body.contains("https://"), "join URLs are listed");
     assert!(meetings.body.contains("作成済み"));

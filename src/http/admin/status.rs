@@ -100,7 +100,7 @@ fn overview(view: &StatusView) -> Markup {
     html! {
         section {
             h2 { "同期の範囲" }
-            p id="window" { (window_text(&view.window.from)) " から " (window_text(&view.window.to)) " の前まで（管理者設定のタイムゾーン）" }
+            p id="window" { (minute_text(&view.window.from)) " から " (minute_text(&view.window.to)) " の前まで（管理者設定のタイムゾーン）" }
         }
         section {
             h2 { "ジョブ" }
@@ -134,7 +134,7 @@ fn overview(view: &StatusView) -> Markup {
                             tr {
                                 td { (user.groupware_id) }
                                 td { (user.zoom_email) }
-                                td { (user.last_sync_at.as_deref().unwrap_or("—")) }
+                                td { (user.last_sync_at.as_deref().map_or_else(|| "—".to_owned(), minute_text)) }
                                 td { (last_error_cell(user.last_error.as_deref())) }
                             }
                         }
@@ -222,8 +222,9 @@ fn condition_ja(kind: &str) -> &str {
     }
 }
 
-/// `2026-11-01T00:00:00+09:00` as `2026-11-01 00:00`.
-fn window_text(rfc3339: &str) -> String {
+/// `2026-11-01T00:00:00+09:00` as `2026-11-01 00:00` (the window's bounds, a user's last
+/// sync: both already in the administrator's timezone).
+fn minute_text(rfc3339: &str) -> String {
     chrono::DateTime::parse_from_rfc3339(rfc3339).map_or_else(
         |_| rfc3339.to_owned(),
         |t| t.format("%Y-%m-%d %H:%M").to_string(),
