@@ -43,6 +43,7 @@ fn kind_ja(queue: &str) -> String {
         "jmz.create_meeting" => "ミーティング作成",
         "jmz.update_meeting" => "ミーティング更新",
         "jmz.delete_meeting" => "ミーティング削除",
+        "jmz.deliver_alert" => "通知の送信",
         other => return other.to_owned(),
     };
     kind.to_owned()
@@ -122,4 +123,16 @@ pub async fn page(
         (pager("/admin/jobs", "", page_number, has_next))
     };
     Ok(Page::new(Nav::Jobs, "ジョブ", body).render(&console))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The console is in Japanese (issue 10): every queue of the product has its name on
+    /// the ジョブ page (the alerts' queue was shown as `jmz.deliver_alert`).
+    #[test]
+    fn every_queue_has_a_japanese_name() {
+        for queue in crate::jobs::queues() {
+            assert_ne!(super::kind_ja(queue), queue, "{queue}");
+        }
+    }
 }
