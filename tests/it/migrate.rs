@@ -9,7 +9,7 @@ use jmotto_zoom::{
 };
 
 use crate::{
-    helpers::{spawn_app, spawn_app_with},
+    helpers::{TestApp, spawn_app, spawn_app_with},
     postgres,
 };
 
@@ -96,12 +96,7 @@ async fn a_migrated_deployment_creates_nothing_twice_and_runs_its_scheduled_jobs
         deferred,
         "the scheduled jobs were copied as scheduled"
     );
-    // The next UTC day, as far as the host's quota is concerned (the copied usage row says
-    // tanaka's day is used up until midnight).
-    db::query("DELETE FROM host_daily_usage")
-        .execute(copy.engine.store.db())
-        .await
-        .expect("a new day");
+    next_utc_day(&copy).await;
     copy.settle().await;
     assert_eq!(
         copy.creates().len(),
@@ -109,12 +104,7 @@ async fn a_migrated_deployment_creates_nothing_twice_and_runs_its_scheduled_jobs
         "only the deferred creates ran on the copy"
     );
     copy.sync().await;
-    // The next UTC day, as far as the host's quota is concerned (the copied usage row says
-    // tanaka's day is used up until midnight).
-    db::query("DELETE FROM host_daily_usage")
-        .execute(copy.engine.store.db())
-        .await
-        .expect("a new day");
+    next_utc_day(&copy).await;
     copy.settle().await;
     assert_eq!(
         copy.creates().len(),
@@ -129,4 +119,13 @@ async fn a_migrated_deployment_creates_nothing_twice_and_runs_its_scheduled_jobs
     );
     copy.stop().await;
     source.stop().await;
+}
+
+/// The next UTC day, as far as the hosts' quota is concerned (the copied usage row says
+/// tanaka's day is used up until midnight).
+async fn next_utc_day(app: &TestApp) {
+    db::query("DELETE FROM host_daily_usage")
+        .execute(app.engine.store.db())
+        .await
+        .expect("a new day");
 }
